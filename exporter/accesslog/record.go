@@ -1,0 +1,51 @@
+package accesslog
+
+import "time"
+
+// Record is one access-log line, decoded and parsed. Byte slices alias the
+// input or the decoder's scratch buffers: they are valid until the next call
+// that fills the same Record, so a caller that keeps a value copies it.
+//
+// Numeric fields use -1 for "not logged or logged as -", so that a zero
+// duration or an empty body stays distinguishable from a missing one.
+type Record struct {
+	// Line is the access-log line itself: the Filebeat envelope's message, or
+	// the whole record for a raw line. It is what gets forwarded to Loki.
+	Line []byte
+
+	// From the Filebeat envelope; empty/zero for raw lines.
+	Host      []byte    // host.name, or beat.hostname (6.x/7.x)
+	File      []byte    // log.file.path, or source (6.x)
+	Timestamp time.Time // @timestamp
+	Enveloped bool      // the record was a Filebeat JSON envelope
+
+	// Format is the format chosen for this line (by rule or default).
+	Format *Format
+
+	Time     time.Time // the line's own time ($time_local, $time_iso8601, $msec); zero when not logged
+	VHost    []byte    // $host, else $server_name, else $http_host (port stripped); empty when none logged
+	Method   []byte    // empty when the request is "-", empty, or not an HTTP request line (e.g. TLS bytes)
+	Path     []byte    // request path, query removed
+	Query    []byte    // query string without '?'
+	Protocol []byte    // e.g. HTTP/1.1
+	Status   int       // $status; 0 when not logged
+
+	BodyBytes int64 // $body_bytes_sent; -1 when absent
+	BytesSent int64 // $bytes_sent; -1 when absent
+
+	RequestTime          float64 // $request_time in seconds; -1 when absent
+	UpstreamResponseTime float64 // sum over all values of $upstream_response_time; -1 when absent or all "-"
+	UpstreamConnectTime  float64 // likewise
+	UpstreamHeaderTime   float64 // likewise
+	UpstreamStatus       int     // last value of $upstream_status; 0 when absent
+	UpstreamAddr         []byte  // last value of $upstream_addr
+	UpstreamTries        int     // number of upstream attempts logged (values in $upstream_addr/_status)
+
+	RemoteAddr []byte // $remote_addr
+	RequestID  []byte // $request_id
+	TraceID    []byte // $otel_trace_id, or the trace id of a logged traceparent
+
+	// vars holds the raw (still escaped) value of every variable the format
+	// logs, indexed by the format's variable slot (Format.Index).
+	vars [][]byte
+}
