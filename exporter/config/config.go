@@ -10,6 +10,11 @@ type Config struct {
 	Kafka   Kafka   `yaml:"kafka"`
 	Input   Input   `yaml:"input"`
 	Metrics Metrics `yaml:"metrics"`
+
+	// Where the values came from, so that checks made later by other
+	// packages (Errorf) point at the same file and line as ours do.
+	file  string         // as given to Parse; empty for Default()
+	lines map[string]int // dotted field path -> 1-based line of its key
 }
 
 // Kafka is where the access-log records come from.
@@ -124,5 +129,6 @@ type RouteRule struct {
 	Replace string `yaml:"replace"`
 }
 
-// ByteSize is a size in bytes, written as 1048576, 1MiB, 512KiB or 1MB.
+// ByteSize is a size in bytes, written as 1048576, 1MiB, 512KiB or 1MB
+// (see ParseByteSize).
 type ByteSize int64

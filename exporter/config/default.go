@@ -1,0 +1,42 @@
+package config
+
+import "time"
+
+// Default is the configuration used when there is no file, and the base a
+// file is laid over: it consumes topic nginxlog with the main_timed format.
+// Brokers are empty on purpose: there is no sensible default address, so the
+// exporter then needs --kafka.brokers or --kafka.embedded.
+func Default() Config {
+	// Latency buckets reach 60s because nginx's default proxy_read_timeout is
+	// 60s: the slowest upstream requests end there.
+	durations := func() []float64 {
+		return []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+	}
+	return Config{
+		Kafka: Kafka{
+			Topics:                 []string{"nginxlog"},
+			Group:                  "accesslog-exporter",
+			ClientID:               "accesslog-exporter",
+			StartOffset:            "earliest",
+			FetchMaxBytes:          50 * miB,
+			FetchMaxPartitionBytes: 1 * miB,
+			CommitInterval:         5 * time.Second,
+			Workers:                0, // GOMAXPROCS
+		},
+		Input: Input{
+			Format: "main_timed",
+			Escape: "default",
+		},
+		Metrics: Metrics{
+			Labels:    []string{"vhost", "method", "status", "status_class"},
+			MaxSeries: 10000,
+			Buckets: Buckets{
+				RequestDuration:  durations(),
+				UpstreamDuration: durations(),
+				ResponseSize:     []float64{100, 1000, 10000, 100000, 1e6, 1e7, 1e8},
+			},
+			NativeHistogramBucketFactor: 1.1,
+			Routes:                      Routes{Auto: true},
+		},
+	}
+}
