@@ -97,9 +97,16 @@ type decoder struct {
 	failed []string
 }
 
+// errorf reports a value that did not decode.
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: path, Msg: fmt.Sprintf(format, args...)})
+	d.keyErrorf(n, path, format, args...)
 	d.failed = append(d.failed, path)
+}
+
+// keyErrorf reports a key that is not used (unknown, repeated): the values
+// around it still decoded and are still worth checking.
+func (d *decoder) keyErrorf(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // tainted says whether path, a value inside it or the value holding it
@@ -219,15 +226,15 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			p = path + "." + k.Value
 		}
 		if k.ShortTag() == "!!merge" {
-			d.errorf(k, path, "merge keys (<<) are not supported; repeat the fields")
+			d.keyErrorf(k, path, "merge keys (<<) are not supported; repeat the fields")
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, path, "want a field name, got %s", describe(k))
+			d.keyErrorf(k, path, "want a field name, got %s", describe(k))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.errorf(k, p, "duplicate key (first at line %d)", first)
+			d.keyErrorf(k, p, "duplicate key (first at line %d)", first)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -237,7 +244,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			if s := closest(k.Value, names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			d.errorf(k, p, "%s", msg)
+			d.keyErrorf(k, p, "%s", msg)
 			continue
 		}
 		d.lines[p] = k.Line

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -177,7 +178,7 @@ func (v *validator) metrics(m *Metrics) {
 			continue
 		}
 		seen[l] = i
-		if !varLabel.MatchString(l) && !contains(knownLabels, l) {
+		if !varLabel.MatchString(l) && !slices.Contains(knownLabels, l) {
 			msg := fmt.Sprintf("unknown label %q", l)
 			if s := closest(l, knownLabels); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
@@ -253,13 +254,4 @@ func (v *validator) readable(path, file string) {
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		v.errorf(path, "%s is a directory, want a file", file)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
