@@ -1,0 +1,537 @@
+// Package metrics turns parsed access-log Records into Prometheus series:
+// request counters and latency/size histograms (classic and native buckets in
+// one series), with optional route, upstream, host and variable labels, and a
+// per-family cardinality limit.
+//
+// The hot path (Observe) resolves a line's label set to cached series handles
+// with one lock-free lookup and allocates nothing; see docs/metrics.md for the
+// metrics themselves.
+package metrics
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+)
+
+// Metric family names; a contract with rules and dashboards.
+const (
+	RequestsTotal    = "accesslog_http_requests_total"
+	RequestDuration  = "accesslog_http_request_duration_seconds"
+	UpstreamDuration = "accesslog_http_upstream_duration_seconds"
+	ResponseSize     = "accesslog_http_response_size_bytes"
+	SeriesOverflow   = "accesslog_exporter_series_overflow_total"
+	NginxRequests    = "nginx_http_requests_total"
+	NginxDuration    = "nginx_http_request_duration_seconds"
+)
+
+// Defaults, used when the config leaves a field at its zero value.
+var (
+	defaultLabels          = []string{"vhost", "method", "status", "status_class"}
+	defaultDurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+	defaultSizeBuckets     = []float64{100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8}
+	// nginx-lua-prometheus's DEFAULT_BUCKETS, so that quantiles computed from
+	// the compat histogram match what the Lua module reported.
+	nginxBuckets = []float64{0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 10}
+)
+
+const (
+	defaultMaxSeries    = 10000
+	defaultBucketFactor = 1.1
+	// Native histograms: at most 160 populated buckets per series; past that
+	// the histogram is reset (at most once an hour) or its resolution halved.
+	// 160 buckets at factor 1.1 cover about seven decades.
+	nativeMaxBuckets       = 160
+	nativeMinResetDuration = time.Hour
+)
+
+// Option changes how New builds Requests.
+type Option func(*options)
+
+type options struct {
+	defaultVHost func(*accesslog.Format) string
+}
+
+// DefaultVHost sets the vhost label of lines that log no host, per format
+// (config input.default_vhost and formats[].default_vhost). fn is called once
+// per Format, never per line; f is nil for a Record without a Format. Without
+// this option, or when fn returns "", such lines get vhost="unknown".
+func DefaultVHost(fn func(f *accesslog.Format) string) Option {
+	return func(o *options) { o.defaultVHost = fn }
+}
+
+// Requests is the set of request metrics. Observe is safe for concurrent use.
+type Requests struct {
+	dims    []dim    // series key: the request labels, then what compat needs
+	nLabels int      // dims[:nLabels] are the request metrics' labels
+	vars    []string // variable names of var_NAME labels
+	hasVar  bool
+	compat  bool
+	compatV int // dims index of the vhost for compat metrics
+	compatS int // dims index of the status for compat metrics
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	upstream *prometheus.HistogramVec
+	size     *prometheus.HistogramVec
+	nginxReq *prometheus.CounterVec
+	nginxDur *prometheus.HistogramVec
+	overflow [6]prometheus.Counter // by family, in famRequests.. order
+
+	router *router
+	series seriesCache
+	other  *series // the overflow label set, built on first use
+	once   sync.Once
+
+	defaultVHost func(*accesslog.Format) string
+	formats      atomic.Pointer[[]*formatInfo]
+	formatsMu    sync.Mutex
+
+	scratch sync.Pool // *scratch
+}
+
+const (
+	famRequests = iota
+	famDuration
+	famUpstream
+	famSize
+	famNginxRequests
+	famNginxDuration
+)
+
+// New builds the request metrics described by cfg and registers them on reg.
+// Zero values in cfg take the documented defaults.
+func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Requests, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	labels := cfg.Labels
+	if len(labels) == 0 {
+		labels = defaultLabels
+	}
+	dims, vars, err := parseLabels(labels)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := compileRules(cfg.Routes.Rules)
+	if err != nil {
+		return nil, err
+	}
+	maxSeries := cfg.MaxSeries
+	if maxSeries <= 0 {
+		maxSeries = defaultMaxSeries
+	}
+	factor := cfg.NativeHistogramBucketFactor
+	if factor <= 1 {
+		factor = defaultBucketFactor
+	}
+	m := &Requests{
+		nLabels:      len(dims),
+		vars:         vars,
+		hasVar:       len(vars) > 0,
+		compat:       cfg.NginxCompat,
+		compatV:      -1,
+		compatS:      -1,
+		router:       newRouter(rules, cfg.Routes.Auto),
+		defaultVHost: o.defaultVHost,
+	}
+	m.series.init(int64(maxSeries))
+	m.scratch.New = func() any { return &scratch{key: make([]byte, 0, 512), route: make([]byte, 0, maxRouteLen+8)} }
+	if m.compat {
+		for i, d := range dims {
+			switch d.kind {
+			case labelVHost:
+				m.compatV = i
+			case labelStatus:
+				m.compatS = i
+			}
+		}
+		if m.compatV < 0 {
+			m.compatV = len(dims)
+			dims = append(dims, dim{kind: labelVHost, name: "vhost"})
+		}
+		if m.compatS < 0 {
+			m.compatS = len(dims)
+			dims = append(dims, dim{kind: labelStatus, name: "status"})
+		}
+	}
+	m.dims = dims
+	names := make([]string, m.nLabels)
+	for i := range names {
+		names[i] = dims[i].name
+	}
+
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: RequestsTotal,
+		Help: "Requests logged, one per access-log line.",
+	}, names)
+	m.duration = prometheus.NewHistogramVec(histogramOpts(RequestDuration,
+		"Request processing time from $request_time: first byte read from the client to last byte written, in seconds.",
+		orDefault(cfg.Buckets.RequestDuration, defaultDurationBuckets), factor), names)
+	m.upstream = prometheus.NewHistogramVec(histogramOpts(UpstreamDuration,
+		"Time spent waiting for upstreams from $upstream_response_time, summed over all upstreams tried, in seconds.",
+		orDefault(cfg.Buckets.UpstreamDuration, defaultDurationBuckets), factor), names)
+	m.size = prometheus.NewHistogramVec(histogramOpts(ResponseSize,
+		"Response body size from $body_bytes_sent, in bytes.",
+		orDefault(cfg.Buckets.ResponseSize, defaultSizeBuckets), factor), names)
+	overflowVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: SeriesOverflow,
+		Help: "Lines whose label set was new after the family reached max_series, counted into the __other__ series instead.",
+	}, []string{"metric"})
+	collectors := []prometheus.Collector{m.requests, m.duration, m.upstream, m.size, overflowVec}
+	families := []string{RequestsTotal, RequestDuration, UpstreamDuration, ResponseSize}
+	if m.compat {
+		m.nginxReq = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NginxRequests,
+			Help: "Number of HTTP requests (nginx-lua-prometheus compatible).",
+		}, []string{"host", "status"})
+		// Classic buckets only: a scrape that accepts native histograms
+		// would otherwise drop the _bucket series existing rules query.
+		m.nginxDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    NginxDuration,
+			Help:    "HTTP request latency (nginx-lua-prometheus compatible).",
+			Buckets: nginxBuckets,
+		}, []string{"host"})
+		collectors = append(collectors, m.nginxReq, m.nginxDur)
+		families = append(families, NginxRequests, NginxDuration)
+	}
+	for i, f := range families {
+		m.overflow[i] = overflowVec.WithLabelValues(f)
+	}
+	for i, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			for _, r := range collectors[:i] {
+				reg.Unregister(r)
+			}
+			return nil, fmt.Errorf("metrics: register request metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func histogramOpts(name, help string, buckets []float64, factor float64) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{
+		Name:                            name,
+		Help:                            help,
+		Buckets:                         buckets,
+		NativeHistogramBucketFactor:     factor,
+		NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
+		NativeHistogramMinResetDuration: nativeMinResetDuration,
+	}
+}
+
+func orDefault(b, def []float64) []float64 {
+	if len(b) == 0 {
+		return def
+	}
+	return b
+}
+
+// scratch is per-call working memory, pooled so that concurrent workers
+// build keys without allocating or sharing.
+type scratch struct {
+	key   []byte
+	route []byte
+}
+
+// Observe counts one parsed line. Values of -1 (not logged) are not observed.
+// It allocates nothing once the line's label set has been seen.
+func (m *Requests) Observe(r *accesslog.Record) {
+	sc := m.scratch.Get().(*scratch)
+	sc.key = m.appendKey(sc.key[:0], sc, r)
+	s := m.lookup(sc.key)
+	m.scratch.Put(sc)
+
+	s.requests.Inc()
+	if v := r.RequestTime; v >= 0 {
+		s.observer(&s.duration, m.duration, s.labels).Observe(v)
+		if s.overflow {
+			m.overflow[famDuration].Inc()
+		}
+	}
+	if v := r.UpstreamResponseTime; v >= 0 {
+		s.observer(&s.upstream, m.upstream, s.labels).Observe(v)
+		if s.overflow {
+			m.overflow[famUpstream].Inc()
+		}
+	}
+	if v := r.BodyBytes; v >= 0 {
+		s.observer(&s.size, m.size, s.labels).Observe(float64(v))
+		if s.overflow {
+			m.overflow[famSize].Inc()
+		}
+	}
+	if s.overflow {
+		m.overflow[famRequests].Inc()
+	}
+	if m.compat {
+		s.nginxReq.Inc()
+		if s.overflow {
+			m.overflow[famNginxRequests].Inc()
+		}
+		if v := r.RequestTime; v >= 0 {
+			s.observer(&s.nginxDur, m.nginxDur, s.nginxHost).Observe(v)
+			if s.overflow {
+				m.overflow[famNginxDuration].Inc()
+			}
+		}
+	}
+}
+
+// appendKey encodes the line's label values, each as a uvarint length and
+// the bytes, so that no value can run into the next.
+func (m *Requests) appendKey(key []byte, sc *scratch, r *accesslog.Record) []byte {
+	var fi *formatInfo
+	for _, d := range m.dims {
+		switch d.kind {
+		case labelVHost:
+			if len(r.VHost) > 0 {
+				key = appendValue(key, r.VHost)
+			} else {
+				if fi == nil {
+					fi = m.format(r.Format)
+				}
+				key = appendString(key, fi.vhost)
+			}
+		case labelMethod:
+			key = appendString(key, foldMethod(r.Method))
+		case labelStatus:
+			var b [8]byte
+			key = appendValue(key, appendStatus(b[:0], r.Status))
+		case labelStatusClass:
+			key = appendString(key, statusClass(r.Status))
+		case labelRoute:
+			sc.route = m.router.appendRoute(sc.route[:0], r.Path)
+			key = appendValue(key, sc.route)
+		case labelUpstream:
+			key = appendOr(key, r.UpstreamAddr, none)
+		case labelHost:
+			key = appendOr(key, r.Host, none)
+		case labelVar:
+			if fi == nil {
+				fi = m.format(r.Format)
+			}
+			key = appendOr(key, r.Var(fi.slots[d.v]), none)
+		}
+	}
+	return key
+}
+
+func appendValue(key, v []byte) []byte {
+	if len(v) > maxValueLen {
+		v = v[:maxValueLen]
+	}
+	key = binary.AppendUvarint(key, uint64(len(v)))
+	return append(key, v...)
+}
+
+func appendString(key []byte, v string) []byte {
+	key = binary.AppendUvarint(key, uint64(len(v)))
+	return append(key, v...)
+}
+
+func appendOr(key, v []byte, def string) []byte {
+	if len(v) == 0 {
+		return appendString(key, def)
+	}
+	return appendValue(key, v)
+}
+
+// format returns what is cached for f: a copy-on-write list scanned by
+// pointer, since a pipeline has a handful of formats.
+func (m *Requests) format(f *accesslog.Format) *formatInfo {
+	if p := m.formats.Load(); p != nil {
+		for _, fi := range *p {
+			if fi.f == f {
+				return fi
+			}
+		}
+	}
+	m.formatsMu.Lock()
+	defer m.formatsMu.Unlock()
+	var list []*formatInfo
+	if p := m.formats.Load(); p != nil {
+		for _, fi := range *p {
+			if fi.f == f {
+				return fi
+			}
+		}
+		// Formats are rebuilt on reload; drop old ones rather than grow.
+		if len(*p) < 64 {
+			list = append(list, *p...)
+		}
+	}
+	fi := &formatInfo{f: f, vhost: unknown, slots: make([]int, len(m.vars))}
+	if m.defaultVHost != nil {
+		if v := m.defaultVHost(f); v != "" {
+			fi.vhost = v
+		}
+	}
+	for i, v := range m.vars {
+		fi.slots[i] = -1
+		if f != nil {
+			fi.slots[i] = f.Index(v)
+		}
+	}
+	list = append(list, fi)
+	m.formats.Store(&list)
+	return fi
+}
+
+// series is the handles of one label set. Histogram children are created on
+// first observation, so that a format without $upstream_response_time does
+// not expose empty upstream histograms for every label set.
+type series struct {
+	key       string
+	next      *series // same 64-bit hash, different key
+	overflow  bool
+	labels    []string // request metric label values
+	nginxHost []string // compat histogram label value
+	requests  prometheus.Counter
+	nginxReq  prometheus.Counter
+	duration  atomic.Pointer[observer]
+	upstream  atomic.Pointer[observer]
+	size      atomic.Pointer[observer]
+	nginxDur  atomic.Pointer[observer]
+}
+
+type observer struct{ prometheus.Observer }
+
+func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.HistogramVec, labels []string) prometheus.Observer {
+	if o := p.Load(); o != nil {
+		return o.Observer
+	}
+	// Racing creators get the same child from the vec; either store is fine.
+	o := &observer{vec.WithLabelValues(labels...)}
+	p.Store(o)
+	return o.Observer
+}
+
+// lookup returns the series of key, creating it while under the limit and
+// returning the overflow series past it.
+func (m *Requests) lookup(key []byte) *series {
+	h := xxhash.Sum64(key)
+	if s := m.series.get(h, key); s != nil {
+		return s
+	}
+	if !m.series.full() {
+		if s := m.series.add(h, key, m.newSeries); s != nil {
+			return s
+		}
+	}
+	return m.otherSeries()
+}
+
+func (m *Requests) otherSeries() *series {
+	m.once.Do(func() {
+		vals := make([]string, len(m.dims))
+		for i := range vals {
+			vals[i] = overflow
+		}
+		m.other = m.build(vals)
+		m.other.overflow = true
+	})
+	return m.other
+}
+
+// newSeries decodes key back into label values; this is the only place
+// label strings are made.
+func (m *Requests) newSeries(key []byte) *series {
+	vals := make([]string, 0, len(m.dims))
+	k := key
+	for len(k) > 0 {
+		n, w := binary.Uvarint(k)
+		v := k[w : w+int(n)]
+		k = k[w+int(n):]
+		s := string(v)
+		if !utf8.ValidString(s) {
+			// Prometheus label values must be UTF-8; a raw log is not.
+			s = strings.ToValidUTF8(s, "\uFFFD")
+		}
+		vals = append(vals, s)
+	}
+	s := m.build(vals)
+	s.key = string(key)
+	return s
+}
+
+func (m *Requests) build(vals []string) *series {
+	s := &series{labels: vals[:m.nLabels]}
+	s.requests = m.requests.WithLabelValues(s.labels...)
+	if m.compat {
+		s.nginxReq = m.nginxReq.WithLabelValues(vals[m.compatV], vals[m.compatS])
+		s.nginxHost = vals[m.compatV : m.compatV+1]
+	}
+	return s
+}
+
+// seriesCache maps a label-set key to its series. Reads are one atomic load
+// and a map lookup in a shard chosen by the hash; writers copy the shard's
+// map, which is cheap because they are bounded by the series limit.
+type seriesCache struct {
+	shards [seriesShards]seriesShard
+	n      atomic.Int64
+	max    int64
+}
+
+const seriesShards = 64
+
+type seriesShard struct {
+	m  atomic.Pointer[map[uint64]*series]
+	mu sync.Mutex
+	_  [48]byte // keep shards on separate cache lines
+}
+
+func (c *seriesCache) init(max int64) {
+	c.max = max
+	for i := range c.shards {
+		empty := map[uint64]*series{}
+		c.shards[i].m.Store(&empty)
+	}
+}
+
+func (c *seriesCache) get(h uint64, key []byte) *series {
+	s := (*c.shards[h%seriesShards].m.Load())[h]
+	for s != nil && s.key != string(key) {
+		s = s.next
+	}
+	return s
+}
+
+func (c *seriesCache) full() bool { return c.n.Load() >= c.max }
+
+// add inserts the series of key unless another writer did first. It returns
+// nil when the limit was reached meanwhile.
+func (c *seriesCache) add(h uint64, key []byte, build func([]byte) *series) *series {
+	sh := &c.shards[h%seriesShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s := c.get(h, key); s != nil {
+		return s
+	}
+	if c.n.Add(1) > c.max {
+		c.n.Add(-1)
+		return nil
+	}
+	s := build(key)
+	old := *sh.m.Load()
+	next := make(map[uint64]*series, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	s.next = old[h]
+	next[h] = s
+	sh.m.Store(&next)
+	return s
+}
