@@ -69,14 +69,34 @@ func Parse(filename string, data []byte) (*Config, error) {
 
 var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// parserProblems are yaml.v3's parser (not scanner) errors. For these it
+// reports the 0-based line where the unfinished construct began (and no line
+// at all for the first line), so they need one added; scanner errors are
+// already 1-based.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
 // syntaxError gives yaml.v3's "yaml: line 3: ..." our file:line shape.
 func syntaxError(file string, err error) error {
-	msg := err.Error()
-	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: file, Line: line, Msg: m[2]}
+	e := &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	if m := yamlLineErr.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
 	}
-	return &Error{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	if parserProblems[e.Msg] {
+		e.Line++
+	}
+	return e
 }
 
 var (
@@ -194,7 +214,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetBool(b)
 	case reflect.Int, reflect.Int64:
 		var i int64
-		if n.Kind != yaml.ScalarNode || n.Decode(&i) != nil || v.OverflowInt(i) {
+		// The tag check: yaml.v3 would truncate 1.5 to 1.
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil || v.OverflowInt(i) {
 			d.errorf(n, path, "want an integer, got %s", describe(n))
 			return
 		}
