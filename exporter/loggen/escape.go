@@ -1,0 +1,134 @@
+package loggen
+
+import "unicode/utf8"
+
+const hexUpper = "0123456789ABCDEF"
+const hexLower = "0123456789abcdef"
+
+// appendNginxEscaped appends s as nginx writes a variable with the default
+// log_format escaping (ngx_http_log_escape): '"', '\' and every byte below
+// 0x20 or from 0x7f up become \xHH with upper-case hex. The line stays ASCII,
+// which is why a TLS handshake sent to a plain-HTTP port is still a valid line.
+func appendNginxEscaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
+			dst = append(dst, '\\', 'x', hexUpper[c>>4], hexUpper[c&0xf])
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// appendNginxJSONEscaped appends s as nginx writes it with escape=json
+// (ngx_escape_json): '"' and '\' get a backslash, bytes below 0x20 become
+// \n, \r, \t, \b, \f or \u00XX, and every other byte, 0x7f and up included,
+// is copied raw. So nginx's JSON lines are not always valid UTF-8.
+func appendNginxJSONEscaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c >= 0x20:
+			dst = append(dst, c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c == '\b':
+			dst = append(dst, '\\', 'b')
+		case c == '\f':
+			dst = append(dst, '\\', 'f')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexLower[c>>4], hexLower[c&0xf])
+		}
+	}
+	return dst
+}
+
+// jsonSafe[c] is true for bytes that go into a JSON string unchanged.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendJSONString appends b as the body of a JSON string the way Filebeat's
+// encoder writes a message: '"', '\' and control bytes escaped, valid UTF-8
+// copied, and each byte of invalid UTF-8 replaced by \ufffd (as Go's
+// encoding/json does), so the envelope is valid JSON whatever the line holds.
+func appendJSONString(dst []byte, b []byte) []byte {
+	start := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
+		if c >= 0x80 {
+			r, size := utf8.DecodeRune(b[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, b[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, b[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexLower[c>>4], hexLower[c&0xf])
+		}
+		i++
+		start = i
+	}
+	return append(dst, b[start:]...)
+}
+
+// appendMillis appends ms as nginx prints a time in seconds with
+// millisecond resolution: "0.012", "60.001".
+func appendMillis(dst []byte, ms int64) []byte {
+	sec, frac := ms/1000, ms%1000
+	dst = appendUint(dst, uint64(sec))
+	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+}
+
+// appendUint is strconv.AppendUint without the generality.
+func appendUint(dst []byte, v uint64) []byte {
+	var b [20]byte
+	i := len(b)
+	for v >= 10 {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	i--
+	b[i] = byte('0' + v)
+	return append(dst, b[i:]...)
+}
+
+// appendHex64 appends v as 16 lower-case hex digits.
+func appendHex64(dst []byte, v uint64) []byte {
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hexLower[v&0xf]
+		v >>= 4
+	}
+	return append(dst, b[:]...)
+}
