@@ -1,10 +1,65 @@
 package accesslog
 
-// Format is a compiled nginx log_format (or JSON template).
-// Stub signatures other packages build against; the parser fills them in.
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Format is a compiled nginx log_format (or JSON template). It is immutable
+// after Compile and safe to share between goroutines.
 type Format struct {
-	name string
-	vars []string // variable names by slot
+	name   string
+	source string
+	escape Escape
+	json   bool // lines are JSON objects (a JSON template, escape=json)
+
+	vars  []string // variable names by slot
+	kinds []kind   // what each slot means, by slot
+	// slotOf gives the slot of the first variable of each kind, or -1, so
+	// that filling the Record is a fixed sequence of array reads.
+	slotOf [numKinds]int
+
+	text  textOps  // text formats
+	jkeys []jsonKey // JSON formats: template keys, then the default mapping
+}
+
+// textOps is a log_format compiled to literal/variable pairs.
+type textOps struct {
+	ops  []op
+	tail []byte // the literal after the last variable
+}
+
+// op matches lit, then reads one variable's value.
+type op struct {
+	lit   []byte
+	slot  int
+	scan  scanMode
+	delim []byte // the next non-empty literal: where the value ends
+}
+
+// scanMode is how a value's end is found, chosen at compile time from the
+// variable and the literals around it.
+type scanMode uint8
+
+const (
+	scanDelim     scanMode = iota // up to the first occurrence of delim
+	scanEnd                       // to the end of the input
+	scanSuffix                    // last variable: up to the tail the line ends with
+	scanQuote                     // default escaping: to the first '"' (nginx writes a '"' in a value as \x22)
+	scanQuoteJSON                 // escape=json: to the first '"' not escaped by '\'
+	scanMulti                     // upstream "a, b : c" values, whose separators contain delim
+	scanTimeLocal                 // $time_local contains a space: take its fixed 26 bytes
+	scanNumber                    // variables written back to back: the digits
+)
+
+// jsonKey maps a (dotted, for nested objects) JSON key to a slot, or to a
+// small text format when the template value mixes text and variables.
+type jsonKey struct {
+	key  string
+	slot int
+	sub  *textOps
 }
 
 // Name is the format's name (a preset name, a configured name, or "default").
@@ -13,6 +68,7 @@ func (f *Format) Name() string { return f.name }
 // Index returns the slot of variable name (without '$') in this format, or -1
 // when the format does not log it. Callers resolve slots once, not per line.
 func (f *Format) Index(name string) int {
+	name = strings.ToLower(strings.TrimPrefix(name, "$"))
 	for i, v := range f.vars {
 		if v == name {
 			return i
@@ -21,10 +77,212 @@ func (f *Format) Index(name string) int {
 	return -1
 }
 
+// Vars lists the variables the format logs, by slot.
+func (f *Format) Vars() []string { return append([]string(nil), f.vars...) }
+
+// Escape is the escaping the format's lines were written with.
+func (f *Format) Escape() Escape { return f.escape }
+
+// JSON reports whether lines of this format are JSON objects.
+func (f *Format) JSON() bool { return f.json }
+
+// String is the log_format string the Format was compiled from.
+func (f *Format) String() string { return f.source }
+
 // Var returns the raw value of the variable in slot i, or nil.
+// The value is as logged, still escaped; see Unescape.
 func (r *Record) Var(i int) []byte {
 	if i < 0 || i >= len(r.vars) {
 		return nil
 	}
 	return r.vars[i]
+}
+
+// The preset formats.
+const (
+	// FormatCombined is nginx's predefined "combined" format.
+	FormatCombined = `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`
+	// FormatMain is the "main" format of the nginx.conf that Debian, the
+	// nginx.org packages and the official Docker image ship.
+	FormatMain = FormatCombined + ` "$http_x_forwarded_for"`
+	// FormatMainTimed is the format deploy/ configures nginx with: main plus
+	// what the request and upstream metrics need. The upstream variables
+	// stay unquoted (their multi-value syntax is parsed as such) and
+	// $request_id is last so a future field is appended after it.
+	FormatMainTimed = FormatMain + ` $host $request_time $upstream_response_time $upstream_connect_time $upstream_header_time $upstream_status $upstream_addr $request_id`
+	// FormatJSON is a JSON template for escape=json; any JSON access line is
+	// read with it, keys not in it through the default key mapping.
+	FormatJSON = `{"time":"$time_iso8601","remote_addr":"$remote_addr","remote_user":"$remote_user",` +
+		`"request":"$request","status":"$status","body_bytes_sent":"$body_bytes_sent","bytes_sent":"$bytes_sent",` +
+		`"request_time":"$request_time","http_referer":"$http_referer","http_user_agent":"$http_user_agent",` +
+		`"http_x_forwarded_for":"$http_x_forwarded_for","host":"$host","upstream_addr":"$upstream_addr",` +
+		`"upstream_status":"$upstream_status","upstream_response_time":"$upstream_response_time",` +
+		`"upstream_connect_time":"$upstream_connect_time","upstream_header_time":"$upstream_header_time",` +
+		`"request_id":"$request_id","traceparent":"$http_traceparent"}`
+)
+
+var presets = map[string]struct {
+	format string
+	escape Escape
+}{
+	"combined":   {FormatCombined, EscapeDefault},
+	"main":       {FormatMain, EscapeDefault},
+	"main_timed": {FormatMainTimed, EscapeDefault},
+	"json":       {FormatJSON, EscapeJSON},
+}
+
+// Preset returns the log_format string and escaping of a preset by name:
+// combined, main, main_timed or json.
+func Preset(name string) (format string, escape Escape, ok bool) {
+	p, ok := presets[name]
+	return p.format, p.escape, ok
+}
+
+// Presets lists the preset names, sorted.
+func Presets() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Compile compiles an nginx log_format string. A format that is exactly a
+// preset name is that preset (a log_format without variables would log
+// nothing useful); then escape, when left at EscapeDefault, is the preset's.
+// A format that is a JSON object is a JSON template: each key is read from
+// the JSON line and fills the variable(s) its value names.
+func Compile(name, format string, escape Escape) (*Format, error) {
+	if p, ok := presets[strings.TrimSpace(format)]; ok {
+		format = p.format
+		if escape == EscapeDefault {
+			escape = p.escape
+		}
+	}
+	if escape > EscapeNone {
+		return nil, fmt.Errorf("accesslog: format %q: unknown escape %d", name, escape)
+	}
+	f := &Format{name: name, source: format, escape: escape}
+	for i := range f.slotOf {
+		f.slotOf[i] = -1
+	}
+	var err error
+	if t := strings.TrimSpace(format); strings.HasPrefix(t, "{") {
+		f.json = true
+		err = f.compileJSON(t)
+	} else {
+		f.text, err = f.compileText(format)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("accesslog: format %q: %w", name, err)
+	}
+	return f, nil
+}
+
+// slot returns the slot of variable name, adding it if new.
+func (f *Format) slot(name string) int {
+	for i, v := range f.vars {
+		if v == name {
+			return i
+		}
+	}
+	k := kindOf(name)
+	f.vars = append(f.vars, name)
+	f.kinds = append(f.kinds, k)
+	s := len(f.vars) - 1
+	if k != kOther && f.slotOf[k] < 0 {
+		f.slotOf[k] = s
+	}
+	return s
+}
+
+// splitFormat cuts a log_format into literals and variable names:
+// len(lits) == len(names)+1. Names are lower-cased, as nginx treats
+// variable names case-insensitively.
+func splitFormat(s string) (lits, names []string, err error) {
+	var lit strings.Builder
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '$' {
+			lit.WriteByte(c)
+			i++
+			continue
+		}
+		i++
+		brace := i < len(s) && s[i] == '{'
+		if brace {
+			i++
+		}
+		start := i
+		for i < len(s) && isVarByte(s[i]) {
+			i++
+		}
+		if i == start {
+			return nil, nil, fmt.Errorf("byte %d: invalid variable name after '$'", start)
+		}
+		name := strings.ToLower(s[start:i])
+		if brace {
+			if i >= len(s) || s[i] != '}' {
+				return nil, nil, fmt.Errorf("byte %d: missing '}' after ${%s", i, name)
+			}
+			i++
+		}
+		lits = append(lits, lit.String())
+		lit.Reset()
+		names = append(names, name)
+	}
+	lits = append(lits, lit.String())
+	return lits, names, nil
+}
+
+func isVarByte(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+func (f *Format) compileText(s string) (textOps, error) {
+	lits, names, err := splitFormat(s)
+	if err != nil {
+		return textOps{}, err
+	}
+	if len(names) == 0 {
+		return textOps{}, errors.New("no variables")
+	}
+	t := textOps{tail: []byte(lits[len(lits)-1])}
+	for i, name := range names {
+		o := op{lit: []byte(lits[i]), slot: f.slot(name)}
+		next := lits[i+1]
+		last := i == len(names)-1
+		for j := i + 1; o.delim == nil && j < len(lits); j++ {
+			if lits[j] != "" {
+				o.delim = []byte(lits[j])
+			}
+		}
+		quoted := strings.HasSuffix(lits[i], `"`) && strings.HasPrefix(next, `"`)
+		k := kindOf(name)
+		switch {
+		case last && next == "":
+			o.scan = scanEnd
+		case quoted && f.escape == EscapeDefault:
+			o.scan = scanQuote
+		case quoted && f.escape == EscapeJSON:
+			o.scan = scanQuoteJSON
+		case last:
+			// Unquoted, or escape=none: a user agent may hold the tail
+			// literal itself, the end of the line may not.
+			o.scan = scanSuffix
+		case next == "" && k.numeric():
+			o.scan = scanNumber
+		case next == "" && o.delim == nil:
+			o.scan = scanEnd
+		case k.multi() && next[0] == ' ':
+			o.scan = scanMulti
+		case k == kTimeLocal:
+			o.scan = scanTimeLocal
+		default:
+			o.scan = scanDelim
+		}
+		t.ops = append(t.ops, o)
+	}
+	return t, nil
 }

@@ -48,4 +48,41 @@ type Record struct {
 	// vars holds the raw (still escaped) value of every variable the format
 	// logs, indexed by the format's variable slot (Format.Index).
 	vars [][]byte
+	offs []int // byte offset of each value in Line, for errors
+
+	// Buffers reused from line to line so that steady state allocates
+	// nothing: decoded fields, the envelope's message, envelope strings.
+	scratch []byte
+	lineBuf []byte
+	envBuf  []byte
+	path    []byte // dotted key path while walking nested JSON
+
+	err ParseError
+}
+
+// reset clears the Record for a new line, keeping its buffers.
+func (r *Record) reset() {
+	*r = Record{
+		vars:    r.vars[:0],
+		offs:    r.offs[:0],
+		scratch: r.scratch[:0],
+		lineBuf: r.lineBuf[:0],
+		envBuf:  r.envBuf[:0],
+		path:    r.path[:0],
+	}
+	r.BodyBytes, r.BytesSent = -1, -1
+	r.RequestTime, r.UpstreamResponseTime, r.UpstreamConnectTime, r.UpstreamHeaderTime = -1, -1, -1, -1
+}
+
+// setFormat sizes the slot tables for f.
+func (r *Record) setFormat(f *Format) {
+	r.Format = f
+	n := len(f.vars)
+	if cap(r.vars) < n {
+		r.vars = make([][]byte, n)
+		r.offs = make([]int, n)
+	}
+	r.vars = r.vars[:n]
+	r.offs = r.offs[:n]
+	clear(r.vars)
 }

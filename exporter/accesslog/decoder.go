@@ -1,0 +1,339 @@
+package accesslog
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// Rule chooses Format for the records whose envelope field Field matches
+// Match.
+type Rule struct {
+	// Field is a dotted path into the Filebeat event, e.g. "log.file.path" or
+	// "fields.log_type". Nested objects and keys that themselves contain dots
+	// ({"fields.log_type": ...}) both match.
+	Field  string
+	Match  *regexp.Regexp
+	Format *Format
+}
+
+// DecoderConfig says which formats a stream carries and how to tell them
+// apart.
+type DecoderConfig struct {
+	// Default parses raw records and envelopes no rule matches. Required.
+	Default *Format
+	// Formats are the other formats the stream may carry. Rules name their
+	// own; listing them here too makes Decoder.Formats complete for a caller
+	// that resolves variable slots per format up front.
+	Formats []*Format
+	// Rules are tried in order; the first match wins. A record without the
+	// field (a raw record, an event without it) matches no rule on it.
+	Rules []Rule
+	// CacheSize bounds how many distinct values of each rule field keep
+	// their regexp outcome; past it the cache starts over. 0 means 1024,
+	// plenty for file paths and log types.
+	CacheSize int
+}
+
+// maxRules keeps the per-value cache entry a single bitmask.
+const maxRules = 64
+
+// Decoder turns Kafka record values into Records: it recognises a Filebeat
+// envelope, picks the format and parses the line. It keeps scratch state
+// between calls and is not safe for concurrent use: give each goroutine its
+// own (they are cheap; Formats are shared).
+type Decoder struct {
+	def       *Format
+	formats   []*Format
+	rules     []rule
+	cacheSize int
+
+	wants []string   // envelope fields read, by index: the fixed ones, then rule fields
+	vals  [][]byte   // their raw values in the current record; nil when absent
+	cache []ruleMemo // by want index; nil map for fields no rule reads
+	path  []byte     // dotted key path while walking nested objects
+	buf   []byte     // an unescaped rule field value
+}
+
+type rule struct {
+	want   int
+	match  *regexp.Regexp
+	format *Format
+}
+
+// ruleMemo remembers, per distinct field value, which rules matched it (bit
+// i is rule i), so the regexps run once per value, not once per line.
+type ruleMemo map[string]uint64
+
+// The envelope fields every Decoder reads, by their index in wants.
+const (
+	wMessage   = iota // the line; its presence as a string makes a record an envelope
+	wTimestamp        // @timestamp
+	wHostName         // host.name (Filebeat >= 6.3)
+	wBeatHost         // beat.hostname (Filebeat 6.x)
+	wAgentHost        // agent.hostname (Filebeat 7.x)
+	wHost             // host as a plain string (events re-shipped by Logstash)
+	wFilePath         // log.file.path (Filebeat >= 7)
+	wSource           // source (Filebeat 6.x)
+	numFixedWants
+)
+
+var fixedWants = [numFixedWants]string{"message", "@timestamp", "host.name", "beat.hostname", "agent.hostname", "host", "log.file.path", "source"}
+
+// NewDecoder checks cfg and builds a Decoder.
+func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
+	if cfg.Default == nil {
+		return nil, errors.New("accesslog: decoder: no default format")
+	}
+	if len(cfg.Rules) > maxRules {
+		return nil, fmt.Errorf("accesslog: decoder: %d rules, at most %d", len(cfg.Rules), maxRules)
+	}
+	d := &Decoder{def: cfg.Default, cacheSize: cfg.CacheSize, wants: fixedWants[:]}
+	if d.cacheSize <= 0 {
+		d.cacheSize = 1024
+	}
+	d.addFormat(cfg.Default)
+	for _, f := range cfg.Formats {
+		if f != nil {
+			d.addFormat(f)
+		}
+	}
+	for i, ru := range cfg.Rules {
+		switch {
+		case ru.Field == "":
+			return nil, fmt.Errorf("accesslog: decoder: rule %d: no field", i+1)
+		case ru.Match == nil:
+			return nil, fmt.Errorf("accesslog: decoder: rule %d: no match", i+1)
+		case ru.Format == nil:
+			return nil, fmt.Errorf("accesslog: decoder: rule %d: no format", i+1)
+		}
+		w := -1
+		for j, name := range d.wants {
+			if name == ru.Field {
+				w = j
+			}
+		}
+		if w < 0 {
+			d.wants = append(d.wants, ru.Field)
+			w = len(d.wants) - 1
+		}
+		d.rules = append(d.rules, rule{want: w, match: ru.Match, format: ru.Format})
+		d.addFormat(ru.Format)
+	}
+	d.vals = make([][]byte, len(d.wants))
+	d.cache = make([]ruleMemo, len(d.wants))
+	for _, ru := range d.rules {
+		if d.cache[ru.want] == nil {
+			d.cache[ru.want] = make(ruleMemo)
+		}
+	}
+	return d, nil
+}
+
+func (d *Decoder) addFormat(f *Format) {
+	for _, g := range d.formats {
+		if g == f {
+			return
+		}
+	}
+	d.formats = append(d.formats, f)
+}
+
+// Formats lists every format the Decoder may put in Record.Format, the
+// default first.
+func (d *Decoder) Formats() []*Format { return append([]*Format(nil), d.formats...) }
+
+// Decode decodes one Kafka record value into r. A JSON object with a string
+// "message" is a Filebeat event: its message is the line and its host, file
+// and timestamp fill the Record. Anything else is the line itself, parsed
+// with the default format (as a JSON access line when that format is JSON).
+//
+// On error r still holds Line, the envelope fields and the chosen Format, so
+// the line can be forwarded; the error is a *ParseError.
+func (d *Decoder) Decode(value []byte, r *Record) error {
+	r.reset()
+	value = trimEOL(value)
+	if i := skipWS(value, 0); i < len(value) && value[i] == '{' {
+		clear(d.vals)
+		d.path = d.path[:0]
+		if end, ok := d.walk(value, i, 0); ok && skipWS(value, end) == len(value) && d.vals[wMessage] != nil {
+			return d.decodeEnvelope(r)
+		}
+	}
+	return d.def.parseLine(value, r)
+}
+
+func (d *Decoder) decodeEnvelope(r *Record) error {
+	r.Enveloped = true
+	line := d.vals[wMessage]
+	if needsUnescape(line, EscapeJSON) {
+		r.lineBuf = Unescape(r.lineBuf[:0], line, EscapeJSON)
+		line = r.lineBuf
+	}
+	r.Host = d.envString(r, wHostName, wBeatHost, wAgentHost, wHost)
+	r.File = d.envString(r, wFilePath, wSource, -1, -1)
+	if ts := d.vals[wTimestamp]; ts != nil {
+		if t, ok := parseISO8601(ts); ok {
+			r.Timestamp = t
+		}
+	}
+	return d.choose().parseLine(trimEOL(line), r)
+}
+
+// envString returns the first present of up to four envelope fields, decoded.
+func (d *Decoder) envString(r *Record, ws ...int) []byte {
+	for _, w := range ws {
+		if w < 0 || d.vals[w] == nil {
+			continue
+		}
+		v := d.vals[w]
+		if !needsUnescape(v, EscapeJSON) {
+			return v
+		}
+		start := len(r.envBuf)
+		r.envBuf = Unescape(r.envBuf, v, EscapeJSON)
+		return r.envBuf[start:len(r.envBuf):len(r.envBuf)]
+	}
+	return nil
+}
+
+// choose applies the rules to the current envelope's fields.
+func (d *Decoder) choose() *Format {
+	for i, ru := range d.rules {
+		v := d.vals[ru.want]
+		if v == nil {
+			continue
+		}
+		memo := d.cache[ru.want]
+		mask, ok := memo[string(v)] // no allocation: the compiler reads through the []byte
+		if !ok {
+			mask = d.evaluate(ru.want, v)
+			if len(memo) >= d.cacheSize {
+				clear(memo)
+			}
+			memo[string(v)] = mask
+		}
+		if mask&(1<<uint(i)) != 0 {
+			return ru.format
+		}
+	}
+	return d.def
+}
+
+// evaluate runs every rule on field w against the value v.
+func (d *Decoder) evaluate(w int, v []byte) uint64 {
+	if needsUnescape(v, EscapeJSON) {
+		d.buf = Unescape(d.buf[:0], v, EscapeJSON)
+		v = d.buf
+	}
+	var mask uint64
+	for i, ru := range d.rules {
+		if ru.want == w && ru.match.Match(v) {
+			mask |= 1 << uint(i)
+		}
+	}
+	return mask
+}
+
+// walk reads the object at b[i], keeping the raw values of wanted fields and
+// descending only into objects that hold one. It reports false for
+// malformed JSON.
+func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
+	base := len(d.path)
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return 0, false
+		}
+		ks, ke, ok := jsonStringAt(b, i)
+		if !ok {
+			return 0, false
+		}
+		key := b[ks:ke]
+		i = skipWS(b, ke+1)
+		if i >= len(b) || b[i] != ':' {
+			return 0, false
+		}
+		i = skipWS(b, i+1)
+		if i >= len(b) {
+			return 0, false
+		}
+		full := key
+		if depth > 0 {
+			d.path = append(append(d.path[:base], '.'), key...)
+			full = d.path
+		}
+		switch c := b[i]; {
+		case c == '{' && depth < maxJSONDepth && d.inside(full):
+			if depth == 0 {
+				d.path = append(d.path[:0], key...)
+			}
+			end, ok := d.walk(b, i, depth+1)
+			if !ok {
+				return 0, false
+			}
+			i = end
+		case c == '"':
+			vs, ve, ok := jsonStringAt(b, i)
+			if !ok {
+				return 0, false
+			}
+			if w := d.want(full); w >= 0 {
+				d.vals[w] = b[vs:ve]
+			}
+			i = ve + 1
+		case c == '{' || c == '[':
+			if i = jsonSkip(b, i, depth); i < 0 {
+				return 0, false
+			}
+		default:
+			end := jsonScalarEnd(b, i)
+			if end == i {
+				return 0, false
+			}
+			// A number or boolean can drive a rule; the message must be a
+			// string for the record to be an envelope.
+			if w := d.want(full); w > wMessage {
+				if v := b[i:end]; string(v) != "null" {
+					d.vals[w] = v
+				}
+			}
+			i = end
+		}
+		d.path = d.path[:base]
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+func (d *Decoder) want(key []byte) int {
+	for i, w := range d.wants {
+		if w == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// inside reports whether a wanted field lies within the object at key.
+func (d *Decoder) inside(key []byte) bool {
+	for _, w := range d.wants {
+		if len(w) > len(key) && w[len(key)] == '.' && w[:len(key)] == string(key) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,187 @@
+package accesslog
+
+import (
+	"bytes"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Escape is the escape= parameter of an nginx log_format: how nginx wrote
+// bytes that could break the line apart.
+type Escape uint8
+
+const (
+	// EscapeDefault is nginx's default: '"', '\' and bytes outside
+	// printable ASCII (< 0x20, >= 0x7f) are written as \xHH.
+	EscapeDefault Escape = iota
+	// EscapeJSON is escape=json: JSON string escapes ('\"', '\\', '\n',
+	// '\u00XX' for other control bytes); bytes >= 0x80 are written raw.
+	EscapeJSON
+	// EscapeNone is escape=none: values are written as they are, so a
+	// quoted value may itself contain '"'.
+	EscapeNone
+)
+
+// String is the name nginx uses for the mode in escape=.
+func (e Escape) String() string {
+	switch e {
+	case EscapeDefault:
+		return "default"
+	case EscapeJSON:
+		return "json"
+	case EscapeNone:
+		return "none"
+	}
+	return fmt.Sprintf("Escape(%d)", uint8(e))
+}
+
+// ParseEscape reads an escape= value as written in nginx.conf; "" is the
+// default mode.
+func ParseEscape(s string) (Escape, error) {
+	switch s {
+	case "", "default":
+		return EscapeDefault, nil
+	case "json":
+		return EscapeJSON, nil
+	case "none":
+		return EscapeNone, nil
+	}
+	return 0, fmt.Errorf("accesslog: unknown escape %q (want default, json or none)", s)
+}
+
+// Unescape appends the text src stands for to dst and returns the extended
+// slice. src is a value as nginx wrote it with escaping e. Sequences that are
+// not valid escapes are copied unchanged, so Unescape never fails and never
+// loses bytes a human might want to see.
+func Unescape(dst, src []byte, e Escape) []byte {
+	switch e {
+	case EscapeDefault:
+		return unescapeDefault(dst, src)
+	case EscapeJSON:
+		return unescapeJSON(dst, src)
+	}
+	return append(dst, src...)
+}
+
+func unescapeDefault(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c == '\\' && i+3 < len(src) && src[i+1] == 'x' {
+			hi, ok1 := unhex(src[i+2])
+			lo, ok2 := unhex(src[i+3])
+			if ok1 && ok2 {
+				dst = append(dst, hi<<4|lo)
+				i += 4
+				continue
+			}
+		}
+		// Copy the run up to the next backslash in one append.
+		j := i + 1
+		for j < len(src) && src[j] != '\\' {
+			j++
+		}
+		dst = append(dst, src[i:j]...)
+		i = j
+	}
+	return dst
+}
+
+func unescapeJSON(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c != '\\' || i+1 >= len(src) {
+			j := i + 1
+			for j < len(src) && src[j] != '\\' {
+				j++
+			}
+			dst = append(dst, src[i:j]...)
+			i = j
+			continue
+		}
+		switch src[i+1] {
+		case '"', '\\', '/':
+			dst = append(dst, src[i+1])
+			i += 2
+		case 'b':
+			dst = append(dst, '\b')
+			i += 2
+		case 'f':
+			dst = append(dst, '\f')
+			i += 2
+		case 'n':
+			dst = append(dst, '\n')
+			i += 2
+		case 'r':
+			dst = append(dst, '\r')
+			i += 2
+		case 't':
+			dst = append(dst, '\t')
+			i += 2
+		case 'u':
+			r, ok := hex4(src, i+2)
+			if !ok {
+				dst = append(dst, c)
+				i++
+				continue
+			}
+			n := 6
+			if utf16IsSurrogate(r) {
+				r2, ok2 := rune(0), false
+				if i+7 < len(src) && src[i+6] == '\\' && src[i+7] == 'u' {
+					r2, ok2 = hex4(src, i+8)
+				}
+				if ok2 && r >= 0xd800 && r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000 {
+					r = (r-0xd800)<<10 | (r2 - 0xdc00) + 0x10000
+					n = 12
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += n
+		default:
+			dst = append(dst, c)
+			i++
+		}
+	}
+	return dst
+}
+
+func utf16IsSurrogate(r rune) bool { return r >= 0xd800 && r < 0xe000 }
+
+// hex4 reads the four hex digits of a \u escape starting at src[i].
+func hex4(src []byte, i int) (rune, bool) {
+	if i+4 > len(src) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range src[i : i+4] {
+		v, ok := unhex(c)
+		if !ok {
+			return 0, false
+		}
+		r = r<<4 | rune(v)
+	}
+	return r, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// needsUnescape reports whether a raw value holds any escape sequence; most
+// do not, and then the raw bytes are the text and nothing is copied.
+func needsUnescape(b []byte, e Escape) bool {
+	if e == EscapeNone {
+		return false
+	}
+	return bytes.IndexByte(b, '\\') >= 0
+}

@@ -1,0 +1,395 @@
+package accesslog
+
+import "bytes"
+
+// Parse parses one bare access-log line (no Filebeat envelope) into r. A
+// trailing "\n" or "\r\n" is ignored. On error r still holds Line and the
+// values read so far, and the error is a *ParseError.
+func (f *Format) Parse(line []byte, r *Record) error {
+	r.reset()
+	return f.parseLine(trimEOL(line), r)
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+func (f *Format) parseLine(line []byte, r *Record) error {
+	r.Line = line
+	r.setFormat(f)
+	if len(line) == 0 {
+		return r.fail(ReasonEmptyLine, "", line, 0, "", nil)
+	}
+	var err error
+	if f.json {
+		err = f.parseJSON(line, r)
+	} else {
+		err = f.parseOps(&f.text, line, 0, r)
+	}
+	if err != nil {
+		return err
+	}
+	return f.fill(r)
+}
+
+// hasAt reports whether in[pos:] starts with lit.
+func hasAt(in []byte, pos int, lit []byte) bool {
+	return pos <= len(in) && bytes.HasPrefix(in[pos:], lit)
+}
+
+func indexFrom(in []byte, pos int, lit []byte) int {
+	var i int
+	if len(lit) == 1 {
+		i = bytes.IndexByte(in[pos:], lit[0])
+	} else {
+		i = bytes.Index(in[pos:], lit)
+	}
+	if i < 0 {
+		return -1
+	}
+	return pos + i
+}
+
+// parseOps reads the values of t's variables from in, which starts at byte
+// base of r.Line (a JSON value's text may be a small format of its own).
+func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
+	pos := 0
+	for i := range t.ops {
+		o := &t.ops[i]
+		if !hasAt(in, pos, o.lit) {
+			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "literal", o.lit)
+		}
+		pos += len(o.lit)
+		end := -1
+		switch o.scan {
+		case scanEnd:
+			end = len(in)
+		case scanSuffix:
+			if e := len(in) - len(t.tail); e >= pos && bytes.HasSuffix(in, t.tail) {
+				end = e
+			} else {
+				end = indexFrom(in, pos, o.delim)
+			}
+		case scanQuote:
+			end = indexFrom(in, pos, quote)
+		case scanQuoteJSON:
+			end = jsonStringEnd(in, pos)
+		case scanMulti:
+			end = multiEnd(in, pos)
+		case scanTimeLocal:
+			if pos+26 <= len(in) && hasAt(in, pos+26, o.delim) {
+				end = pos + 26
+			} else {
+				end = indexFrom(in, pos, o.delim)
+			}
+		case scanNumber:
+			end = pos
+			for end < len(in) && (in[end] >= '0' && in[end] <= '9' || in[end] == '.' || in[end] == '-') {
+				end++
+			}
+		default:
+			end = indexFrom(in, pos, o.delim)
+		}
+		if end < 0 {
+			if o.delim[0] == '"' {
+				return r.fail(ReasonUnterminatedQuote, f.vars[o.slot], r.Line, base+pos, "closing quote before end of line", nil)
+			}
+			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "value followed by literal", o.delim)
+		}
+		r.vars[o.slot] = in[pos:end]
+		r.offs[o.slot] = base + pos
+		pos = end
+	}
+	if !hasAt(in, pos, t.tail) {
+		return r.fail(ReasonLiteralMismatch, f.vars[t.ops[len(t.ops)-1].slot], r.Line, base+pos, "literal", t.tail)
+	}
+	pos += len(t.tail)
+	if pos != len(in) {
+		return r.fail(ReasonTrailingData, "", r.Line, base+pos, "end of line", nil)
+	}
+	return nil
+}
+
+var quote = []byte{'"'}
+
+// jsonStringEnd finds the '"' closing a JSON string whose text starts at
+// in[pos]; -1 when there is none.
+func jsonStringEnd(in []byte, pos int) int {
+	for i := pos; i < len(in); i++ {
+		switch in[i] {
+		case '"':
+			return i
+		case '\\':
+			i++
+		}
+	}
+	return -1
+}
+
+// multiEnd finds the end of an unquoted multi-value upstream variable:
+// values joined by ", " or " : ", followed by a single space.
+func multiEnd(in []byte, pos int) int {
+	i := pos
+	for i < len(in) {
+		c := in[i]
+		if c == ',' && i+1 < len(in) && in[i+1] == ' ' {
+			i += 2
+			continue
+		}
+		if c == ' ' {
+			if i+2 < len(in) && in[i+1] == ':' && in[i+2] == ' ' {
+				i += 3
+				continue
+			}
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// fill interprets the raw values the Record needs. Priorities between
+// variables that say the same thing ($request over $request_method, $host
+// over $server_name) live here, independent of their order in the format.
+func (f *Format) fill(r *Record) error {
+	s := &f.slotOf
+	v := r.vars
+
+	if i := s[kRemoteAddr]; i >= 0 {
+		r.RemoteAddr = dashless(v[i])
+	}
+	for _, k := range [...]kind{kTimeLocal, kTimeISO, kMsec} {
+		if i := s[k]; i >= 0 && dashless(v[i]) != nil {
+			t, ok := parseAnyTime(v[i])
+			if !ok {
+				return r.failValue(ReasonBadTime, f.vars[i], v[i], r.offs[i], "a time")
+			}
+			r.Time = t
+			break
+		}
+	}
+
+	if i := s[kRequest]; i >= 0 {
+		f.setRequest(r, v[i])
+	}
+	if i := s[kMethod]; i >= 0 && r.Method == nil && validMethod(v[i]) {
+		r.Method = v[i]
+	}
+	if r.Path == nil && r.Query == nil {
+		if i := s[kRequestURI]; i >= 0 && dashless(v[i]) != nil {
+			f.setURI(r, v[i])
+		} else if i := s[kURI]; i >= 0 && dashless(v[i]) != nil {
+			r.Path = f.decode(r, v[i])
+		}
+	}
+	if i := s[kArgs]; i >= 0 && r.Query == nil && dashless(v[i]) != nil {
+		r.Query = f.decode(r, v[i])
+	}
+	if i := s[kProtocol]; i >= 0 && r.Protocol == nil {
+		r.Protocol = dashless(v[i])
+	}
+
+	if i := s[kStatus]; i >= 0 && v[i] != nil {
+		st, ok := parseStatus(v[i])
+		if !ok {
+			return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offs[i], "a 3-digit status")
+		}
+		r.Status = st
+	}
+	var ok bool
+	if i := s[kBodyBytes]; i >= 0 && v[i] != nil {
+		if r.BodyBytes, ok = parseCount(v[i]); !ok {
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+		}
+	}
+	if i := s[kBytesSent]; i >= 0 && v[i] != nil {
+		if r.BytesSent, ok = parseCount(v[i]); !ok {
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+		}
+	}
+	if i := s[kRequestTime]; i >= 0 && v[i] != nil {
+		if r.RequestTime, ok = parseSeconds(v[i]); !ok {
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "seconds")
+		}
+	}
+
+	tries := -1
+	for _, d := range [...]struct {
+		k   kind
+		dst *float64
+	}{
+		{kUpResponseTime, &r.UpstreamResponseTime},
+		{kUpConnectTime, &r.UpstreamConnectTime},
+		{kUpHeaderTime, &r.UpstreamHeaderTime},
+	} {
+		if i := s[d.k]; i >= 0 && v[i] != nil {
+			sum, n, ok := upstreamSum(v[i])
+			if !ok {
+				return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "seconds, or values joined by \", \" and \" : \"")
+			}
+			*d.dst = sum
+			if tries < 0 && d.k == kUpResponseTime && !isDash(v[i]) {
+				tries = n
+			}
+		}
+	}
+	if i := s[kUpStatus]; i >= 0 && v[i] != nil {
+		last, n := upstreamLast(v[i])
+		if last != nil && !isDash(last) {
+			st, ok := parseStatus(last)
+			if !ok {
+				return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offs[i], "3-digit statuses joined by \", \" and \" : \"")
+			}
+			r.UpstreamStatus = st
+		}
+		tries = n
+	}
+	if i := s[kUpAddr]; i >= 0 && v[i] != nil {
+		last, n := upstreamLast(v[i])
+		r.UpstreamAddr = dashless(last)
+		tries = n
+	}
+	if tries > 0 {
+		r.UpstreamTries = tries
+	}
+
+	for _, k := range [...]kind{kHost, kServerName, kHTTPHost} {
+		if i := s[k]; i >= 0 && dashless(v[i]) != nil {
+			r.VHost = f.hostName(r, v[i])
+			break
+		}
+	}
+	if i := s[kRequestID]; i >= 0 {
+		r.RequestID = dashless(v[i])
+	}
+	if i := s[kTraceID]; i >= 0 {
+		r.TraceID = traceID(v[i])
+	}
+	if i := s[kTraceparent]; i >= 0 && r.TraceID == nil {
+		r.TraceID = traceparentID(v[i])
+	}
+	return nil
+}
+
+// decode returns the text of a raw value: the value itself when it holds no
+// escape, else its unescaped copy in the Record's scratch buffer. The result
+// is capped so that a later append to scratch never writes into it.
+func (f *Format) decode(r *Record, b []byte) []byte {
+	if !needsUnescape(b, f.escape) {
+		return b
+	}
+	start := len(r.scratch)
+	r.scratch = Unescape(r.scratch, b, f.escape)
+	return r.scratch[start:len(r.scratch):len(r.scratch)]
+}
+
+// setRequest splits "$request", the request line as the client sent it.
+// "-", an empty line or anything that does not start with an HTTP method
+// token (a TLS handshake on a plain port, a port scan) leaves Method empty:
+// the request is real and is counted, under an unknown method.
+func (f *Format) setRequest(r *Record, req []byte) {
+	sp := bytes.IndexByte(req, ' ')
+	if sp <= 0 || !validMethod(req[:sp]) {
+		return
+	}
+	r.Method = req[:sp]
+	uri := req[sp+1:]
+	if j := bytes.LastIndexByte(uri, ' '); j >= 0 && bytes.HasPrefix(uri[j+1:], httpSlash) {
+		r.Protocol = uri[j+1:]
+		uri = uri[:j]
+	}
+	f.setURI(r, uri)
+}
+
+var httpSlash = []byte("HTTP/")
+
+func (f *Format) setURI(r *Record, uri []byte) {
+	path, query := uri, []byte(nil)
+	if q := bytes.IndexByte(uri, '?'); q >= 0 {
+		path, query = uri[:q], uri[q+1:]
+	}
+	r.Path = f.decode(r, path)
+	if query != nil {
+		r.Query = f.decode(r, query)
+	}
+}
+
+// validMethod accepts an HTTP method token as servers see them: upper-case
+// letters, '-' or '_' (M-SEARCH, VERSION-CONTROL), at most 20 bytes.
+func validMethod(b []byte) bool {
+	if len(b) == 0 || len(b) > 20 || b[0] < 'A' || b[0] > 'Z' {
+		return false
+	}
+	for _, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// hostName strips a port ("example.com:8443", "[2001:db8::1]:443") and
+// lower-cases, as $http_host and $server_name may carry both; $host already
+// comes without port and lower-cased, and is then used as is.
+func (f *Format) hostName(r *Record, b []byte) []byte {
+	b = f.decode(r, b)
+	if b[0] == '[' {
+		if j := bytes.IndexByte(b, ']'); j > 0 {
+			b = b[:j+1]
+		}
+	} else if c := bytes.IndexByte(b, ':'); c >= 0 && bytes.IndexByte(b[c+1:], ':') < 0 {
+		// One colon is host:port; more is a bare IPv6 address, kept whole.
+		b = b[:c]
+	}
+	if n := len(b); n > 1 && b[n-1] == '.' {
+		b = b[:n-1] // "example.com." is the same vhost
+	}
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			start := len(r.scratch)
+			for _, c := range b {
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				r.scratch = append(r.scratch, c)
+			}
+			return r.scratch[start:len(r.scratch):len(r.scratch)]
+		}
+	}
+	return b
+}
+
+// traceID accepts a W3C trace id: 32 lower-case hex digits, not all zero.
+func traceID(b []byte) []byte {
+	if len(b) != 32 {
+		return nil
+	}
+	zero := true
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return nil
+		}
+		if c != '0' {
+			zero = false
+		}
+	}
+	if zero {
+		return nil
+	}
+	return b
+}
+
+// traceparentID extracts the trace id of a W3C traceparent header,
+// "00-<trace-id>-<parent-id>-<flags>".
+func traceparentID(b []byte) []byte {
+	if len(b) < 55 || b[2] != '-' || b[35] != '-' || b[52] != '-' {
+		return nil
+	}
+	return traceID(b[3:35])
+}
