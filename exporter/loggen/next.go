@@ -61,18 +61,17 @@ func (g *Generator) setTime(t time.Time) {
 func (g *Generator) render(dst []byte) []byte {
 	r := &g.r
 	if g.cfg.malformed > 0 && g.float() < g.cfg.malformed {
+		k := KindBinary
 		switch v := g.intn(4); {
 		case v < 2:
-			r.kind = KindTruncated
+			k = KindTruncated
 		case v < 3:
-			r.kind = KindForeign
-		default:
-			r.kind = KindBinary
+			k = KindForeign
 		}
-		dst = g.malformed(dst, r.kind)
+		dst = g.malformed(dst, k)
 		g.c.malformed++
-		g.c.kinds[r.kind]++
-		g.last = Line{Kind: r.kind}
+		g.c.kinds[k]++
+		g.last = Line{Kind: k}
 		return dst
 	}
 	switch v := g.intn(1_000_000); {
