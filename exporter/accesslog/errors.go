@@ -29,7 +29,7 @@ const (
 	// ReasonBadJSON: a JSON access line is not a well-formed JSON object.
 	ReasonBadJSON
 
-	numReasons = iota
+	numReasons = iota + 1
 )
 
 var reasonNames = [...]string{

@@ -21,7 +21,7 @@ type Format struct {
 	// that filling the Record is a fixed sequence of array reads.
 	slotOf [numKinds]int
 
-	text  textOps  // text formats
+	text  textOps   // text formats
 	jkeys []jsonKey // JSON formats: template keys, then the default mapping
 }
 

@@ -90,6 +90,10 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			}
 		case scanNumber:
 			end = pos
+			if f.kinds[o.slot] == kStatus && pos+3 <= len(in) {
+				end = pos + 3 // $status is always 3 digits
+				break
+			}
 			for end < len(in) && (in[end] >= '0' && in[end] <= '9' || in[end] == '.' || in[end] == '-') {
 				end++
 			}
