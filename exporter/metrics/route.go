@@ -12,8 +12,9 @@ import (
 )
 
 // maxRouteLen bounds a route label: a longer route ends in "/..." after the
-// last whole segment that fits, so that a scanner sending 8 KiB paths cannot
-// make label values (and series keys) that large.
+// last whole segment that fits (so it is at most maxRouteLen+4 bytes), so that
+// a scanner sending 8 KiB paths cannot make label values (and series keys)
+// that large.
 const maxRouteLen = 200
 
 // NormalizeRoute appends to dst the route of path: path with each segment that
