@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"math/rand/v2"
 	"strings"
 	"time"
 )
@@ -215,9 +214,8 @@ type counters struct {
 // Generator writes access-log lines. It is not safe for concurrent use.
 type Generator struct {
 	cfg  config
-	pcg  *rand.PCG
-	rnd  *rand.Rand
-	text bool // nginx default escaping ("-" for unset) rather than escape=json ("" for unset)
+	rng  uint64 // wyrand state
+	text bool   // nginx default escaping ("-" for unset) rather than escape=json ("" for unset)
 	dash []byte
 
 	vhosts   []vhost
@@ -247,6 +245,12 @@ type Generator struct {
 	envSec  int64
 	envTime []byte // @timestamp of envSec, up to the seconds
 
+	expTabs map[float64]*expTable // by sigma; filled in New only
+	lnID    *expTable             // numeric ids
+	lnBody  *expTable             // static file sizes
+	lnApp   *expTable             // application bodies
+	lnErr   *expTable             // short error bodies
+
 	c        counters
 	last     Line
 	lastHost int
@@ -264,6 +268,7 @@ type vhost struct {
 
 type route struct {
 	spec     *routeSpec
+	lat      *expTable
 	segs     []seg
 	method   int
 	upstream bool
@@ -344,8 +349,8 @@ func New(opts ...Option) (*Generator, error) {
 	}
 
 	g := &Generator{cfg: cfg, text: cfg.format != JSON, sec: math.MinInt64, envSec: math.MinInt64}
-	g.pcg = rand.NewPCG(uint64(cfg.seed), 0x9e3779b97f4a7c15)
-	g.rnd = rand.New(g.pcg)
+	g.rng = mix64(uint64(cfg.seed))
+	g.expTabs = map[float64]*expTable{}
 	if g.text {
 		g.dash = []byte("-")
 	} else {
@@ -381,13 +386,14 @@ func (g *Generator) escOpt(s string) []byte {
 }
 
 func (g *Generator) compile() {
+	g.lnID, g.lnBody, g.lnApp, g.lnErr = g.expTab(1.2), g.expTab(0.3), g.expTab(0.5), g.expTab(0.5)
 	for i := range vhostSpecs {
 		vs := &vhostSpecs[i]
 		vh := vhost{name: vs.name, uas: vs.uas}
 		sum := 0
 		for j := range vs.routes {
 			rs := &vs.routes[j]
-			rt := route{spec: rs, method: methodIndex(rs.method)}
+			rt := route{spec: rs, method: methodIndex(rs.method), lat: g.expTab(rs.sigma)}
 			rt.upstream = len(vs.upstreams) > 0 && rs.class != classStatic && rs.class != classScanner
 			rt.segs = g.compilePath(rs.path)
 			vh.routes = append(vh.routes, rt)
@@ -452,8 +458,8 @@ func (g *Generator) compile() {
 	}
 
 	for i, h := range g.cfg.hosts {
-		eph := g.uuid(nil, uint64(i)^g.pcg.Uint64())
-		id := g.uuid(nil, uint64(i)^g.pcg.Uint64())
+		eph := g.uuid(nil, uint64(i)^g.u64())
+		id := g.uuid(nil, uint64(i)^g.u64())
 		var s []byte
 		s = append(s, `,"file":{"path":"`...)
 		s = appendJSONString(s, []byte(g.cfg.path))
@@ -504,12 +510,20 @@ func (g *Generator) compilePath(p string) []seg {
 
 // Random numbers, straight from the PCG to keep the hot path short.
 
+// u64 is wyrand: one add and one multiply per number, which matters at
+// twenty numbers a line; its quality is ample for traffic.
+func (g *Generator) u64() uint64 {
+	g.rng += 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(g.rng, g.rng^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
 func (g *Generator) intn(n int) int {
-	hi, _ := bits.Mul64(g.pcg.Uint64(), uint64(n))
+	hi, _ := bits.Mul64(g.u64(), uint64(n))
 	return int(hi)
 }
 
-func (g *Generator) float() float64 { return float64(g.pcg.Uint64()>>11) / (1 << 53) }
+func (g *Generator) float() float64 { return float64(g.u64()>>11) / (1 << 53) }
 
 // per reports true with probability n/d.
 func (g *Generator) per(n, d int) bool { return g.intn(d) < n }
@@ -523,9 +537,28 @@ func pick(cum []int, v int) int {
 	return len(cum) - 1
 }
 
-// logNormal returns median * e^(sigma*N(0,1)).
-func (g *Generator) logNormal(median, sigma float64) float64 {
-	return median * math.Exp(sigma*g.rnd.NormFloat64())
+// expTable holds e^(sigma*z) for the quantiles z of N(0,1) at (i+0.5)/n:
+// a log-normal draw is then one lookup, not an exp and a normal draw. The
+// table reaches 3.1 sigma; the rarer tail is modelled as outliers.
+type expTable [512]float64
+
+// expTab returns the table for sigma, built once per generator.
+func (g *Generator) expTab(sigma float64) *expTable {
+	if t := g.expTabs[sigma]; t != nil {
+		return t
+	}
+	t := new(expTable)
+	for i := range t {
+		z := math.Sqrt2 * math.Erfinv(2*(float64(i)+0.5)/float64(len(t))-1)
+		t[i] = math.Exp(sigma * z)
+	}
+	g.expTabs[sigma] = t
+	return t
+}
+
+// logNormal returns median * e^(sigma*N(0,1)), sigma being t's.
+func (g *Generator) logNormal(median float64, t *expTable) float64 {
+	return median * t[g.u64()>>55]
 }
 
 // uuid appends the version-4 UUID derived from v.

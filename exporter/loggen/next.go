@@ -117,14 +117,14 @@ func (g *Generator) malformed(dst []byte, k Kind) []byte {
 		dst = append(dst, '#')
 		dst = appendUint(dst, pid)
 		dst = append(dst, ": *"...)
-		dst = appendUint(dst, 9180+g.pcg.Uint64()%100000)
+		dst = appendUint(dst, 9180+g.u64()%100000)
 		dst = append(dst, ` open() "/usr/share/nginx/html/favicon.ico" failed (2: No such file or directory), client: `...)
 		dst = append(dst, c.addr...)
 		return append(dst, `, server: _, request: "GET /favicon.ico HTTP/1.1", host: "203.0.113.10"`...)
 	default:
 		n := 16 + g.intn(160)
 		for i := 0; i < n; i++ {
-			b := byte(g.pcg.Uint64())
+			b := byte(g.u64())
 			if b == '\n' {
 				b = 0
 			}
@@ -145,7 +145,7 @@ func (g *Generator) fillOdd(k Kind) {
 	r.ntries = 0
 	c := &g.clients[g.intn(len(g.clients))]
 	r.addr, r.xff, r.ref, r.ua = c.addr, nil, nil, nil
-	r.id0, r.id1 = g.pcg.Uint64(), g.pcg.Uint64()
+	r.id0, r.id1 = g.u64(), g.u64()
 	if k == KindTLS {
 		r.request = g.tlsReq
 		r.body = nginxPageSize(400)
@@ -203,7 +203,7 @@ func (g *Generator) fill() {
 		case 0:
 			q = append(q, s.lit...)
 		case 'i':
-			q = appendUint(q, 1000+uint64(g.logNormal(90000, 1.2))%9_000_000)
+			q = appendUint(q, 1000+uint64(g.logNormal(90000, g.lnID))%9_000_000)
 		case 'u':
 			// A user population of 50000: ids repeat like real ones.
 			q = g.uuid(q, uint64(g.intn(50000)))
@@ -235,7 +235,7 @@ func (g *Generator) fill() {
 	g.status(rt)
 	g.timing(rt)
 	g.size(rt)
-	r.id0, r.id1 = g.pcg.Uint64(), g.pcg.Uint64()
+	r.id0, r.id1 = g.u64(), g.u64()
 }
 
 func (g *Generator) status(rt *route) {
@@ -271,7 +271,7 @@ func (g *Generator) status(rt *route) {
 // timeouts, refused connections and clients that give up.
 func (g *Generator) timing(rt *route) {
 	r, sp := &g.r, rt.spec
-	ms := g.logNormal(sp.latMs, sp.sigma)
+	ms := g.logNormal(sp.latMs, rt.lat)
 	if rt.upstream && g.per(outlierPerMil, 1_000_000) {
 		ms *= 20 + 180*g.float()
 	}
@@ -348,11 +348,11 @@ func (g *Generator) size(rt *route) {
 	case r.status >= 300 && (!rt.upstream || r.status >= 502):
 		r.body = nginxPageSize(r.status)
 	case r.status >= 300:
-		r.body = 20 + int64(g.logNormal(90, 0.5)) // the application's short error or redirect body
+		r.body = 20 + int64(g.logNormal(90, g.lnErr)) // the application's short error or redirect body
 	case sp.class == classStatic:
-		r.body = 1 + int64(g.logNormal(sp.size, 0.3))
+		r.body = 1 + int64(g.logNormal(sp.size, g.lnBody))
 	default:
-		r.body = 1 + int64(g.logNormal(sp.size, 0.5))
+		r.body = 1 + int64(g.logNormal(sp.size, g.lnApp))
 	}
 }
 
