@@ -1,0 +1,97 @@
+package accesslog
+
+import (
+	"testing"
+)
+
+const (
+	benchCombined  = `203.0.113.7 - - [10/Oct/2025:13:55:36 +0200] "GET /presentations/logstash-monitorama-2013/images/kibana-search.png HTTP/1.1" 200 203023 "http://semicomplete.com/presentations/logstash-monitorama-2013/" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/32.0.1700.77 Safari/537.36"`
+	benchMainTimed = `10.1.2.3 - - [10/Oct/2025:13:55:36 +0200] "GET /api/v1/orders?page=2 HTTP/1.1" 200 1532 "https://shop.example.com/cart" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0 Safari/537.36" "203.0.113.9" api.example.com 0.070 0.010, 0.020 : 0.030 0.001, 0.002 : 0.003 0.005, - : 0.010 502, 504 : 200 10.0.0.1:8080, 10.0.0.2:8080 : 10.0.1.1:80 6b1f0e5d4c3b2a19f8e7d6c5b4a39281`
+	benchJSON      = `{"time":"2025-10-10T13:55:36+02:00","remote_addr":"10.0.0.1","remote_user":"","request":"GET /api/v1/orders?page=2 HTTP/1.1","status":"200","body_bytes_sent":"512","bytes_sent":"800","request_time":"0.012","http_referer":"https://shop.example.com/cart","http_user_agent":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0 Safari/537.36","http_x_forwarded_for":"","host":"api.example.com","upstream_addr":"10.0.0.5:8080","upstream_status":"200","upstream_response_time":"0.010","upstream_connect_time":"0.001","upstream_header_time":"0.009","request_id":"6b1f0e5d4c3b2a19f8e7d6c5b4a39281","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}`
+)
+
+// hotPaths are the per-line calls the pipeline makes; each must allocate
+// nothing once its Record and Decoder are warm.
+func hotPaths(tb testing.TB) []struct {
+	name string
+	run  func(*Record) error
+} {
+	combined := mustCompile(tb, "combined", "combined", EscapeDefault)
+	mainTimed := mustCompile(tb, "main_timed", "main_timed", EscapeDefault)
+	jsonFmt := mustCompile(tb, "json", "json", EscapeJSON)
+	dMT, err := NewDecoder(DecoderConfig{Default: mainTimed})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dJSON, err := NewDecoder(DecoderConfig{Default: jsonFmt})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	combinedLine := []byte(benchCombined)
+	mtLine := []byte(benchMainTimed)
+	envelope := []byte(envFB8)
+	jsonLine := []byte(benchJSON)
+	escaped := []byte(`10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET /a\x22b HTTP/1.1" 200 1 "-" "-" "-" Host.Example:80 0.001 - - - - - -`)
+	bad := []byte(`10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 2x0 1 "-" "-"`)
+	return []struct {
+		name string
+		run  func(*Record) error
+	}{
+		{"ParseCombined", func(r *Record) error { return combined.Parse(combinedLine, r) }},
+		{"ParseMainTimed", func(r *Record) error { return mainTimed.Parse(mtLine, r) }},
+		{"DecodeRawMainTimed", func(r *Record) error { return dMT.Decode(mtLine, r) }},
+		{"DecodeFilebeat", func(r *Record) error { return dMT.Decode(envelope, r) }},
+		{"ParseJSON", func(r *Record) error { return jsonFmt.Parse(jsonLine, r) }},
+		{"DecodeJSON", func(r *Record) error { return dJSON.Decode(jsonLine, r) }},
+		{"ParseEscapedPathAndHost", func(r *Record) error { return mainTimed.Parse(escaped, r) }},
+		{"ParseError", func(r *Record) error {
+			if err := combined.Parse(bad, r); err == nil {
+				panic("bad line parsed")
+			}
+			return nil
+		}},
+	}
+}
+
+func TestZeroAllocs(t *testing.T) {
+	for _, hp := range hotPaths(t) {
+		t.Run(hp.name, func(t *testing.T) {
+			var r Record
+			if err := hp.run(&r); err != nil {
+				t.Fatal(err)
+			}
+			allocs := testing.AllocsPerRun(200, func() {
+				if err := hp.run(&r); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%v allocations per line, want 0", allocs)
+			}
+		})
+	}
+}
+
+func benchLines(b *testing.B, name string) {
+	for _, hp := range hotPaths(b) {
+		if hp.name != name {
+			continue
+		}
+		var r Record
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := hp.run(&r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		return
+	}
+	b.Fatalf("no hot path %s", name)
+}
+
+func BenchmarkParseCombined(b *testing.B)  { benchLines(b, "ParseCombined") }
+func BenchmarkParseMainTimed(b *testing.B) { benchLines(b, "ParseMainTimed") }
+func BenchmarkDecodeFilebeat(b *testing.B) { benchLines(b, "DecodeFilebeat") }
+func BenchmarkParseJSON(b *testing.B)      { benchLines(b, "ParseJSON") }
+func BenchmarkDecodeJSON(b *testing.B)     { benchLines(b, "DecodeJSON") }
