@@ -232,7 +232,7 @@ func TestHistograms(t *testing.T) {
 	m, reg := newRequests(t, config.Metrics{Labels: []string{"vhost"}})
 	for _, r := range []*accesslog.Record{
 		rec("a", "GET", "/", 200, 0.25, 0.125, 100),
-		rec("a", "GET", "/", 200, 0.5, -1, 0), // no upstream: served locally
+		rec("a", "GET", "/", 200, 0.5, -1, 0),  // no upstream: served locally
 		rec("a", "GET", "/", 200, -1, 1.5, -1), // neither request time nor body logged
 		rec("a", "GET", "/", 200, 0, 0, 2000),  // zeros are values
 		rec("b", "GET", "/", 200, -1, -1, -1),  // nothing to observe at all

@@ -1,0 +1,88 @@
+package metrics
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+)
+
+func benchRequests(b *testing.B, cfg config.Metrics) (*Requests, []*accesslog.Record) {
+	m, err := New(cfg, prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	records := mix(1024)
+	for _, r := range records {
+		m.Observe(r)
+	}
+	return m, records
+}
+
+func reportLines(b *testing.B) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// BenchmarkObserve: default labels; the mix yields about 50 label sets.
+func BenchmarkObserve(b *testing.B) {
+	m, records := benchRequests(b, config.Metrics{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Observe(records[i&1023])
+	}
+	reportLines(b)
+}
+
+func BenchmarkObserveRoute(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		cfg  config.Metrics
+	}{
+		{"auto", config.Metrics{Labels: []string{"vhost", "method", "status", "status_class", "route"}, Routes: config.Routes{Auto: true}}},
+		{"rules", config.Metrics{Labels: []string{"vhost", "method", "status", "status_class", "route"}, Routes: config.Routes{Auto: true,
+			Rules: []config.RouteRule{{Match: `^/api/v\d+/orders/\d+/items$`, Replace: "/api/:version/orders/:id/items"}}}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			m, records := benchRequests(b, bc.cfg)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.Observe(records[i&1023])
+			}
+			reportLines(b)
+		})
+	}
+}
+
+func BenchmarkObserveParallel(b *testing.B) {
+	m, records := benchRequests(b, config.Metrics{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.Observe(records[i&1023])
+			i++
+		}
+	})
+	reportLines(b)
+}
+
+func BenchmarkNormalizeRoute(b *testing.B) {
+	paths := [][]byte{
+		[]byte("/"), []byte("/api/v1/orders/12345"), []byte("/static/app.3f9a2b1c.js"),
+		[]byte("/users/550e8400-e29b-41d4-a716-446655440000/avatar"), []byte("/login"),
+		[]byte("/blog/how-to-configure-nginx"), []byte("/api/v1/users/77/sessions/3f9a2b1c9d"),
+		[]byte("/img/photo-8812.jpg"),
+	}
+	dst := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		dst = NormalizeRoute(dst[:0], paths[i&7])
+	}
+	reportLines(b)
+}
