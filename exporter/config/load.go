@@ -35,7 +35,9 @@ func Load(path string) (*Config, error) {
 // laid over Default(): a key present in the file replaces the default, lists
 // included (they are not merged); a key left out keeps it. Unknown keys,
 // wrong types and invalid values are all errors, and every error found is
-// returned at once, one per line, each naming file, line and field.
+// returned at once, one per line, each naming file, line and field (an
+// empty filename reads as "<config>"). Each line is an *Error; with more
+// than one they are joined with errors.Join.
 func Parse(filename string, data []byte) (*Config, error) {
 	if filename == "" {
 		filename = "<config>"
