@@ -27,7 +27,7 @@ func reportLines(b *testing.B) {
 
 // BenchmarkObserve: default labels; the mix yields about 50 label sets.
 func BenchmarkObserve(b *testing.B) {
-	m, records := benchRequests(b, config.Metrics{})
+	m, records := benchRequests(b, config.Default().Metrics)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -58,7 +58,7 @@ func BenchmarkObserveRoute(b *testing.B) {
 }
 
 func BenchmarkObserveParallel(b *testing.B) {
-	m, records := benchRequests(b, config.Metrics{})
+	m, records := benchRequests(b, config.Default().Metrics)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

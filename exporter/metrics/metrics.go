@@ -37,7 +37,6 @@ const (
 
 // Defaults, used when the config leaves a field at its zero value.
 var (
-	defaultLabels          = []string{"vhost", "method", "status", "status_class"}
 	defaultDurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 	defaultSizeBuckets     = []float64{100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8}
 	// nginx-lua-prometheus's DEFAULT_BUCKETS, so that quantiles computed from
@@ -110,17 +109,15 @@ const (
 )
 
 // New builds the request metrics described by cfg and registers them on reg.
-// Zero values in cfg take the documented defaults.
+// cfg is normally config.Default().Metrics with the file laid over it; as in
+// the file, an empty Labels means series without labels. Zero MaxSeries,
+// NativeHistogramBucketFactor and empty bucket lists take the defaults.
 func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Requests, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	labels := cfg.Labels
-	if len(labels) == 0 {
-		labels = defaultLabels
-	}
-	dims, vars, err := parseLabels(labels)
+	dims, vars, err := parseLabels(cfg.Labels)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,16 @@ func rec(vhost, method, path string, status int, reqTime, upTime float64, body i
 	}
 }
 
+// defaults is the metrics section of a config with no file.
+func defaults() config.Metrics { return config.Default().Metrics }
+
+// with returns the defaults changed by f.
+func with(f func(*config.Metrics)) config.Metrics {
+	c := defaults()
+	f(&c)
+	return c
+}
+
 func newRequests(t testing.TB, cfg config.Metrics, opts ...Option) (*Requests, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
@@ -179,7 +189,7 @@ func TestObserveCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, reg := newRequests(t, config.Metrics{})
+			m, reg := newRequests(t, defaults())
 			for _, r := range tt.records {
 				m.Observe(r)
 			}
@@ -436,6 +446,15 @@ func TestNewErrors(t *testing.T) {
 	})
 }
 
+func TestNoLabels(t *testing.T) {
+	m, reg := newRequests(t, config.Metrics{NginxCompat: true})
+	m.Observe(rec("a", "GET", "/", 200, 0.5, -1, -1))
+	m.Observe(rec("b", "PUT", "/x", 404, 0.5, -1, -1))
+	equalCounts(t, counters(t, reg, RequestsTotal), map[string]float64{"": 2})
+	// compat still has its own labels
+	equalCounts(t, counters(t, reg, NginxRequests), map[string]float64{"host=a,status=200": 1, "host=b,status=404": 1})
+}
+
 func TestInvalidUTF8(t *testing.T) {
 	m, reg := newRequests(t, config.Metrics{Labels: []string{"vhost"}})
 	m.Observe(rec("caf\xe9.example", "GET", "/", 200, -1, -1, -1))
@@ -581,11 +600,12 @@ func TestObserveNoAllocs(t *testing.T) {
 		name string
 		cfg  config.Metrics
 	}{
-		{"default labels", config.Metrics{}},
+		{"default labels", defaults()},
+		{"no labels", config.Metrics{}},
 		{"route auto", config.Metrics{Labels: []string{"vhost", "method", "status", "route"}, Routes: config.Routes{Auto: true}}},
 		{"route rules", config.Metrics{Labels: []string{"route"}, Routes: config.Routes{Auto: true, Rules: []config.RouteRule{{Match: "^/a/", Replace: "/b/"}}}}},
 		{"all labels and compat", config.Metrics{Labels: []string{"vhost", "method", "status", "status_class", "route", "upstream", "host", "var_x"}, NginxCompat: true}},
-		{"overflow", config.Metrics{MaxSeries: 1}},
+		{"overflow", with(func(c *config.Metrics) { c.MaxSeries = 1 })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
