@@ -38,22 +38,36 @@ func (f *Format) parseLine(line []byte, r *Record) error {
 	return f.fill(r)
 }
 
-// hasAt reports whether in[pos:] starts with lit.
+// hasAt reports whether in[pos:] starts with lit. Literals are a few bytes,
+// where a plain loop beats a call to memequal.
 func hasAt(in []byte, pos int, lit []byte) bool {
-	return pos <= len(in) && bytes.HasPrefix(in[pos:], lit)
+	if pos+len(lit) > len(in) {
+		return false
+	}
+	in = in[pos : pos+len(lit)]
+	for i, c := range lit {
+		if in[i] != c {
+			return false
+		}
+	}
+	return true
 }
 
+// indexFrom finds the first lit in in[pos:]: the SIMD byte search for its
+// first byte, then a check of the rest, which nearly always succeeds at once.
 func indexFrom(in []byte, pos int, lit []byte) int {
-	var i int
-	if len(lit) == 1 {
-		i = bytes.IndexByte(in[pos:], lit[0])
-	} else {
-		i = bytes.Index(in[pos:], lit)
+	for pos <= len(in) {
+		i := bytes.IndexByte(in[pos:], lit[0])
+		if i < 0 {
+			return -1
+		}
+		pos += i
+		if hasAt(in, pos+1, lit[1:]) {
+			return pos
+		}
+		pos++
 	}
-	if i < 0 {
-		return -1
-	}
-	return pos + i
+	return -1
 }
 
 // parseOps reads the values of t's variables from in, which starts at byte
@@ -123,15 +137,23 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 var quote = []byte{'"'}
 
 // jsonStringEnd finds the '"' closing a JSON string whose text starts at
-// in[pos]; -1 when there is none.
+// in[pos]; -1 when there is none. A quote is escaped when an odd number of
+// backslashes precede it.
 func jsonStringEnd(in []byte, pos int) int {
-	for i := pos; i < len(in); i++ {
-		switch in[i] {
-		case '"':
-			return i
-		case '\\':
-			i++
+	for pos <= len(in) {
+		i := bytes.IndexByte(in[pos:], '"')
+		if i < 0 {
+			return -1
 		}
+		q := pos + i
+		n := 0
+		for j := q - 1; j >= pos && in[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q
+		}
+		pos = q + 1
 	}
 	return -1
 }

@@ -60,18 +60,19 @@ type Record struct {
 	err ParseError
 }
 
-// reset clears the Record for a new line, keeping its buffers.
+// reset clears the Record for a new line, keeping its buffers. The error
+// is not cleared: it is only read through the pointer a failure returns.
 func (r *Record) reset() {
-	*r = Record{
-		vars:    r.vars[:0],
-		offs:    r.offs[:0],
-		scratch: r.scratch[:0],
-		lineBuf: r.lineBuf[:0],
-		envBuf:  r.envBuf[:0],
-		path:    r.path[:0],
-	}
+	r.Line, r.Host, r.File = nil, nil, nil
+	r.Timestamp, r.Time = time.Time{}, time.Time{}
+	r.Enveloped = false
+	r.Format = nil
+	r.VHost, r.Method, r.Path, r.Query, r.Protocol = nil, nil, nil, nil, nil
+	r.Status, r.UpstreamStatus, r.UpstreamTries = 0, 0, 0
 	r.BodyBytes, r.BytesSent = -1, -1
 	r.RequestTime, r.UpstreamResponseTime, r.UpstreamConnectTime, r.UpstreamHeaderTime = -1, -1, -1, -1
+	r.UpstreamAddr, r.RemoteAddr, r.RequestID, r.TraceID = nil, nil, nil, nil
+	r.scratch, r.lineBuf, r.envBuf, r.path = r.scratch[:0], r.lineBuf[:0], r.envBuf[:0], r.path[:0]
 }
 
 // setFormat sizes the slot tables for f.
