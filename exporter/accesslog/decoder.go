@@ -11,7 +11,9 @@ import (
 type Rule struct {
 	// Field is a dotted path into the Filebeat event, e.g. "log.file.path" or
 	// "fields.log_type". Nested objects and keys that themselves contain dots
-	// ({"fields.log_type": ...}) both match.
+	// ({"fields.log_type": ...}) both match. "log.file.path" and "host.name"
+	// also read their Filebeat 6.x names, source and beat.hostname, so one
+	// rule covers old and new shippers.
 	Field  string
 	Match  *regexp.Regexp
 	Format *Format
@@ -57,6 +59,7 @@ type Decoder struct {
 
 type rule struct {
 	want   int
+	alt    int // the field's older name, read when want is absent; -1 for none
 	match  *regexp.Regexp
 	format *Format
 }
@@ -117,7 +120,14 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 			d.wants = append(d.wants, ru.Field)
 			w = len(d.wants) - 1
 		}
-		d.rules = append(d.rules, rule{want: w, match: ru.Match, format: ru.Format})
+		alt := -1
+		switch w {
+		case wFilePath:
+			alt = wSource
+		case wHostName:
+			alt = wBeatHost
+		}
+		d.rules = append(d.rules, rule{want: w, alt: alt, match: ru.Match, format: ru.Format})
 		d.addFormat(ru.Format)
 	}
 	d.vals = make([][]byte, len(d.wants))
@@ -201,6 +211,9 @@ func (d *Decoder) envString(r *Record, ws ...int) []byte {
 func (d *Decoder) choose() *Format {
 	for i, ru := range d.rules {
 		v := d.vals[ru.want]
+		if v == nil && ru.alt >= 0 {
+			v = d.vals[ru.alt]
+		}
 		if v == nil {
 			continue
 		}

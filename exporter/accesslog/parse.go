@@ -228,21 +228,26 @@ func (f *Format) fill(r *Record) error {
 		}
 		r.Status = st
 	}
-	var ok bool
 	if i := s[kBodyBytes]; i >= 0 && v[i] != nil {
-		if r.BodyBytes, ok = parseCount(v[i]); !ok {
+		n, ok := parseCount(v[i])
+		if !ok {
 			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
 		}
+		r.BodyBytes = n
 	}
 	if i := s[kBytesSent]; i >= 0 && v[i] != nil {
-		if r.BytesSent, ok = parseCount(v[i]); !ok {
+		n, ok := parseCount(v[i])
+		if !ok {
 			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
 		}
+		r.BytesSent = n
 	}
 	if i := s[kRequestTime]; i >= 0 && v[i] != nil {
-		if r.RequestTime, ok = parseSeconds(v[i]); !ok {
+		d, ok := parseSeconds(v[i])
+		if !ok {
 			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "seconds")
 		}
+		r.RequestTime = d
 	}
 
 	tries := -1
