@@ -127,7 +127,7 @@ const (
 func jsonAttention(x uint64) uint64 {
 	q := x ^ (lsb * '"')
 	bs := x ^ (lsb * '\\')
-	return (x | (x - lsb*0x20) | (q - lsb) &^ q | (bs - lsb) &^ bs) & msb
+	return (x | (x - lsb*0x20) | (q-lsb)&^q | (bs-lsb)&^bs) & msb
 }
 
 // appendMillis appends ms as nginx prints a time in seconds with
