@@ -3,6 +3,7 @@ package accesslog
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,3 +130,5 @@ func mustFloat(s string) float64 {
 	}
 	return f
 }
+
+func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }

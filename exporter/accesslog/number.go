@@ -59,7 +59,7 @@ func parseNanos(b []byte) (int64, bool) {
 	var sec, frac int64
 	i, digits := 0, 0
 	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		if digits >= 11 { // > 3000 years: not a duration nginx writes
+		if digits >= 10 && sec > maxSeconds/10 {
 			return 0, false
 		}
 		sec = sec*10 + int64(b[i]-'0')
@@ -76,11 +76,14 @@ func parseNanos(b []byte) (int64, bool) {
 			digits++
 		}
 	}
-	if i != len(b) || digits == 0 {
+	if i != len(b) || digits == 0 || sec > maxSeconds {
 		return 0, false
 	}
 	return sec*1e9 + frac, true
 }
+
+// maxSeconds keeps sec*1e9 within int64 (year 2262 for $msec).
+const maxSeconds int64 = math.MaxInt64/1_000_000_000 - 1
 
 // seconds converts nanoseconds to float seconds; dividing once rounds
 // correctly, so 60000000 ns is exactly the float64 nearest 0.06.

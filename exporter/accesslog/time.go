@@ -53,7 +53,7 @@ func daysFromCivil(y, m, d int) int64 {
 var daysIn = [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
 
 func validDate(y, m, d, hh, mm, ss int) bool {
-	if m < 1 || m > 12 || d < 1 || d > daysIn[m] || hh > 23 || mm > 59 || ss > 60 {
+	if m < 1 || m > 12 || d < 1 || d > daysIn[m] || hh > 23 || mm > 59 || ss > 59 {
 		return false
 	}
 	if m == 2 && d == 29 && !(y%4 == 0 && (y%100 != 0 || y%400 == 0)) {
