@@ -95,8 +95,6 @@ type Requests struct {
 	defaultVHost func(*accesslog.Format) string
 	formats      atomic.Pointer[[]*formatInfo]
 	formatsMu    sync.Mutex
-
-	scratch sync.Pool // *scratch
 }
 
 const (
@@ -144,7 +142,6 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		defaultVHost: o.defaultVHost,
 	}
 	m.series.init(int64(maxSeries))
-	m.scratch.New = func() any { return &scratch{key: make([]byte, 0, 512), route: make([]byte, 0, maxRouteLen+8)} }
 	if m.compat {
 		for i, d := range dims {
 			switch d.kind {
@@ -235,20 +232,14 @@ func orDefault(b, def []float64) []float64 {
 	return b
 }
 
-// scratch is per-call working memory, pooled so that concurrent workers
-// build keys without allocating or sharing.
-type scratch struct {
-	key   []byte
-	route []byte
-}
-
 // Observe counts one parsed line. Values of -1 (not logged) are not observed.
 // It allocates nothing once the line's label set has been seen.
 func (m *Requests) Observe(r *accesslog.Record) {
-	sc := m.scratch.Get().(*scratch)
-	sc.key = m.appendKey(sc.key[:0], sc, r)
-	s := m.lookup(sc.key)
-	m.scratch.Put(sc)
+	// Key and route are built on the stack: cheaper than a sync.Pool, and
+	// workers share nothing. Only a key past 256 bytes moves to the heap.
+	var kb [256]byte
+	var rb [maxRouteLen + 8]byte
+	s := m.lookup(m.appendKey(kb[:0], rb[:0], r))
 
 	s.requests.Inc()
 	if v := r.RequestTime; v >= 0 {
@@ -288,7 +279,7 @@ func (m *Requests) Observe(r *accesslog.Record) {
 
 // appendKey encodes the line's label values, each as a uvarint length and
 // the bytes, so that no value can run into the next.
-func (m *Requests) appendKey(key []byte, sc *scratch, r *accesslog.Record) []byte {
+func (m *Requests) appendKey(key, route []byte, r *accesslog.Record) []byte {
 	var fi *formatInfo
 	for _, d := range m.dims {
 		switch d.kind {
@@ -309,8 +300,7 @@ func (m *Requests) appendKey(key []byte, sc *scratch, r *accesslog.Record) []byt
 		case labelStatusClass:
 			key = appendString(key, statusClass(r.Status))
 		case labelRoute:
-			sc.route = m.router.appendRoute(sc.route[:0], r.Path)
-			key = appendValue(key, sc.route)
+			key = appendValue(key, m.router.appendRoute(route[:0], r.Path))
 		case labelUpstream:
 			key = appendOr(key, r.UpstreamAddr, none)
 		case labelHost:
@@ -423,7 +413,7 @@ func (m *Requests) lookup(key []byte) *series {
 		return s
 	}
 	if !m.series.full() {
-		if s := m.series.add(h, key, m.newSeries); s != nil {
+		if s := m.series.add(h, key, m); s != nil {
 			return s
 		}
 	}
@@ -510,7 +500,7 @@ func (c *seriesCache) full() bool { return c.n.Load() >= c.max }
 
 // add inserts the series of key unless another writer did first. It returns
 // nil when the limit was reached meanwhile.
-func (c *seriesCache) add(h uint64, key []byte, build func([]byte) *series) *series {
+func (c *seriesCache) add(h uint64, key []byte, m *Requests) *series {
 	sh := &c.shards[h%seriesShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -521,7 +511,7 @@ func (c *seriesCache) add(h uint64, key []byte, build func([]byte) *series) *ser
 		c.n.Add(-1)
 		return nil
 	}
-	s := build(key)
+	s := m.newSeries(key)
 	old := *sh.m.Load()
 	next := make(map[uint64]*series, len(old)+1)
 	for k, v := range old {

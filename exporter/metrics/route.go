@@ -125,9 +125,27 @@ func afterAuthority(p []byte) []byte {
 }
 
 func appendSegment(dst, seg []byte) []byte {
+	// Most segments are words or short: one pass settles them. Every
+	// placeholder below needs a digit (the e-mail aside), and every one but
+	// :id and a numeric file name at least 8 bytes.
+	digits, at, dot := 0, false, false
+	for _, c := range seg {
+		switch {
+		case isDigit(c):
+			digits++
+		case c == '@':
+			at = true
+		case c == '.':
+			dot = true
+		}
+	}
 	switch {
-	case isDigits(seg):
+	case digits == len(seg):
 		return append(dst, ":id"...)
+	case !at && (digits == 0 || len(seg) < 8 && !dot):
+		return append(dst, seg...)
+	}
+	switch {
 	case isUUID(seg):
 		return append(dst, ":uuid"...)
 	case isDate(seg):
