@@ -337,16 +337,16 @@ func (g *Generator) timing(rt *route) {
 func (g *Generator) size(rt *route) {
 	r, sp := &g.r, rt.spec
 	switch {
-	case r.method == 4 || sp.size == 0: // HEAD, or nothing to send
+	case r.method == 4 || r.status == 304 || r.status == 204 || r.status == 499: // HEAD, or nothing to send
 		r.body = 0
 	case sp.class == classScanner:
 		r.body = int64(sp.size)
-	case r.status == 304 || r.status == 204 || r.status == 499:
+	case r.status >= 300 && (!rt.upstream || r.status >= 502):
+		r.body = nginxPageSize(r.status) // nginx's own error page
+	case sp.size == 0:
 		r.body = 0
 	case r.status == 206:
 		r.body = 1 + int64(sp.size*g.float()*0.5)
-	case r.status >= 300 && (!rt.upstream || r.status >= 502):
-		r.body = nginxPageSize(r.status)
 	case r.status >= 300:
 		r.body = 20 + int64(g.logNormal(90, g.lnErr)) // the application's short error or redirect body
 	case sp.class == classStatic:

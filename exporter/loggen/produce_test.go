@@ -114,11 +114,13 @@ func TestProduceStopsWithContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1000 lines/s for 0.3 s: about 300, never the thousands an unpaced loop makes.
-	if el := time.Since(start); el > 5*time.Second {
+	// 1000 lines/s for 0.3 s: at most about 300 (fewer on a loaded machine),
+	// never the thousands an unpaced loop makes.
+	el := time.Since(start)
+	if el > 5*time.Second {
 		t.Errorf("took %v", el)
 	}
-	if acked < 100 || acked > 600 || acked != g.Totals().Lines {
+	if acked < 1 || float64(acked) > 1000*el.Seconds()+20 || acked != g.Totals().Lines {
 		t.Errorf("acked %d, generated %d", acked, g.Totals().Lines)
 	}
 }
@@ -160,7 +162,7 @@ func TestWrite(t *testing.T) {
 	if n, err := Write(context.Background(), &out, newGen(t), 4000, 400); err != nil || n != 400 {
 		t.Fatalf("Write: %d, %v", n, err)
 	}
-	if el := time.Since(start); el < 80*time.Millisecond || el > 2*time.Second {
+	if el := time.Since(start); el < 80*time.Millisecond || el > 10*time.Second {
 		t.Errorf("400 lines at 4000/s took %v", el)
 	}
 }
@@ -174,7 +176,8 @@ func TestPacer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if el := time.Since(start); el < 150*time.Millisecond || el > time.Second {
+	// Only the lower bound is sharp: a loaded machine wakes sleepers late.
+	if el := time.Since(start); el < 150*time.Millisecond || el > 10*time.Second {
 		t.Errorf("2000 tokens at 10000/s took %v, want about 0.2 s", el)
 	}
 	// Idle time saves up no more than the burst.
