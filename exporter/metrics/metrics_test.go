@@ -669,3 +669,41 @@ func TestRouteCacheBounded(t *testing.T) {
 		t.Errorf("route cache holds %d paths, want <= %d", n, routeShards*routeShardLimit)
 	}
 }
+
+// TestVarLabel goes through the real parser: Record.vars is only filled by it.
+func TestVarLabel(t *testing.T) {
+	tenant, err := accesslog.Compile("tenant", `$remote_addr [$time_local] "$request" $status $http_x_tenant $scheme`, accesslog.EscapeDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := accesslog.Compile("plain", `$remote_addr [$time_local] "$request" $status`, accesslog.EscapeDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		format *accesslog.Format
+		line   string
+		want   string
+	}{
+		{"logged", tenant, `10.0.0.1 [17/May/2024:10:00:00 +0000] "GET / HTTP/1.1" 200 acme https`, "var_http_x_tenant=acme,var_scheme=https"},
+		{"logged as dash", tenant, `10.0.0.1 [17/May/2024:10:00:00 +0000] "GET / HTTP/1.1" 200 - http`, "var_http_x_tenant=-,var_scheme=http"},
+		{"format without the variables", plain, `10.0.0.1 [17/May/2024:10:00:00 +0000] "GET / HTTP/1.1" 200`, "var_http_x_tenant=-,var_scheme=-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dec, err := accesslog.NewDecoder(accesslog.DecoderConfig{Default: tt.format})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r accesslog.Record
+			if err := dec.Decode([]byte(tt.line), &r); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			m, reg := newRequests(t, config.Metrics{Labels: []string{"var_http_x_tenant", "var_scheme"}})
+			m.Observe(&r)
+			m.Observe(&r)
+			equalCounts(t, counters(t, reg, RequestsTotal), map[string]float64{tt.want: 2})
+		})
+	}
+}
