@@ -114,13 +114,14 @@ func TestProduceStopsWithContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1000 lines/s for 0.3 s: at most about 300 (fewer on a loaded machine),
-	// never the thousands an unpaced loop makes.
+	// No limit: returning at all shows ctx stops it. 1000 lines/s for 0.3 s:
+	// at most about 300 (fewer, even none, on a loaded machine), never the
+	// thousands an unpaced loop makes.
 	el := time.Since(start)
 	if el > 5*time.Second {
 		t.Errorf("took %v", el)
 	}
-	if acked < 1 || float64(acked) > 1000*el.Seconds()+20 || acked != g.Totals().Lines {
+	if float64(acked) > 1000*el.Seconds()+20 || acked != g.Totals().Lines {
 		t.Errorf("acked %d, generated %d", acked, g.Totals().Lines)
 	}
 }
