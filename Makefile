@@ -1,0 +1,66 @@
+# accesslog-exporter. `make run` and `make test` are the two commands a new
+# machine needs; everything else they need is installed by the targets below
+# into .tools/ (git-ignored) or the Go caches.
+
+GO          ?= go
+BIN         := bin
+TOOLS       := $(CURDIR)/.tools
+STATICCHECK := $(TOOLS)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME    ?= 5s
+BENCHCOUNT  ?= 5
+LISTEN      ?= 127.0.0.1:9717
+
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH   := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
+            -X github.com/prometheus/common/version.Revision=$(REVISION) \
+            -X github.com/prometheus/common/version.Branch=$(BRANCH)
+
+.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# The main job on an embedded default: an in-process 3-broker Kafka fed by the
+# traffic generator, consumed as a normal group member.
+run: build
+	$(BIN)/accesslog-exporter --kafka.embedded --web.listen-address=$(LISTEN)
+
+# Replays the sample nginx log through the same parse and metrics path and
+# prints the resulting metrics: how a log_format is checked against real lines.
+replay: build
+	$(BIN)/accesslog-exporter replay testdata/nginx-main-timed.log
+
+test: lint unit fuzz
+
+unit:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+# Short runs of every fuzz target; longer ones with FUZZTIME=5m.
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+lint: vet staticcheck
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) ./...
+
+bench-e2e: build
+	./scripts/bench-e2e.sh
+
+clean:
+	rm -rf $(BIN)

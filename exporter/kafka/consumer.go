@@ -1,0 +1,428 @@
+// Package kafka consumes the access-log topic as a consumer-group member
+// with at-least-once delivery, and reports on the health of the Kafka path.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/plugin/kprom"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+)
+
+// Processor handles batches. Each worker has its own Processor, so it may
+// keep per-worker scratch state; all batches of one partition go to the same
+// worker, in offset order. Process must Release the batch once, when done.
+type Processor interface {
+	Process(b *Batch)
+}
+
+// Options are the consumer's settings beyond the config file.
+type Options struct {
+	// NewProcessor is called once per worker.
+	NewProcessor func(worker int) Processor
+	// ShutdownTimeout bounds how long Run waits, after its context ends, for
+	// in-flight batches before the final commit. Default 10s.
+	ShutdownTimeout time.Duration
+	// RevokeTimeout bounds the wait for a revoked partition's in-flight
+	// batches; what is not done by then is left to the new owner (duplicates,
+	// never loss). Default 10s.
+	RevokeTimeout time.Duration
+	// ExtraOpts are appended to the client's options (tests shorten
+	// heartbeats with them).
+	ExtraOpts []kgo.Opt
+	Logger    *slog.Logger
+	// Registerer receives the consumer's and franz-go's metrics; nil for none.
+	Registerer prometheus.Registerer
+}
+
+// Consumer is one member of the exporter's consumer group.
+type Consumer struct {
+	cfg    config.Kafka
+	opts   Options
+	log    *slog.Logger
+	cl     *kgo.Client
+	seed   maphash.Seed
+	queues []chan *Batch
+
+	mu    sync.Mutex
+	parts map[tp]*partition
+
+	joined  atomic.Bool
+	fetched atomic.Bool
+
+	commits      prometheus.Counter
+	commitErrors prometheus.Counter
+	rebalances   *prometheus.CounterVec
+	assigned     prometheus.Gauge
+}
+
+type tp struct {
+	topic string
+	part  int32
+}
+
+// New builds a consumer; nothing connects until Run.
+func New(cfg config.Kafka, opts Options) (*Consumer, error) {
+	if opts.NewProcessor == nil {
+		return nil, errors.New("kafka: Options.NewProcessor is required")
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.RevokeTimeout <= 0 {
+		opts.RevokeTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	c := &Consumer{
+		cfg:   cfg,
+		opts:  opts,
+		log:   opts.Logger,
+		seed:  maphash.MakeSeed(),
+		parts: map[tp]*partition{},
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accesslog_exporter_commits_total",
+			Help: "Offset commits that succeeded.",
+		}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accesslog_exporter_commit_errors_total",
+			Help: "Offset commits that failed, wholly or for some partitions.",
+		}),
+		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accesslog_exporter_partition_events_total",
+			Help: "Partitions assigned, revoked or lost by group rebalances.",
+		}, []string{"event"}),
+		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "accesslog_exporter_assigned_partitions",
+			Help: "Partitions this replica owns now.",
+		}),
+	}
+	kopts, err := clientOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	kopts = append(kopts,
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.WithHooks(fetchSeen{&c.fetched}),
+	)
+	if opts.Registerer != nil {
+		for _, m := range []prometheus.Collector{c.commits, c.commitErrors, c.rebalances, c.assigned} {
+			if err := opts.Registerer.Register(m); err != nil {
+				return nil, err
+			}
+		}
+		kopts = append(kopts, kgo.WithHooks(kprom.NewMetrics("accesslog_exporter",
+			kprom.Subsystem("kafka_client"), kprom.Registerer(opts.Registerer))))
+	}
+	kopts = append(kopts, opts.ExtraOpts...)
+	c.queues = make([]chan *Batch, workers)
+	for i := range c.queues {
+		// A short queue keeps in-flight data small; a full queue blocks the
+		// poll loop, which is the backpressure towards Kafka.
+		c.queues[i] = make(chan *Batch, 2)
+	}
+	if c.cl, err = kgo.NewClient(kopts...); err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return c, nil
+}
+
+// Client is the underlying client, for callers that share its connection
+// (the embedded demo produces with its own client; tests inspect offsets).
+func (c *Consumer) Client() *kgo.Client { return c.cl }
+
+// Ready says whether the member has joined its group and had a fetch
+// answered, and if not, why not: the /readyz explanation.
+func (c *Consumer) Ready() (bool, string) {
+	switch {
+	case !c.joined.Load():
+		return false, fmt.Sprintf("waiting to join consumer group %q (brokers %v)", c.cfg.Group, c.cfg.Brokers)
+	case !c.fetched.Load():
+		return false, fmt.Sprintf("joined group %q, waiting for the first fetch", c.cfg.Group)
+	}
+	return true, fmt.Sprintf("joined group %q and fetching", c.cfg.Group)
+}
+
+// Run consumes until ctx ends, then finishes in-flight batches (bounded by
+// ShutdownTimeout), commits, leaves the group and closes the client.
+func (c *Consumer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i, q := range c.queues {
+		p := c.opts.NewProcessor(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range q {
+				p.Process(b)
+			}
+		}()
+	}
+	commitCtx, stopCommits := context.WithCancel(context.Background())
+	commitsDone := make(chan struct{})
+	go func() {
+		defer close(commitsDone)
+		c.commitLoop(commitCtx)
+	}()
+
+	err := c.poll(ctx)
+
+	for _, q := range c.queues {
+		close(q)
+	}
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+	select {
+	case <-workersDone:
+	case <-time.After(c.opts.ShutdownTimeout):
+		c.log.Warn("shutdown: in-flight batches not done in time; committing what is done", "timeout", c.opts.ShutdownTimeout)
+	}
+	stopCommits()
+	<-commitsDone
+	finalCtx, cancel := context.WithTimeout(context.Background(), c.opts.ShutdownTimeout)
+	c.commit(finalCtx, c.snapshot(nil))
+	// Leaving (rather than timing out of) the group hands our partitions
+	// over at once; revoke callbacks find nothing outstanding by now.
+	c.cl.AllowRebalance()
+	if lerr := c.cl.LeaveGroupContext(finalCtx); lerr != nil && !errors.Is(lerr, context.Canceled) {
+		c.log.Warn("leaving consumer group", "err", lerr)
+	}
+	cancel()
+	c.cl.Close()
+	return err
+}
+
+func (c *Consumer) poll(ctx context.Context) error {
+	for {
+		fs := c.cl.PollRecords(ctx, 10000)
+		if ctx.Err() != nil {
+			c.cl.AllowRebalance()
+			return nil
+		}
+		if fs.IsClientClosed() {
+			return errors.New("kafka: client closed")
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) == 0 {
+				return
+			}
+			part := c.partition(ftp.Topic, ftp.Partition)
+			if part == nil {
+				return // revoked between fetch and now
+			}
+			b := part.begin(ftp.Records)
+			select {
+			case c.queues[c.worker(ftp.Topic, ftp.Partition)] <- b:
+			case <-ctx.Done():
+				part.abandon(b)
+			}
+		})
+		c.cl.AllowRebalance()
+	}
+}
+
+func (c *Consumer) worker(topic string, p int32) int {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(topic)
+	h.WriteByte(byte(p))
+	h.WriteByte(byte(p >> 8))
+	h.WriteByte(byte(p >> 16))
+	return int(h.Sum64() % uint64(len(c.queues)))
+}
+
+func (c *Consumer) partition(topic string, p int32) *partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.parts[tp{topic, p}]
+}
+
+// owned lists the partitions this member holds now.
+func (c *Consumer) owned() []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]int32, 0, len(c.parts))
+	for k := range c.parts {
+		out = append(out, k.part)
+	}
+	return out
+}
+
+func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	n := 0
+	for topic, ps := range assigned {
+		for _, p := range ps {
+			c.parts[tp{topic, p}] = newPartition(topic, p, nil)
+			n++
+		}
+	}
+	c.assigned.Set(float64(len(c.parts)))
+	c.mu.Unlock()
+	c.rebalances.WithLabelValues("assigned").Add(float64(n))
+	c.joined.Store(true)
+	c.log.Info("partitions assigned", "partitions", assigned)
+}
+
+// onRevoked runs while the group is still ours for these partitions (the
+// cooperative protocol revokes before reassigning), so it waits for their
+// in-flight batches and commits them: the next owner starts exactly where we
+// stopped.
+func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	parts := c.detach(revoked, "revoked")
+	if len(parts) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.opts.RevokeTimeout)
+	defer cancel()
+	for _, p := range parts {
+		select {
+		case <-p.drained():
+		case <-wctx.Done():
+			c.log.Warn("revoke: in-flight batches not done in time; the new owner will re-read them", "topic", p.topic, "partition", p.id, "outstanding", p.outstanding())
+		}
+	}
+	cctx, cancel2 := context.WithTimeout(ctx, c.opts.RevokeTimeout)
+	defer cancel2()
+	c.commit(cctx, c.snapshot(parts))
+	c.log.Info("partitions revoked", "partitions", revoked)
+}
+
+// onLost drops state without committing: the group no longer knows us, so a
+// commit would fail, and another member may already own the partitions.
+func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.detach(lost, "lost")
+	c.log.Warn("partitions lost", "partitions", lost)
+}
+
+func (c *Consumer) detach(m map[string][]int32, event string) []*partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*partition
+	for topic, ps := range m {
+		for _, p := range ps {
+			if part, ok := c.parts[tp{topic, p}]; ok {
+				out = append(out, part)
+				delete(c.parts, tp{topic, p})
+			}
+		}
+	}
+	c.assigned.Set(float64(len(c.parts)))
+	c.rebalances.WithLabelValues(event).Add(float64(len(out)))
+	return out
+}
+
+func (c *Consumer) commitLoop(ctx context.Context) {
+	interval := c.cfg.CommitInterval
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, interval+10*time.Second)
+			c.commit(cctx, c.snapshot(nil))
+			cancel()
+		}
+	}
+}
+
+// snapshot collects the committable offsets of parts, or of every owned
+// partition when parts is nil.
+func (c *Consumer) snapshot(parts []*partition) map[*partition]kgo.EpochOffset {
+	if parts == nil {
+		c.mu.Lock()
+		for _, p := range c.parts {
+			parts = append(parts, p)
+		}
+		c.mu.Unlock()
+	}
+	out := map[*partition]kgo.EpochOffset{}
+	for _, p := range parts {
+		if o, ok := p.committable(); ok {
+			out[p] = o
+		}
+	}
+	return out
+}
+
+func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochOffset) {
+	if len(offsets) == 0 {
+		return
+	}
+	req := map[string]map[int32]kgo.EpochOffset{}
+	for p, o := range offsets {
+		if req[p.topic] == nil {
+			req[p.topic] = map[int32]kgo.EpochOffset{}
+		}
+		req[p.topic][p.id] = o
+	}
+	var failed bool
+	c.cl.CommitOffsetsSync(ctx, req, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			failed = true
+			c.log.Warn("offset commit failed", "err", err)
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, rp := range t.Partitions {
+				if rp.ErrorCode != 0 {
+					failed = true
+					c.log.Warn("offset commit failed", "topic", t.Topic, "partition", rp.Partition, "code", rp.ErrorCode)
+					continue
+				}
+				for p, o := range offsets {
+					if p.topic == t.Topic && p.id == rp.Partition {
+						p.markCommitted(o.Offset)
+					}
+				}
+			}
+		}
+	})
+	if failed {
+		c.commitErrors.Inc()
+	} else {
+		c.commits.Inc()
+	}
+}
+
+// fetchSeen marks the first answered fetch, for readiness: an empty topic
+// returns no records, yet the path to Kafka works.
+type fetchSeen struct{ seen *atomic.Bool }
+
+func (f fetchSeen) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err == nil && key == int16(kmsg.Fetch) && !f.seen.Load() {
+		f.seen.Store(true)
+	}
+}
