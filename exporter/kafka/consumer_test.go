@@ -402,4 +402,3 @@ func TestSASLAgainstBroker(t *testing.T) {
 		})
 	}
 }
-
