@@ -236,8 +236,9 @@ func orDefault(b, def []float64) []float64 {
 // It allocates nothing once the line's label set has been seen.
 func (m *Requests) Observe(r *accesslog.Record) {
 	// Key and route are built on the stack: cheaper than a sync.Pool, and
-	// workers share nothing. Only a key past 256 bytes moves to the heap.
-	var kb [256]byte
+	// workers share nothing. Only a key past 512 bytes (several long var_
+	// labels) moves to the heap.
+	var kb [512]byte
 	var rb [maxRouteLen + 8]byte
 	s := m.lookup(m.appendKey(kb[:0], rb[:0], r))
 
