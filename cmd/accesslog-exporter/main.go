@@ -1,0 +1,134 @@
+// Command accesslog-exporter turns nginx access-log lines read from Kafka
+// into Prometheus metrics. main parses flags, builds a config and calls one
+// Run; everything else lives in exporter/.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/pipeline"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
+)
+
+const name = "accesslog-exporter"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := kingpin.New(name, "Turns nginx access-log lines consumed from Kafka into Prometheus metrics.")
+	app.Version(version.Print(name))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	configFile := app.Flag("config.file", "Configuration file (YAML). Without one, built-in defaults.").String()
+	logConfig := &promslog.Config{}
+	promslogflag.AddFlags(app, logConfig)
+
+	serve := app.Command("run", "Consume the topic and serve /metrics (the default command).").Default()
+	webFlags := kingpinflag.AddFlags(serve, ":9717")
+	telemetryPath := serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	enablePprof := serve.Flag("web.enable-pprof", "Serve /debug/pprof/.").Bool()
+	brokers := serve.Flag("kafka.brokers", "Comma-separated seed brokers; overrides kafka.brokers of the config file.").String()
+	embedded := serve.Flag("kafka.embedded", "Start an in-process 3-broker Kafka fed by the traffic generator, and consume it (the demo `make run` starts).").Bool()
+	embeddedRate := serve.Flag("kafka.embedded.rate", "Lines per second the embedded generator writes.").Default("500").Float64()
+
+	replay := app.Command("replay", "Process log lines from files (or stdin) exactly as the Kafka path does; print the metrics to stdout and a summary to stderr.")
+	replayFormat := replay.Flag("log-format", "log_format string or preset name; overrides input.format.").String()
+	replayFiles := replay.Arg("file", "Log files; stdin when none.").Strings()
+
+	check := app.Command("check-config", "Validate a configuration file and print the effective configuration.")
+	checkFile := check.Arg("file", "Configuration file.").Required().String()
+
+	versionCmd := app.Command("version", "Print the version.")
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	logConfig.Writer = stderr
+	logger := promslog.New(logConfig)
+
+	switch cmd {
+	case versionCmd.FullCommand():
+		fmt.Fprintln(stdout, version.Print(name))
+		return 0
+	case check.FullCommand():
+		cfg, err := config.Load(*checkFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprint(stdout, cfg.String())
+		return 0
+	}
+
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+
+	switch cmd {
+	case replay.FullCommand():
+		if *replayFormat != "" {
+			cfg.Input.Format = *replayFormat
+		}
+		sum, err := pipeline.Replay(cfg, *replayFiles, stdin, stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		sum.WriteSummary(stderr)
+		return 0
+	}
+
+	if *brokers != "" {
+		cfg.Kafka.Brokers = strings.Split(*brokers, ",")
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
+	if len(cfg.Kafka.Brokers) == 0 && !*embedded {
+		fmt.Fprintf(stderr, "%s: no Kafka brokers: set kafka.brokers in the config file, pass --kafka.brokers, or --kafka.embedded for the built-in demo\n", name)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
+	err = pipeline.Run(ctx, cfg, pipeline.Options{
+		Web:           webFlags,
+		TelemetryPath: *telemetryPath,
+		EnablePprof:   *enablePprof,
+		Embedded:      *embedded,
+		EmbeddedRate:  *embeddedRate,
+		Version:       version.Info(),
+		Logger:        logger,
+		Started: func(s *server.Server) {
+			if *embedded {
+				fmt.Fprintf(stderr, "\n  %s is consuming an embedded Kafka with generated nginx traffic.\n  Metrics:   http://%s%s\n  Ready:     http://%s/readyz\n  Stop with Ctrl-C.\n\n", name, s.Addr(), *telemetryPath, s.Addr())
+			}
+		},
+	})
+	if err != nil {
+		logger.Error("exiting", "err", err)
+		return 1
+	}
+	return 0
+}
