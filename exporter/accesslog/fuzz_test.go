@@ -104,7 +104,7 @@ func FuzzDecode(f *testing.F) {
 		// the same message (when the JSON is valid UTF-8, where both agree
 		// on replacement characters).
 		var ev map[string]any
-		if utf8.Valid(value) && !bytes.Contains(value, []byte(`\u`)) && json.Unmarshal(value, &ev) == nil {
+		if utf8.Valid(value) && !bytes.Contains(value, []byte(`\u`)) && json.Unmarshal(value, &ev) == nil && ev != nil {
 			if m, ok := ev["message"].(string); ok && !r.Enveloped {
 				t.Fatalf("not seen as an envelope: %q", value)
 			} else if ok && string(r.Line) != string(trimEOL([]byte(m))) {
@@ -152,7 +152,7 @@ func FuzzJSON(f *testing.F) {
 		_ = nested.Parse(line, &r)
 
 		var m map[string]any
-		if !utf8.Valid(line) || bytes.Contains(line, []byte(`\u`)) || json.Unmarshal(line, &m) != nil {
+		if !utf8.Valid(line) || bytes.Contains(line, []byte(`\u`)) || json.Unmarshal(line, &m) != nil || m == nil { // "null" unmarshals into a nil map
 			return
 		}
 		if pe, ok := err.(*ParseError); ok && (pe.Reason == ReasonBadJSON || pe.Reason == ReasonTrailingData) {
