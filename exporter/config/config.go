@@ -10,6 +10,8 @@ type Config struct {
 	Kafka   Kafka   `yaml:"kafka"`
 	Input   Input   `yaml:"input"`
 	Metrics Metrics `yaml:"metrics"`
+	Loki    Loki    `yaml:"loki"`
+	Health  Health  `yaml:"health"`
 
 	// Where the values came from, so that checks made later by other
 	// packages (Errorf) point at the same file and line as ours do.

@@ -38,5 +38,7 @@ func Default() Config {
 			NativeHistogramBucketFactor: 1.1,
 			Routes:                      Routes{Auto: true},
 		},
+		Loki:   defaultLoki(),
+		Health: defaultHealth(),
 	}
 }

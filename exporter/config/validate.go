@@ -32,6 +32,8 @@ func (c *Config) validate(tainted func(path string) bool) []*Error {
 	v.kafka(&c.Kafka)
 	v.input(&c.Input)
 	v.metrics(&c.Metrics)
+	v.loki(&c.Loki)
+	v.health(&c.Health)
 	return v.errs
 }
 
