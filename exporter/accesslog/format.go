@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -28,12 +29,12 @@ type Format struct {
 // textOps is a log_format compiled to literal/variable pairs.
 type textOps struct {
 	ops  []op
-	tail []byte // the literal after the last variable
+	tail literal // the literal after the last variable
 }
 
 // op matches lit, then reads one variable's value.
 type op struct {
-	lit   []byte
+	lit   literal
 	slot  int
 	scan  scanMode
 	delim []byte // the next non-empty literal: where the value ends
@@ -248,9 +249,9 @@ func (f *Format) compileText(s string) (textOps, error) {
 	if len(names) == 0 {
 		return textOps{}, errors.New("no variables")
 	}
-	t := textOps{tail: []byte(lits[len(lits)-1])}
+	t := textOps{tail: newLiteral(lits[len(lits)-1])}
 	for i, name := range names {
-		o := op{lit: []byte(lits[i]), slot: f.slot(name)}
+		o := op{lit: newLiteral(lits[i]), slot: f.slot(name)}
 		next := lits[i+1]
 		last := i == len(names)-1
 		for j := i + 1; o.delim == nil && j < len(lits); j++ {
@@ -285,4 +286,34 @@ func (f *Format) compileText(s string) (textOps, error) {
 		t.ops = append(t.ops, o)
 	}
 	return t, nil
+}
+
+// literal is constant text of a format. Most are a few bytes (" - ", "] \"",
+// "\" "), so they are also kept as one masked 64-bit word: matching one is
+// then a single load and compare instead of a byte loop.
+type literal struct {
+	b     []byte
+	word  uint64
+	mask  uint64
+	short bool // len(b) <= 8: word and mask are valid
+}
+
+func newLiteral(s string) literal {
+	l := literal{b: []byte(s)}
+	if len(s) <= 8 {
+		l.short = true
+		for i := len(s) - 1; i >= 0; i-- {
+			l.word = l.word<<8 | uint64(s[i])
+			l.mask = l.mask<<8 | 0xff
+		}
+	}
+	return l
+}
+
+// at reports whether in[pos:] starts with the literal.
+func (l *literal) at(in []byte, pos int) bool {
+	if l.short && pos >= 0 && pos+8 <= len(in) {
+		return binary.LittleEndian.Uint64(in[pos:])&l.mask == l.word
+	}
+	return hasAt(in, pos, l.b)
 }

@@ -89,10 +89,10 @@ func mustCompile(t testing.TB, name, format string, e Escape) *Format {
 func renderLine(f *Format, r *Record) []byte {
 	var out []byte
 	for _, o := range f.text.ops {
-		out = append(out, o.lit...)
+		out = append(out, o.lit.b...)
 		out = append(out, r.vars[o.slot]...)
 	}
-	return append(out, f.text.tail...)
+	return append(out, f.text.tail.b...)
 }
 
 // escapeValue writes v as nginx would with escaping e.

@@ -76,16 +76,16 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	pos := 0
 	for i := range t.ops {
 		o := &t.ops[i]
-		if !hasAt(in, pos, o.lit) {
-			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "literal", o.lit)
+		if !o.lit.at(in, pos) {
+			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "literal", o.lit.b)
 		}
-		pos += len(o.lit)
+		pos += len(o.lit.b)
 		end := -1
 		switch o.scan {
 		case scanEnd:
 			end = len(in)
 		case scanSuffix:
-			if e := len(in) - len(t.tail); e >= pos && bytes.HasSuffix(in, t.tail) {
+			if e := len(in) - len(t.tail.b); e >= pos && t.tail.at(in, e) {
 				end = e
 			} else {
 				end = indexFrom(in, pos, o.delim)
@@ -124,10 +124,10 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 		r.offs[o.slot] = base + pos
 		pos = end
 	}
-	if !hasAt(in, pos, t.tail) {
-		return r.fail(ReasonLiteralMismatch, f.vars[t.ops[len(t.ops)-1].slot], r.Line, base+pos, "literal", t.tail)
+	if !t.tail.at(in, pos) {
+		return r.fail(ReasonLiteralMismatch, f.vars[t.ops[len(t.ops)-1].slot], r.Line, base+pos, "literal", t.tail.b)
 	}
-	pos += len(t.tail)
+	pos += len(t.tail.b)
 	if pos != len(in) {
 		return r.fail(ReasonTrailingData, "", r.Line, base+pos, "end of line", nil)
 	}
@@ -161,23 +161,22 @@ func jsonStringEnd(in []byte, pos int) int {
 // multiEnd finds the end of an unquoted multi-value upstream variable:
 // values joined by ", " or " : ", followed by a single space.
 func multiEnd(in []byte, pos int) int {
-	i := pos
-	for i < len(in) {
-		c := in[i]
-		if c == ',' && i+1 < len(in) && in[i+1] == ' ' {
-			i += 2
-			continue
+	start := pos
+	for {
+		i := bytes.IndexByte(in[pos:], ' ')
+		if i < 0 {
+			return len(in)
 		}
-		if c == ' ' {
-			if i+2 < len(in) && in[i+1] == ':' && in[i+2] == ' ' {
-				i += 3
-				continue
-			}
-			return i
+		sp := pos + i
+		switch {
+		case sp > start && in[sp-1] == ',':
+			pos = sp + 1
+		case sp+2 < len(in) && in[sp+1] == ':' && in[sp+2] == ' ':
+			pos = sp + 3
+		default:
+			return sp
 		}
-		i++
 	}
-	return i
 }
 
 // fill interprets the raw values the Record needs. Priorities between
@@ -192,7 +191,7 @@ func (f *Format) fill(r *Record) error {
 	}
 	for _, k := range [...]kind{kTimeLocal, kTimeISO, kMsec} {
 		if i := s[k]; i >= 0 && dashless(v[i]) != nil {
-			t, ok := parseAnyTime(v[i])
+			t, ok := r.parseTime(v[i])
 			if !ok {
 				return r.failValue(ReasonBadTime, f.vars[i], v[i], r.offs[i], "a time")
 			}

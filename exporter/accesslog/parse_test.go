@@ -582,3 +582,33 @@ func TestFloatsAreExact(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeLocalCache parses a sequence of $time_local values with one
+// Record, so that the date cache is hit, missed and refilled, and compares
+// each with the uncached parser.
+func TestTimeLocalCache(t *testing.T) {
+	var r Record
+	for _, s := range []string{
+		"10/Oct/2025:13:55:36 +0200",
+		"10/Oct/2025:13:55:37 +0200",
+		"10/Oct/2025:23:59:59 +0200",
+		"11/Oct/2025:00:00:00 +0200",
+		"11/Oct/2025:00:00:00 -0700",
+		"11/Oct/2025:00:00:01 -0700",
+		"11/Oct/2025:24:00:01 -0700",
+		"11/Oct/2025:00:60:01 -0700",
+		"11/Oct/2025 00:00:01 -0700",
+		"11/Oct/2025:00:00:02 -0700",
+		"29/Feb/2024:12:00:00 +0000",
+		"29/Feb/2025:12:00:00 +0000",
+		"29/Feb/2024:12:00:01 +0000",
+	} {
+		got, ok := r.parseTime([]byte(s))
+		want, wantOK := parseTimeLocal([]byte(s))
+		_, o1 := got.Zone()
+		_, o2 := want.Zone()
+		if ok != wantOK || !got.Equal(want) || o1 != o2 {
+			t.Errorf("%s: cached %v %v, uncached %v %v", s, got, ok, want, wantOK)
+		}
+	}
+}

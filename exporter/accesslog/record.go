@@ -57,7 +57,8 @@ type Record struct {
 	envBuf  []byte
 	path    []byte // dotted key path while walking nested JSON
 
-	err ParseError
+	err   ParseError
+	dates dateCache
 }
 
 // reset clears the Record for a new line, keeping its buffers. The error

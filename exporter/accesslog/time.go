@@ -224,3 +224,42 @@ func parseAnyTime(b []byte) (time.Time, bool) {
 	}
 	return parseMsec(b)
 }
+
+// dateCache remembers the date and zone of the last $time_local, which
+// changes once a day in a stream, so that most lines only parse hh:mm:ss.
+type dateCache struct {
+	key  [16]byte // bytes 0-10 ("10/Oct/2025") and 21-25 ("+0200")
+	days int64
+	off  int
+	loc  *time.Location
+}
+
+// parseTime reads any of the time forms, $time_local through the cache.
+func (r *Record) parseTime(b []byte) (time.Time, bool) {
+	if len(b) != 26 || b[2] != '/' {
+		return parseAnyTime(b)
+	}
+	var key [16]byte
+	copy(key[:11], b[:11])
+	copy(key[11:], b[21:])
+	c := &r.dates
+	if c.loc == nil || key != c.key {
+		t, ok := parseTimeLocal(b)
+		if !ok {
+			return t, false
+		}
+		_, off := t.Zone()
+		d, _ := num(b, 0, 2)
+		y, _ := num(b, 7, 4)
+		*c = dateCache{key: key, days: daysFromCivil(y, monthIndex(b[3:6]), d), off: off, loc: t.Location()}
+		return t, true
+	}
+	hh, ok1 := num(b, 12, 2)
+	mm, ok2 := num(b, 15, 2)
+	ss, ok3 := num(b, 18, 2)
+	if !(ok1 && ok2 && ok3) || b[11] != ':' || b[14] != ':' || b[17] != ':' || b[20] != ' ' || hh > 23 || mm > 59 || ss > 59 {
+		return time.Time{}, false
+	}
+	sec := c.days*86400 + int64(hh*3600+mm*60+ss) - int64(c.off)
+	return time.Unix(sec, 0).In(c.loc), true
+}
