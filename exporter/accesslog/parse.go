@@ -137,17 +137,28 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 var quote = []byte{'"'}
 
 // jsonStringEnd finds the '"' closing a JSON string whose text starts at
-// in[pos]; -1 when there is none. A quote is escaped when an odd number of
-// backslashes precede it.
+// in[pos]; -1 when there is none. Keys and most values are short, where a
+// loop beats a call; a long message is searched with IndexByte, and a quote
+// found that way is escaped when an odd number of backslashes precede it.
 func jsonStringEnd(in []byte, pos int) int {
-	for pos <= len(in) {
+	start := pos
+	end := min(pos+16, len(in))
+	for ; pos < end; pos++ {
+		switch in[pos] {
+		case '"':
+			return pos
+		case '\\':
+			pos++
+		}
+	}
+	for pos < len(in) {
 		i := bytes.IndexByte(in[pos:], '"')
 		if i < 0 {
 			return -1
 		}
 		q := pos + i
 		n := 0
-		for j := q - 1; j >= pos && in[j] == '\\'; j-- {
+		for j := q - 1; j >= start && in[j] == '\\'; j-- {
 			n++
 		}
 		if n%2 == 0 {
@@ -369,6 +380,9 @@ func validMethod(b []byte) bool {
 // comes without port and lower-cased, and is then used as is.
 func (f *Format) hostName(r *Record, b []byte) []byte {
 	b = f.decode(r, b)
+	if len(b) == 0 {
+		return nil
+	}
 	if b[0] == '[' {
 		if j := bytes.IndexByte(b, ']'); j > 0 {
 			b = b[:j+1]
