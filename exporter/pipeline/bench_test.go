@@ -1,0 +1,132 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/metrics"
+)
+
+// The end-to-end benchmark consumes a kfake cluster preloaded with loggen
+// lines (ACCESSLOG_BENCH_LINES, default 200k; scripts/bench-e2e.sh uses 2M)
+// through decode, parse and metrics until every offset is committed. kfake
+// runs in the same process and takes its share of the two cores, so the
+// figure is a floor for what a real cluster would allow.
+var bench struct {
+	once    sync.Once
+	cluster *kfake.Cluster
+	lines   int64
+	err     error
+}
+
+func preload(b *testing.B) (*kfake.Cluster, int64) {
+	bench.once.Do(func() {
+		n := int64(200_000)
+		if s := os.Getenv("ACCESSLOG_BENCH_LINES"); s != "" {
+			if n, bench.err = strconv.ParseInt(s, 10, 64); bench.err != nil {
+				return
+			}
+		}
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"), kfake.GroupMinSessionTimeout(time.Second))
+		if err != nil {
+			bench.err = err
+			return
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("nginxlog"),
+			kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
+		if err != nil {
+			bench.err = err
+			return
+		}
+		defer cl.Close()
+		g, err := loggen.New(loggen.Seed(42), loggen.MalformedRatio(0.001), loggen.Hosts("web-1", "web-2", "web-3", "web-4", "web-5", "web-6"))
+		if err != nil {
+			bench.err = err
+			return
+		}
+		if _, err := loggen.Produce(context.Background(), cl, "nginxlog", g, 0, n); err != nil {
+			bench.err = err
+			return
+		}
+		bench.cluster, bench.lines = c, n
+	})
+	if bench.err != nil {
+		b.Fatal(bench.err)
+	}
+	return bench.cluster, bench.lines
+}
+
+func BenchmarkEndToEnd(b *testing.B) {
+	c, n := preload(b)
+	cfg := config.Default()
+	dec, err := compileInput(&cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		reg := prometheus.NewRegistry()
+		reqs, err := metrics.New(cfg.Metrics, reg, metrics.DefaultVHost(dec.defaultVHost))
+		if err != nil {
+			b.Fatal(err)
+		}
+		self, err := newSelfMetrics(reg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var done atomic.Int64
+		kcfg := cfg.Kafka
+		kcfg.Brokers = c.ListenAddrs()
+		kcfg.Group = fmt.Sprintf("bench-%d-%d", i, time.Now().UnixNano())
+		cons, err := kafka.New(kcfg, kafka.Options{
+			NewProcessor: func(int) kafka.Processor {
+				return &counting{processor: processor{h: newHandler(dec, reqs, self)}, done: &done}
+			},
+			ExtraOpts: []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan error, 1)
+		b.StartTimer()
+		start := time.Now()
+		go func() { stopped <- cons.Run(ctx) }()
+		for done.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+		cancel() // Run finishes in-flight batches and makes the final commit
+		if err := <-stopped; err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "lines/s")
+		b.StartTimer()
+	}
+}
+
+type counting struct {
+	processor
+	done *atomic.Int64
+}
+
+func (c *counting) Process(b *kafka.Batch) {
+	n := int64(len(b.Records))
+	c.processor.Process(b)
+	c.done.Add(n)
+}
