@@ -90,8 +90,9 @@ func (f *Format) JSON() bool { return f.json }
 // String is the log_format string the Format was compiled from.
 func (f *Format) String() string { return f.source }
 
-// Var returns the raw value of the variable in slot i, or nil.
-// The value is as logged, still escaped; see Unescape.
+// Var returns the raw value of the variable in slot i of r.Format, or nil.
+// The value is as logged, still escaped; see Unescape. Slots differ between
+// formats, so a caller that sees several formats resolves them per format.
 func (r *Record) Var(i int) []byte {
 	if i < 0 || i >= len(r.vars) {
 		return nil
@@ -109,10 +110,21 @@ const (
 	// FormatMainTimed is the format deploy/ configures nginx with: main plus
 	// what the request and upstream metrics need. The upstream variables
 	// stay unquoted (their multi-value syntax is parsed as such) and
-	// $request_id is last so a future field is appended after it.
+	// $request_id is last so a future field is appended after it. In
+	// nginx.conf:
+	//
+	//	log_format main_timed '$remote_addr - $remote_user [$time_local] "$request" '
+	//	                      '$status $body_bytes_sent "$http_referer" '
+	//	                      '"$http_user_agent" "$http_x_forwarded_for" '
+	//	                      '$host $request_time $upstream_response_time '
+	//	                      '$upstream_connect_time $upstream_header_time '
+	//	                      '$upstream_status $upstream_addr $request_id';
 	FormatMainTimed = FormatMain + ` $host $request_time $upstream_response_time $upstream_connect_time $upstream_header_time $upstream_status $upstream_addr $request_id`
-	// FormatJSON is a JSON template for escape=json; any JSON access line is
-	// read with it, keys not in it through the default key mapping.
+	// FormatJSON is a JSON template for escape=json (log_format json
+	// escape=json '<this string>';). Any JSON access line is read with it,
+	// keys not in it through the default key mapping. It logs
+	// $http_traceparent rather than $otel_trace_id so that it works on an
+	// nginx without the otel module.
 	FormatJSON = `{"time":"$time_iso8601","remote_addr":"$remote_addr","remote_user":"$remote_user",` +
 		`"request":"$request","status":"$status","body_bytes_sent":"$body_bytes_sent","bytes_sent":"$bytes_sent",` +
 		`"request_time":"$request_time","http_referer":"$http_referer","http_user_agent":"$http_user_agent",` +

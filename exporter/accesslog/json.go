@@ -174,7 +174,7 @@ func (f *Format) walkJSON(line []byte, i int, r *Record, depth int, hint *int) (
 		case c == '{' || c == '[':
 			end := jsonSkip(line, i, depth)
 			if end < 0 {
-				return 0, r.fail(ReasonBadJSON, string(""), line, i, "a JSON value", nil)
+				return 0, r.fail(ReasonBadJSON, "", line, i, "a JSON value", nil)
 			}
 			i = end
 		case c == '"':
