@@ -257,3 +257,36 @@ func TestNewDecoderErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedFormat runs Decoders on several goroutines over one set of
+// Formats, as the pipeline does; run with -race.
+func TestSharedFormat(t *testing.T) {
+	mainTimed := mustCompile(t, "main_timed", "main_timed", EscapeDefault)
+	want := func() string {
+		var r Record
+		d, _ := NewDecoder(DecoderConfig{Default: mainTimed})
+		_ = d.Decode([]byte(envFB8), &r)
+		return summary(&r)
+	}()
+	done := make(chan string)
+	for g := 0; g < 4; g++ {
+		go func() {
+			d, _ := NewDecoder(DecoderConfig{Default: mainTimed})
+			var r Record
+			got := ""
+			for i := 0; i < 200; i++ {
+				if err := d.Decode([]byte(envFB8), &r); err != nil {
+					got = err.Error()
+					break
+				}
+				got = summary(&r)
+			}
+			done <- got
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if got := <-done; got != want {
+			t.Errorf("goroutine got %s", got)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package accesslog_test
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 
@@ -38,7 +39,8 @@ func Example() {
 		`192.0.2.1 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 2xx 0 "-" "-" "-" example.com 0.001 - - - - - id2`,
 	} {
 		if err := d.Decode([]byte(value), &r); err != nil {
-			var pe *accesslog.ParseError = err.(*accesslog.ParseError)
+			var pe *accesslog.ParseError
+			errors.As(err, &pe)
 			fmt.Printf("%s: %v (line kept: %d bytes)\n", pe.Reason, err, len(r.Line))
 			continue
 		}
