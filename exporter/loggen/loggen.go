@@ -318,7 +318,6 @@ type request struct {
 	id0     uint64
 	id1     uint64
 	kind    Kind
-	pathLen int
 }
 
 var defaultStart = time.Date(2025, 10, 10, 13, 55, 36, 0, time.UTC)

@@ -187,8 +187,6 @@ func splitText(line string) ([]string, error) {
 
 func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
 
-func unquote(f string) string { return strings.TrimSuffix(strings.TrimPrefix(f, `"`), `"`) }
-
 // sumMillis adds up an nginx time list: "0.001, 0.250 : 0.010", "-".
 func sumMillis(t *testing.T, v string) int64 {
 	var sum int64
