@@ -68,12 +68,14 @@ func Reasons() []Reason {
 // call that fills the same Record, so keep the values, not the pointer.
 type ParseError struct {
 	Reason Reason
-	// Var is the variable (without '$') being read when the line failed, or
-	// the JSON key; empty when the failure is not about one variable.
+	// Var is the variable (without '$') whose value did not parse, or whose
+	// leading literal or end was not found; empty when the failure is not
+	// about one variable (empty line, trailing data, malformed JSON).
 	Var string
 	// Offset is the byte offset in Record.Line where the failure was seen.
 	Offset int
-	// Want says what was expected, e.g. "a number" or `literal " ["`.
+	// Want says what was expected, e.g. "a number", "a 3-digit status" or
+	// "literal" (Error then quotes the literal itself).
 	Want string
 	// Got is a short excerpt of the line at Offset. It aliases the line.
 	Got []byte
