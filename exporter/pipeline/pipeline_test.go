@@ -109,6 +109,12 @@ func checkTotals(t *testing.T, s scrape, tot loggen.Totals) {
 	for status, n := range tot.Statuses {
 		eq(fmt.Sprintf("requests status=%d", status), s.sum("accesslog_http_requests_total", map[string]string{"status": fmt.Sprint(status)}), float64(n))
 	}
+	for method, n := range tot.Methods {
+		if method == "" {
+			method = "unknown" // TLS bytes and empty requests
+		}
+		eq("requests method="+method, s.sum("accesslog_http_requests_total", map[string]string{"method": method}), float64(n))
+	}
 	for vhost, n := range tot.VHosts {
 		eq("requests vhost="+vhost, s.sum("accesslog_http_requests_total", map[string]string{"vhost": vhost}), float64(n))
 	}
@@ -154,6 +160,46 @@ func TestReplayCountsMatchGenerator(t *testing.T) {
 		}
 	}
 	checkTotals(t, parse(t, out.Bytes()), tot)
+}
+
+// The "main" format logs no host and no timings: counts by status, class and
+// method and the byte sum must still match, and no duration is invented.
+func TestReplayMainFormat(t *testing.T) {
+	lines, tot := generate(t, 5000, loggen.Seed(5), loggen.WithFormat(loggen.Main), loggen.MalformedRatio(0.01))
+	cfg := config.Default()
+	cfg.Input.Format = "main"
+	cfg.Input.DefaultVHost = "www.example.com"
+	var out bytes.Buffer
+	sum, err := Replay(&cfg, nil, bytes.NewReader(bytes.Join(lines, []byte("\n"))), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Parsed != tot.Requests || sum.Failed != tot.Malformed {
+		t.Errorf("parsed %d failed %d, want %d and %d", sum.Parsed, sum.Failed, tot.Requests, tot.Malformed)
+	}
+	s := parse(t, out.Bytes())
+	if got := s.sum("accesslog_http_requests_total", map[string]string{"vhost": "www.example.com"}); got != float64(tot.Requests) {
+		t.Errorf("requests under the default vhost = %v, want %d", got, tot.Requests)
+	}
+	for status, n := range tot.Statuses {
+		if got := s.sum("accesslog_http_requests_total", map[string]string{"status": fmt.Sprint(status)}); got != float64(n) {
+			t.Errorf("status %d: %v, want %d", status, got, n)
+		}
+	}
+	for method, n := range tot.Methods {
+		if method == "" {
+			method = "unknown"
+		}
+		if got := s.sum("accesslog_http_requests_total", map[string]string{"method": method}); got != float64(n) {
+			t.Errorf("method %s: %v, want %d", method, got, n)
+		}
+	}
+	if got := s.sum("accesslog_http_response_size_bytes", nil); got != float64(tot.BodyBytes) {
+		t.Errorf("body bytes = %v, want %d", got, tot.BodyBytes)
+	}
+	if got := s.count("accesslog_http_request_duration_seconds", nil); got != 0 {
+		t.Errorf("%d request durations observed from a format that logs none", got)
+	}
 }
 
 func TestReplayBadFormatNamesField(t *testing.T) {
