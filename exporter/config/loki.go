@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"net/url"
+	"regexp"
+	"time"
+)
 
 // Loki is where raw lines are forwarded. An empty URL disables forwarding;
 // then offsets are committed once lines are counted.
@@ -9,17 +13,172 @@ type Loki struct {
 	URL string `yaml:"url"`
 	// Timeout bounds one push request.
 	Timeout time.Duration `yaml:"timeout"`
+	// Tenant is sent as X-Scope-OrgID; empty sends none.
+	Tenant string     `yaml:"tenant"`
+	Auth   LokiAuth   `yaml:"auth"`
+	TLS    LokiTLS    `yaml:"tls"`
+	Batch  LokiBatch  `yaml:"batch"`
+	Retry  LokiRetry  `yaml:"retry"`
+	Labels LokiLabels `yaml:"labels"`
+	// StructuredMetadata attaches topic, partition, offset and trace_id to
+	// every entry (Loki 3 structured metadata). Off by default: older Loki
+	// versions and some Loki-compatible stores reject it.
+	StructuredMetadata bool `yaml:"structured_metadata"`
+	// MaxInflightBytes bounds the record bytes fetched but not yet
+	// acknowledged; at the bound fetching pauses until acknowledgements free
+	// room, and Kafka holds the rest.
+	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
+	// ShutdownTimeout bounds the wait for acknowledgements on shutdown and
+	// on partition revocation; what is not acknowledged by then is not
+	// committed and is read again.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Drop            LokiDrop      `yaml:"drop"`
+}
+
+// LokiAuth is basic auth or a bearer token; secrets live in files.
+type LokiAuth struct {
+	Username        string `yaml:"username"`
+	PasswordFile    string `yaml:"password_file"`
+	BearerTokenFile string `yaml:"bearer_token_file"`
+}
+
+// LokiTLS is used for https URLs.
+type LokiTLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// LokiBatch says when a push is sent and how many may be outstanding.
+type LokiBatch struct {
+	// MaxBytes of line bytes in one push; a batch is sent when it is full
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MaxWait is the longest a line waits in an unfilled batch.
+	MaxWait time.Duration `yaml:"max_wait"`
+	// MaxConcurrency bounds the push requests in flight at once.
+	MaxConcurrency int `yaml:"max_concurrency"`
+}
+
+// LokiRetry is the backoff for network errors, 429 and 5xx.
+type LokiRetry struct {
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// MaxRetries of one batch; 0 retries forever (Kafka is the buffer).
+	// A batch that runs out of retries is dropped and counted.
+	MaxRetries int `yaml:"max_retries"`
+}
+
+// LokiLabels are the stream labels: few and bounded on purpose, everything
+// else stays in the line.
+type LokiLabels struct {
+	Job         string `yaml:"job"`
+	Host        bool   `yaml:"host"`         // host from the Filebeat envelope
+	VHost       bool   `yaml:"vhost"`        // the line's vhost
+	ParseStatus bool   `yaml:"parse_status"` // parse_status="parsed" or "unparsed"
+	// MaxStreams bounds the label sets; past it new host/vhost values are
+	// sent as "__other__".
+	MaxStreams int         `yaml:"max_streams"`
+	Extra      []LokiLabel `yaml:"extra"`
+}
+
+// LokiLabel is one static label.
+type LokiLabel struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
+
+// LokiDrop lets lines be dropped, counted, instead of waiting for Loki.
+type LokiDrop struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxAge drops a batch still not accepted this long after its first push.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes drops a failing batch while more line bytes than this wait for Loki.
+	MaxBytes ByteSize `yaml:"max_bytes"`
 }
 
 func defaultLoki() Loki {
-	return Loki{Timeout: 10 * time.Second}
+	return Loki{
+		Timeout:          10 * time.Second,
+		Batch:            LokiBatch{MaxBytes: 1 * miB, MaxWait: time.Second, MaxConcurrency: 4},
+		Retry:            LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
+		Labels:           LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
+		MaxInflightBytes: 64 * miB,
+		ShutdownTimeout:  30 * time.Second,
+	}
 }
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 func (v *validator) loki(l *Loki) {
 	if l.URL == "" {
 		return
 	}
-	if l.Timeout <= 0 {
-		v.errorf("loki.timeout", "must be positive, got %v", l.Timeout)
+	if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.errorf("loki.url", "want an http:// or https:// URL, got %q", l.URL)
+	}
+	positive := func(path string, d time.Duration) {
+		if d <= 0 {
+			v.errorf(path, "must be positive, got %v", d)
+		}
+	}
+	positive("loki.timeout", l.Timeout)
+	positive("loki.batch.max_wait", l.Batch.MaxWait)
+	positive("loki.retry.min_backoff", l.Retry.MinBackoff)
+	positive("loki.shutdown_timeout", l.ShutdownTimeout)
+	if l.Retry.MaxBackoff < l.Retry.MinBackoff {
+		v.errorf("loki.retry.max_backoff", "must be at least min_backoff (%v), got %v", l.Retry.MinBackoff, l.Retry.MaxBackoff)
+	}
+	if l.Retry.MaxRetries < 0 {
+		v.errorf("loki.retry.max_retries", "must be 0 (forever) or more, got %d", l.Retry.MaxRetries)
+	}
+	if l.Batch.MaxBytes <= 0 {
+		v.errorf("loki.batch.max_bytes", "must be positive, got %d", int64(l.Batch.MaxBytes))
+	}
+	if l.Batch.MaxConcurrency <= 0 {
+		v.errorf("loki.batch.max_concurrency", "must be positive, got %d", l.Batch.MaxConcurrency)
+	}
+	if l.MaxInflightBytes < l.Batch.MaxBytes {
+		v.errorf("loki.max_inflight_bytes", "must be at least batch.max_bytes (%v), got %v", l.Batch.MaxBytes, l.MaxInflightBytes)
+	}
+	if l.Labels.Job == "" {
+		v.errorf("loki.labels.job", "required: Loki needs at least one label on every stream")
+	}
+	if l.Labels.MaxStreams <= 0 {
+		v.errorf("loki.labels.max_streams", "must be positive, got %d", l.Labels.MaxStreams)
+	}
+	reserved := map[string]bool{"job": true, "host": true, "vhost": true, "parse_status": true}
+	for i, e := range l.Labels.Extra {
+		p := idx("loki.labels.extra", i)
+		switch {
+		case !labelName.MatchString(e.Name):
+			v.errorf(p+".name", "want a label name ([a-zA-Z_][a-zA-Z0-9_]*), got %q", e.Name)
+		case reserved[e.Name]:
+			v.errorf(p+".name", "%q is set by the exporter; pick another name", e.Name)
+		case e.Value == "":
+			v.errorf(p+".value", "empty: Loki drops labels with empty values")
+		}
+	}
+	a := l.Auth
+	if (a.Username == "") != (a.PasswordFile == "") {
+		v.errorf("loki.auth", "username and password_file are set together or not at all")
+	}
+	if a.Username != "" && a.BearerTokenFile != "" {
+		v.errorf("loki.auth.bearer_token_file", "basic auth and a bearer token exclude each other")
+	}
+	v.readable("loki.auth.password_file", a.PasswordFile)
+	v.readable("loki.auth.bearer_token_file", a.BearerTokenFile)
+	v.readable("loki.tls.ca_file", l.TLS.CAFile)
+	v.readable("loki.tls.cert_file", l.TLS.CertFile)
+	v.readable("loki.tls.key_file", l.TLS.KeyFile)
+	if (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
+		v.errorf("loki.tls", "cert_file and key_file are set together or not at all")
+	}
+	if l.Drop.Enabled && l.Drop.MaxAge <= 0 && l.Drop.MaxBytes <= 0 {
+		v.errorf("loki.drop", "enabled needs max_age or max_bytes (or both)")
+	}
+	if l.Drop.MaxAge < 0 {
+		v.errorf("loki.drop.max_age", "must not be negative, got %v", l.Drop.MaxAge)
 	}
 }
