@@ -1,0 +1,404 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const consumerOffsetsTopic = "__consumer_offsets"
+
+// Thresholds for accesslog_exporter_kafka_topic_durability_risk: with fewer
+// than 3 replicas or a min.insync.replicas below 2, one lost broker loses
+// acknowledged data or stops the topic.
+const (
+	safeReplicationFactor = 3
+	safeMinISR            = 2
+)
+
+type pollErr struct {
+	kind string
+	err  error
+}
+
+// partState is what one poll learnt about one partition.
+type partState struct {
+	leader      int32
+	replicas    int
+	isr         int
+	preferred   bool
+	offline     bool
+	start, end  int64 // -1 when not read
+	hasOffsets  bool
+	hasStartOff bool
+}
+
+type topicState struct {
+	name  string
+	parts []partState // by partition number; metadata gives them dense
+}
+
+// poll reads the cluster in one pass. fatal is set when the result cannot
+// stand for the cluster (no metadata, no partition offsets); other errors
+// leave out what they concern and are reported with their kind.
+//
+// Order matters for lag: group offsets are read before the end offsets, so
+// that end >= committed even while the group commits meanwhile, and lag can
+// never come out negative from a race.
+func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr, fatal bool) {
+	fail := func(kind string, err error) { errs = append(errs, pollErr{kind, err}) }
+
+	md, err := h.adm.Metadata(ctx)
+	if err != nil {
+		fail(errKindMetadata, err)
+		return nil, errs, true
+	}
+	var out []prometheus.Metric
+	emit := func(d *prometheus.Desc, v float64, labels ...string) {
+		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
+	}
+
+	emit(descBrokers, float64(len(md.Brokers)))
+	for _, b := range md.Brokers {
+		emit(descBrokerInfo, 1, strconv.Itoa(int(b.NodeID)), net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+	}
+
+	// Topics reported on, and the durable ones checked whatever the filter.
+	topics := map[string]*topicState{}
+	var names, durable []string
+	for _, td := range md.Topics.Sorted() {
+		if td.Err != nil {
+			if !errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+				fail(errKindMetadata, fmt.Errorf("topic %s: %w", td.Topic, td.Err))
+			}
+			continue
+		}
+		report := h.filter.topic(td.Topic, td.IsInternal)
+		if h.filter.durable(td.Topic) {
+			durable = append(durable, td.Topic)
+		}
+		if !report {
+			continue
+		}
+		ts := &topicState{name: td.Topic, parts: make([]partState, len(td.Partitions))}
+		for _, pd := range td.Partitions {
+			if pd.Partition < 0 || int(pd.Partition) >= len(ts.parts) {
+				continue // a gap in partition numbers: not a real cluster
+			}
+			ts.parts[pd.Partition] = partStateOf(pd)
+		}
+		topics[td.Topic] = ts
+		names = append(names, td.Topic)
+	}
+
+	// Groups, then their committed offsets, then the partitions' offsets.
+	groups, gerrs := h.readGroups(ctx, topics)
+	errs = append(errs, gerrs...)
+	if err := h.readOffsets(ctx, md, topics, names); err != nil {
+		fail(errKindOffsets, err)
+		return nil, errs, true
+	}
+	minISR, err := h.readMinISR(ctx, append(slices.Clone(names), durable...))
+	if err != nil {
+		fail(errKindConfigs, err)
+	}
+
+	for _, name := range names {
+		ts := topics[name]
+		emit(descTopicPartitions, float64(len(ts.parts)), name)
+		var offline, underMin float64
+		mi, haveMI := minISR[name]
+		for p, ps := range ts.parts {
+			part := strconv.Itoa(p)
+			if ps.hasOffsets {
+				emit(descTopicCurrentOffset, float64(ps.end), name, part)
+			}
+			if ps.hasStartOff {
+				emit(descTopicOldestOffset, float64(ps.start), name, part)
+			}
+			emit(descPartitionLeader, float64(ps.leader), name, part)
+			emit(descPartitionReplicas, float64(ps.replicas), name, part)
+			emit(descPartitionISR, float64(ps.isr), name, part)
+			emit(descPartitionPreferred, b2f(ps.preferred), name, part)
+			emit(descPartitionUnderReplicated, b2f(ps.isr < ps.replicas), name, part)
+			if ps.offline {
+				offline++
+			}
+			if haveMI && ps.isr < mi {
+				underMin++
+			}
+		}
+		emit(descOfflinePartitions, offline, name)
+		if haveMI {
+			emit(descUnderMinISRPartitions, underMin, name)
+		}
+	}
+
+	// Replication of every reported topic, and the risk of the durable ones.
+	for _, name := range mergeSorted(names, durable) {
+		rf := replicationFactor(md.Topics[name])
+		emit(descReplicationFactor, float64(rf), name)
+		mi, haveMI := minISR[name]
+		if haveMI {
+			emit(descMinISR, float64(mi), name)
+		}
+		if h.filter.durable(name) {
+			emit(descDurabilityRisk, b2f(rf < safeReplicationFactor || (haveMI && mi < safeMinISR)), name)
+		}
+	}
+	if _, ok := md.Topics[consumerOffsetsTopic]; !ok {
+		// Not created until the first group commits: what it will be
+		// created with is the brokers' offsets.topic.replication.factor.
+		if rf, mi, ok := h.readOffsetsTopicDefaults(ctx, md); ok {
+			emit(descReplicationFactor, float64(rf), consumerOffsetsTopic)
+			emit(descMinISR, float64(mi), consumerOffsetsTopic)
+			emit(descDurabilityRisk, b2f(rf < safeReplicationFactor || mi < safeMinISR), consumerOffsetsTopic)
+		}
+	}
+
+	lagSeconds, capped, lerr := h.readLagSeconds(ctx, md, topics, groups)
+	if lerr != nil {
+		fail(errKindLagSeconds, lerr)
+	}
+	h.lagCapped.Set(float64(capped))
+
+	for _, g := range groups {
+		emit(descGroupMembers, float64(g.members), g.name)
+		for _, gt := range g.topics {
+			ts := topics[gt.topic]
+			var offSum, lagSum, uncommitted float64
+			for p, commit := range gt.commits {
+				part := strconv.Itoa(p)
+				emit(descGroupCurrentOffset, float64(commit), g.name, gt.topic, part)
+				if commit < 0 {
+					// As kafka_exporter: -1 on the partition, nothing in the sums.
+					emit(descGroupLag, -1, g.name, gt.topic, part)
+					uncommitted++
+					continue
+				}
+				offSum += float64(commit)
+				ps := ts.parts[p]
+				if !ps.hasOffsets {
+					continue // offline: no end offset, no honest lag
+				}
+				lag := max(ps.end-commit, 0)
+				lagSum += float64(lag)
+				emit(descGroupLag, float64(lag), g.name, gt.topic, part)
+				if lag == 0 {
+					emit(descGroupLagSeconds, 0, g.name, gt.topic, part)
+				} else if s, ok := lagSeconds[tpo{gt.topic, int32(p), commit}]; ok {
+					emit(descGroupLagSeconds, s, g.name, gt.topic, part)
+				}
+			}
+			emit(descGroupCurrentOffsetSum, offSum, g.name, gt.topic)
+			emit(descGroupLagSum, lagSum, g.name, gt.topic)
+			emit(descGroupUncommitted, uncommitted, g.name, gt.topic)
+		}
+	}
+	return &healthSnapshot{metrics: out, at: time.Now()}, errs, false
+}
+
+func partStateOf(pd kadm.PartitionDetail) partState {
+	ps := partState{
+		leader:   pd.Leader,
+		replicas: len(pd.Replicas),
+		isr:      len(pd.ISR),
+		start:    -1,
+		end:      -1,
+	}
+	// A partition in error may still carry a leader (kfake keeps one): it
+	// is judged offline by the error, not only by leader < 0. A missing
+	// replica alone (REPLICA_NOT_AVAILABLE) leaves it online.
+	ps.offline = pd.Leader < 0 || (pd.Err != nil && !errors.Is(pd.Err, kerr.ReplicaNotAvailable))
+	if ps.offline {
+		ps.leader = -1
+	}
+	ps.preferred = !ps.offline && len(pd.Replicas) > 0 && pd.Replicas[0] == pd.Leader
+	return ps
+}
+
+func replicationFactor(td kadm.TopicDetail) int {
+	rf := -1
+	for _, pd := range td.Partitions {
+		if rf < 0 || len(pd.Replicas) < rf {
+			rf = len(pd.Replicas)
+		}
+	}
+	return max(rf, 0)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// mergeSorted returns the sorted union of two sorted lists.
+func mergeSorted(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// readOffsets lists the start and end offsets of every online partition of
+// the reported topics, asking each leader directly. kadm's ListEndOffsets
+// would re-read metadata and retry a leaderless partition until the poll's
+// deadline, which would hide an offline partition behind a timeout.
+func (h *Health) readOffsets(ctx context.Context, md kadm.Metadata, topics map[string]*topicState, names []string) error {
+	byLeader := map[int32]map[string][]int32{}
+	for _, name := range names {
+		for p, ps := range topics[name].parts {
+			if ps.offline {
+				continue
+			}
+			m := byLeader[ps.leader]
+			if m == nil {
+				m = map[string][]int32{}
+				byLeader[ps.leader] = m
+			}
+			m[name] = append(m[name], int32(p))
+		}
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for leader, parts := range byLeader {
+		for _, ts := range []int64{-2, -1} { // earliest, latest
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req := kmsg.NewPtrListOffsetsRequest()
+				req.ReplicaID = -1
+				for _, name := range sortedKeys(parts) {
+					rt := kmsg.NewListOffsetsRequestTopic()
+					rt.Topic = name
+					for _, p := range parts[name] {
+						rp := kmsg.NewListOffsetsRequestTopicPartition()
+						rp.Partition = p
+						rp.Timestamp = ts
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					req.Topics = append(req.Topics, rt)
+				}
+				kr, err := h.cl.Broker(int(leader)).Request(ctx, req)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("list offsets on broker %d: %w", leader, err))
+					return
+				}
+				for _, t := range kr.(*kmsg.ListOffsetsResponse).Topics {
+					ts0 := topics[t.Topic]
+					if ts0 == nil {
+						continue
+					}
+					for _, p := range t.Partitions {
+						if p.ErrorCode != 0 || p.Partition < 0 || int(p.Partition) >= len(ts0.parts) {
+							continue // leader moved since metadata: next poll
+						}
+						ps := &ts0.parts[p.Partition]
+						if ts == -1 {
+							ps.end, ps.hasOffsets = p.Offset, true
+						} else {
+							ps.start, ps.hasStartOff = p.Offset, true
+						}
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// readMinISR reads min.insync.replicas of the given topics, asking for that
+// one key only: the whole config of thousands of topics is large.
+func (h *Health) readMinISR(ctx context.Context, topics []string) (map[string]int, error) {
+	out := make(map[string]int, len(topics))
+	if len(topics) == 0 {
+		return out, nil
+	}
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	for _, t := range mergeSorted(nil, topics) {
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType = kmsg.ConfigResourceTypeTopic
+		rr.ResourceName = t
+		rr.ConfigNames = []string{"min.insync.replicas"}
+		req.Resources = append(req.Resources, rr)
+	}
+	var errs []error
+	for _, shard := range h.cl.RequestSharded(ctx, req) {
+		if shard.Err != nil {
+			errs = append(errs, fmt.Errorf("describe configs: %w", shard.Err))
+			continue
+		}
+		for _, r := range shard.Resp.(*kmsg.DescribeConfigsResponse).Resources {
+			if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+				errs = append(errs, fmt.Errorf("describe configs of %s: %w", r.ResourceName, err))
+				continue
+			}
+			for _, c := range r.Configs {
+				if c.Name != "min.insync.replicas" || c.Value == nil {
+					continue
+				}
+				if n, err := strconv.Atoi(*c.Value); err == nil {
+					out[r.ResourceName] = n
+				}
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// readOffsetsTopicDefaults reads, from one broker, the replication factor
+// and min.insync.replicas __consumer_offsets would be created with.
+func (h *Health) readOffsetsTopicDefaults(ctx context.Context, md kadm.Metadata) (rf, minISR int, ok bool) {
+	if len(md.Brokers) == 0 {
+		return 0, 0, false
+	}
+	rcs, err := h.adm.DescribeBrokerConfigs(ctx, md.Brokers[0].NodeID)
+	if err != nil {
+		return 0, 0, false
+	}
+	rf, minISR = -1, -1
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Value == nil {
+				continue
+			}
+			n, err := strconv.Atoi(*c.Value)
+			if err != nil {
+				continue
+			}
+			switch c.Key {
+			case "offsets.topic.replication.factor":
+				rf = n
+			case "min.insync.replicas":
+				minISR = n
+			}
+		}
+	}
+	return rf, minISR, rf >= 0 && minISR >= 0
+}
