@@ -7,6 +7,8 @@ BIN         := bin
 TOOLS       := $(CURDIR)/.tools
 STATICCHECK := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.8.2
+BENCHSTAT   := $(TOOLS)/benchstat
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 FUZZTIME    ?= 5s
 BENCHCOUNT  ?= 5
 LISTEN      ?= 127.0.0.1:9717
@@ -56,8 +58,13 @@ staticcheck: $(STATICCHECK)
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) ./...
+# Every benchmark BENCHCOUNT times; benchstat prints the medians.
+bench: $(BENCHSTAT)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) ./... | tee bench.out
+	$(BENCHSTAT) bench.out
+
+$(BENCHSTAT):
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
 bench-e2e: build
 	./scripts/bench-e2e.sh
