@@ -104,9 +104,13 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 	// Groups, then their committed offsets, then the partitions' offsets.
 	groups, gerrs := h.readGroups(ctx, topics)
 	errs = append(errs, gerrs...)
-	if err := h.readOffsets(ctx, md, topics, names); err != nil {
+	if read, err := h.readOffsets(ctx, topics, names); err != nil {
+		// A leader that just died fails its share; the rest stands. With
+		// nothing read at all the result cannot stand for the cluster.
 		fail(errKindOffsets, err)
-		return nil, errs, true
+		if read == 0 {
+			return nil, errs, true
+		}
 	}
 	minISR, err := h.readMinISR(ctx, append(slices.Clone(names), durable...))
 	if err != nil {
@@ -254,8 +258,9 @@ func mergeSorted(a, b []string) []string {
 // readOffsets lists the start and end offsets of every online partition of
 // the reported topics, asking each leader directly. kadm's ListEndOffsets
 // would re-read metadata and retry a leaderless partition until the poll's
-// deadline, which would hide an offline partition behind a timeout.
-func (h *Health) readOffsets(ctx context.Context, md kadm.Metadata, topics map[string]*topicState, names []string) error {
+// deadline, which would hide an offline partition behind a timeout. It
+// returns how many requests succeeded.
+func (h *Health) readOffsets(ctx context.Context, topics map[string]*topicState, names []string) (read int, err error) {
 	byLeader := map[int32]map[string][]int32{}
 	for _, name := range names {
 		for p, ps := range topics[name].parts {
@@ -300,6 +305,7 @@ func (h *Health) readOffsets(ctx context.Context, md kadm.Metadata, topics map[s
 					errs = append(errs, fmt.Errorf("list offsets on broker %d: %w", leader, err))
 					return
 				}
+				read++
 				for _, t := range kr.(*kmsg.ListOffsetsResponse).Topics {
 					ts0 := topics[t.Topic]
 					if ts0 == nil {
@@ -321,7 +327,10 @@ func (h *Health) readOffsets(ctx context.Context, md kadm.Metadata, topics map[s
 		}
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if len(byLeader) == 0 {
+		read = 1 // nothing to read is not a failure
+	}
+	return read, errors.Join(errs...)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
