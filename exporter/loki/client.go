@@ -1,0 +1,652 @@
+// Package loki pushes raw lines to Loki (protobuf + snappy, the format
+// Promtail uses) and reports which lines Loki has acknowledged, so that
+// Kafka offsets are committed only past acknowledged lines.
+//
+// Lines enter through an Appender per worker and collect in batches by
+// bytes and by time; sealed batches are pushed by a bounded number of
+// senders. Network errors, 429, 5xx and 4xx answers that are not about the
+// content (401, 403, 404) are retried with jittered backoff
+// (Retry-After wins), forever by default: Kafka is the buffer. A 4xx is
+// the batch's own fault: it is split in halves until the bad entries are
+// alone, and those are counted as rejected and let go, so that one bad line
+// never holds up a partition. Each batch Retains the Kafka batches (Acker)
+// its lines came from and Releases them when it is done.
+package loki
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/grafana/loki/pkg/push"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+)
+
+// PushPath is added to a base URL that does not name a path.
+const PushPath = "/loki/api/v1/push"
+
+// Options are the client's settings beyond the config file.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer receives the client's metrics; nil for none.
+	Registerer prometheus.Registerer
+	// UserAgent is sent with every push.
+	UserAgent string
+	// Transport replaces the HTTP transport (tests); TLS settings of the
+	// config are then not applied.
+	Transport http.RoundTripper
+}
+
+// Client pushes batches to one Loki.
+type Client struct {
+	cfg      config.Loki
+	url      string
+	auth     string // Authorization header value; empty for none
+	ua       string
+	hc       *http.Client
+	log      *slog.Logger
+	m        *clientMetrics
+	streams  *streams
+	maxBytes int
+	meta     bool
+
+	inflight    atomic.Int64 // line bytes added and not yet done with
+	outstanding atomic.Int64 // batches sealed and not yet done with
+
+	mu        sync.Mutex
+	queue     []*batch
+	appenders []*Appender
+	wake      chan struct{}
+	free      chan *batch
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+
+	sampleMu   sync.Mutex
+	lastSample map[string]time.Time
+}
+
+// New builds a client from a validated config; nothing is sent until Start.
+func New(cfg config.Loki, opts Options) (*Client, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("loki: no url")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "accesslog-exporter"
+	}
+	u := strings.TrimRight(cfg.URL, "/")
+	if !strings.Contains(strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://"), "/") {
+		u += PushPath
+	}
+	c := &Client{
+		cfg:        cfg,
+		url:        u,
+		ua:         opts.UserAgent,
+		log:        opts.Logger,
+		streams:    newStreams(cfg.Labels),
+		maxBytes:   int(cfg.Batch.MaxBytes),
+		meta:       cfg.StructuredMetadata,
+		wake:       make(chan struct{}, 1),
+		free:       make(chan *batch, 2*cfg.Batch.MaxConcurrency+4),
+		lastSample: map[string]time.Time{},
+	}
+	switch {
+	case cfg.Auth.Username != "":
+		pw, err := readSecret(cfg.Auth.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
+		req.SetBasicAuth(cfg.Auth.Username, pw)
+		c.auth = req.Header.Get("Authorization")
+	case cfg.Auth.BearerTokenFile != "":
+		tok, err := readSecret(cfg.Auth.BearerTokenFile)
+		if err != nil {
+			return nil, err
+		}
+		c.auth = "Bearer " + tok
+	}
+	rt := opts.Transport
+	if rt == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.Batch.MaxConcurrency
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = tc
+		rt = tr
+	}
+	c.hc = &http.Client{Transport: rt}
+	var err error
+	if c.m, err = newClientMetrics(opts.Registerer, c); err != nil {
+		return nil, err
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("loki: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func tlsConfig(t config.LokiTLS) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("loki: tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("loki: tls.ca_file %s: no PEM certificates", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loki: tls client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// NewAppender returns an appender for one worker.
+func (c *Client) NewAppender() *Appender {
+	a := &Appender{c: c, ids: map[string]int32{}}
+	c.mu.Lock()
+	c.appenders = append(c.appenders, a)
+	c.mu.Unlock()
+	return a
+}
+
+// Start runs the senders and the timer that seals batches at max_wait.
+func (c *Client) Start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return
+	}
+	c.started = true
+	for range c.cfg.Batch.MaxConcurrency {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.send() }()
+	}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); c.tick() }()
+}
+
+// Flush seals every open batch now (shutdown, partition revocation). It
+// waits for each appender's current Kafka batch to be added.
+func (c *Client) Flush() {
+	now := time.Now()
+	for _, a := range c.appendersNow() {
+		a.flush(0, now)
+	}
+}
+
+// Wait returns once every line added so far is done with (acknowledged,
+// rejected or dropped), or when ctx ends.
+func (c *Client) Wait(ctx context.Context) error {
+	c.Flush()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for c.outstanding.Load() > 0 || c.InflightBytes() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// InflightBytes are the line bytes added and not yet done with.
+func (c *Client) InflightBytes() int64 { return c.inflight.Load() }
+
+// Close stops pushing. Batches not acknowledged by now are abandoned
+// without releasing their sources: their offsets are not committed, and
+// they are read again after a restart or by the partition's next owner.
+func (c *Client) Close() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+func (c *Client) appendersNow() []*Appender {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Appender(nil), c.appenders...)
+}
+
+func (c *Client) newBatch() *batch {
+	select {
+	case b := <-c.free:
+		b.created = time.Now()
+		return b
+	default:
+	}
+	return &batch{buf: make([]byte, 0, c.maxBytes+c.maxBytes/8), created: time.Now()}
+}
+
+func (c *Client) recycle(b *batch) {
+	if cap(b.buf) > 4*c.maxBytes {
+		return // grown by an over-long line: let it go
+	}
+	b.buf, b.entries, b.topics, b.acks, b.lastAck, b.lineBytes = b.buf[:0], b.entries[:0], b.topics[:0], b.acks[:0], nil, 0
+	select {
+	case c.free <- b:
+	default:
+	}
+}
+
+func (c *Client) enqueue(b *batch) {
+	c.outstanding.Add(1)
+	c.mu.Lock()
+	c.queue = append(c.queue, b)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) dequeue() *batch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		return nil
+	}
+	b := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[1:]
+	if len(c.queue) > 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return b
+}
+
+func (c *Client) tick() {
+	wait := c.cfg.Batch.MaxWait
+	t := time.NewTicker(max(wait/4, 5*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, a := range c.appendersNow() {
+				a.flush(wait, now)
+			}
+		}
+	}
+}
+
+func (c *Client) send() {
+	s := &sender{c: c}
+	for {
+		b := c.dequeue()
+		if b == nil {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-c.wake:
+				continue
+			}
+		}
+		if s.deliver(b) {
+			b.release()
+			c.inflight.Add(-b.lineBytes)
+			c.outstanding.Add(-1)
+			c.recycle(b)
+		} else {
+			return // closed: abandoned, sources not released
+		}
+	}
+}
+
+// sender is one push worker's scratch state, reused from push to push.
+type sender struct {
+	c      *Client
+	pos    []int32 // stream id -> index in req.Streams, -1 when absent
+	req    push.PushRequest
+	meta   []push.LabelAdapter
+	num    []byte
+	raw    []byte
+	body   []byte
+	idxBuf []int
+}
+
+// deliver pushes b until every entry is acknowledged, rejected or dropped;
+// false when the client closed first.
+func (s *sender) deliver(b *batch) bool {
+	idx := s.idxBuf[:0]
+	for i := range b.entries {
+		idx = append(idx, i)
+	}
+	s.idxBuf = idx
+	return s.pushRange(b, idx, time.Now())
+}
+
+type outcome int
+
+const (
+	acked outcome = iota
+	retry
+	reject
+)
+
+// pushRange pushes the entries idx of b, retrying transient failures and
+// splitting on a 4xx. first is when the entries were first pushed (drop by age).
+func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
+	c := s.c
+	s.encode(b, idx)
+	bo := backoff{min: c.cfg.Retry.MinBackoff, max: c.cfg.Retry.MaxBackoff}
+	for attempt := 0; ; attempt++ {
+		res, reason, wait, body, status := s.post()
+		switch res {
+		case acked:
+			var n int64
+			for _, i := range idx {
+				n += int64(b.entries[i].n)
+			}
+			c.m.sentEntries.Add(float64(len(idx)))
+			c.m.sentBytes.Add(float64(n))
+			c.m.batchOK.Inc()
+			return true
+		case reject:
+			if len(idx) == 1 {
+				c.m.batchRejected.Inc()
+				r := rejectReason(status, body)
+				c.m.rejected(r).Inc()
+				c.sample(r, status, body, b, &b.entries[idx[0]])
+				return true
+			}
+			c.m.batchSplit.Inc()
+			// Copy the halves: idx is s.idxBuf, which encode does not touch,
+			// but the recursion must own its slices.
+			mid := len(idx) / 2
+			lo := append([]int(nil), idx[:mid]...)
+			hi := append([]int(nil), idx[mid:]...)
+			return s.pushRange(b, lo, first) && s.pushRange(b, hi, first)
+		}
+		if c.ctx.Err() != nil {
+			return false
+		}
+		c.m.retries(reason).Inc()
+		c.m.batchRetried.Inc()
+		if d := c.cfg.Drop; d.Enabled {
+			switch {
+			case d.MaxAge > 0 && time.Since(first) >= d.MaxAge:
+				c.dropped(b, idx, "max_age")
+				return true
+			case d.MaxBytes > 0 && c.inflight.Load() > int64(d.MaxBytes):
+				c.dropped(b, idx, "max_bytes")
+				return true
+			}
+		}
+		if c.cfg.Retry.MaxRetries > 0 && attempt+1 > c.cfg.Retry.MaxRetries {
+			c.dropped(b, idx, "max_retries")
+			return true
+		}
+		d := bo.next()
+		if wait > 0 {
+			d = min(wait, 10*time.Minute)
+		}
+		if attempt == 0 || attempt%10 == 0 {
+			c.log.Warn("loki push failed; retrying", "reason", reason, "status", status, "entries", len(idx), "wait", d, "attempt", attempt+1, "body", string(body))
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) dropped(b *batch, idx []int, reason string) {
+	c.m.batchDropped.Inc()
+	c.m.dropped(reason).Add(float64(len(idx)))
+	c.log.Warn("loki: dropping lines Loki did not accept in time (loki.drop / loki.retry.max_retries)", "reason", reason, "entries", len(idx))
+}
+
+// encode builds the snappy-compressed protobuf body of b's entries idx.
+func (s *sender) encode(b *batch, idx []int) {
+	c := s.c
+	for i := range s.pos {
+		s.pos[i] = -1
+	}
+	streams := s.req.Streams[:0]
+	if c.meta {
+		s.meta = s.meta[:0]
+		s.num = s.num[:0]
+		if need := 4 * len(idx); cap(s.meta) < need {
+			s.meta = make([]push.LabelAdapter, 0, need)
+		}
+		if need := 32 * len(idx); cap(s.num) < need {
+			s.num = make([]byte, 0, need)
+		}
+	}
+	for _, i := range idx {
+		e := &b.entries[i]
+		for int(e.stream) >= len(s.pos) {
+			s.pos = append(s.pos, -1)
+		}
+		p := s.pos[e.stream]
+		if p < 0 {
+			p = int32(len(streams))
+			s.pos[e.stream] = p
+			if len(streams) < cap(streams) {
+				streams = streams[:p+1]
+				streams[p].Entries = streams[p].Entries[:0]
+			} else {
+				streams = append(streams, push.Stream{})
+			}
+			streams[p].Labels = c.streams.label(e.stream)
+		}
+		pe := push.Entry{Timestamp: time.Unix(0, e.ts), Line: b.line(e)}
+		if c.meta {
+			start := len(s.meta)
+			s.meta = append(s.meta,
+				push.LabelAdapter{Name: "topic", Value: b.topics[e.topic]},
+				push.LabelAdapter{Name: "partition", Value: s.number(int64(e.partition))},
+				push.LabelAdapter{Name: "offset", Value: s.number(e.offset)})
+			if t := b.trace(e); t != "" {
+				s.meta = append(s.meta, push.LabelAdapter{Name: "trace_id", Value: t})
+			}
+			pe.StructuredMetadata = s.meta[start:len(s.meta):len(s.meta)]
+		}
+		streams[p].Entries = append(streams[p].Entries, pe)
+	}
+	s.req.Streams = streams
+	n := s.req.Size()
+	if cap(s.raw) < n {
+		s.raw = make([]byte, n+n/4)
+	}
+	s.raw = s.raw[:n]
+	if _, err := s.req.MarshalToSizedBuffer(s.raw); err != nil {
+		panic("loki: marshal: " + err.Error()) // sized by Size(): cannot fail
+	}
+	if m := snappy.MaxEncodedLen(n); cap(s.body) < m {
+		s.body = make([]byte, m+m/4)
+	}
+	s.body = snappy.Encode(s.body[:cap(s.body)], s.raw)
+	// Drop references into b's buffer held by the reusable request.
+	for i := range s.req.Streams {
+		clear(s.req.Streams[i].Entries)
+	}
+}
+
+// number writes n into the sender's arena and returns it as a string that
+// lives until the next encode.
+func (s *sender) number(n int64) string {
+	if len(s.num)+20 > cap(s.num) {
+		return strconv.FormatInt(n, 10)
+	}
+	start := len(s.num)
+	s.num = strconv.AppendInt(s.num, n, 10)
+	return unsafeString(s.num[start:])
+}
+
+// post sends the encoded body once.
+func (s *sender) post() (res outcome, reason string, wait time.Duration, body []byte, status int) {
+	c := s.c
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(s.body))
+	if err != nil {
+		return retry, "network", 0, []byte(err.Error()), 0
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("User-Agent", c.ua)
+	if c.cfg.Tenant != "" {
+		req.Header.Set("X-Scope-OrgID", c.cfg.Tenant)
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.m.duration.Observe(time.Since(start).Seconds())
+		reason = "network"
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			reason = "timeout"
+		}
+		return retry, reason, 0, []byte(err.Error()), 0
+	}
+	body, _ = io.ReadAll(io.LimitReader(resp.Body, 4096))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	c.m.duration.Observe(time.Since(start).Seconds())
+	status = resp.StatusCode
+	switch {
+	case status/100 == 2:
+		return acked, "", 0, nil, status
+	case status == http.StatusTooManyRequests:
+		return retry, "429", retryAfter(resp.Header.Get("Retry-After")), body, status
+	case status/100 == 5:
+		return retry, "5xx", retryAfter(resp.Header.Get("Retry-After")), body, status
+	case status == http.StatusRequestTimeout:
+		return retry, "timeout", 0, body, status
+	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusUnprocessableEntity:
+		// The content's fault (line too long, too old, bad labels): split.
+		return reject, "", 0, body, status
+	case status/100 == 4:
+		// 401, 403, 404...: the setup's fault, not the lines'. Rejecting
+		// would throw every line away; waiting keeps them in Kafka.
+		return retry, "4xx", retryAfter(resp.Header.Get("Retry-After")), body, status
+	}
+	// 1xx/3xx: not an answer to a push; try again.
+	return retry, "5xx", 0, body, status
+}
+
+// retryAfter reads seconds or an HTTP date; 0 when absent or unreadable.
+func retryAfter(h string) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// rejectReason names what Loki (or a Loki-compatible store) said about a
+// single entry it refused; the set is fixed so the label stays bounded.
+func rejectReason(status int, body []byte) string {
+	b := strings.ToLower(string(body))
+	switch {
+	case status == http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case strings.Contains(b, "line too long") || strings.Contains(b, "max entry size") || strings.Contains(b, "line_too_long"):
+		return "line_too_long"
+	case strings.Contains(b, "too far behind"):
+		return "too_far_behind"
+	case strings.Contains(b, "too old") || strings.Contains(b, "greater_than_max_sample_age"):
+		return "too_old"
+	case strings.Contains(b, "too new") || strings.Contains(b, "too_far_in_future") || strings.Contains(b, "in the future"):
+		return "too_new"
+	case strings.Contains(b, "structured metadata"):
+		return "structured_metadata"
+	case strings.Contains(b, "label"):
+		return "invalid_labels"
+	}
+	return "other"
+}
+
+// sample logs one rejected line per reason per minute.
+func (c *Client) sample(reason string, status int, body []byte, b *batch, e *entry) {
+	c.sampleMu.Lock()
+	now := time.Now()
+	if now.Sub(c.lastSample[reason]) < time.Minute {
+		c.sampleMu.Unlock()
+		return
+	}
+	c.lastSample[reason] = now
+	c.sampleMu.Unlock()
+	line := b.line(e)
+	if len(line) > 256 {
+		line = line[:256] + "..."
+	}
+	c.log.Warn("loki rejected a line; counted and skipped (one sample per reason per minute)",
+		"reason", reason, "status", status, "response", strings.TrimSpace(string(body)),
+		"partition", e.partition, "offset", e.offset, "line_bytes", e.n, "line", line)
+}
+
+// backoff doubles from min to max; each wait is drawn from [d/2, d), so
+// replicas that failed together do not retry together, even at the cap.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	half := b.cur / 2
+	if half <= 0 {
+		return b.cur
+	}
+	return half + rand.N(half)
+}
