@@ -107,6 +107,10 @@ type Metrics struct {
 	// NginxCompat also exposes nginx_http_requests_total{host,status} and
 	// nginx_http_request_duration_seconds{host} as nginx-lua-prometheus names them.
 	NginxCompat bool `yaml:"nginx_compat"`
+	// Exemplars attaches the line's trace id ($otel_trace_id or a logged
+	// traceparent), else its $request_id, to the latency histograms, at most
+	// one per series per second.
+	Exemplars bool `yaml:"exemplars"`
 }
 
 // Buckets of the classic histograms.

@@ -37,6 +37,7 @@ func Default() Config {
 			},
 			NativeHistogramBucketFactor: 1.1,
 			Routes:                      Routes{Auto: true},
+			Exemplars:                   true,
 		},
 		Loki:   defaultLoki(),
 		Health: defaultHealth(),

@@ -107,3 +107,29 @@ func BenchmarkClientGolangFloor(b *testing.B) {
 	}
 	reportLines(b)
 }
+
+// BenchmarkObserveExemplars: every line carries a request id; with exemplars
+// on, a series takes one per second, so the cost per line should be the
+// same as with them off. Compare the two in one run.
+func BenchmarkObserveExemplars(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := config.Default().Metrics
+			cfg.Exemplars = on
+			m, records := benchRequests(b, cfg)
+			for _, r := range records {
+				r.RequestID = []byte("5f0c6a1d9e2b4c3a8f7e6d5c4b3a2910")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.Observe(records[i&1023])
+			}
+			reportLines(b)
+		})
+	}
+}

@@ -76,8 +76,10 @@ type Requests struct {
 	vars    []string // variable names of var_NAME labels
 	hasVar  bool
 	compat  bool
-	compatV int // dims index of the vhost for compat metrics
-	compatS int // dims index of the status for compat metrics
+	// exemplars attaches trace or request ids to the latency histograms.
+	exemplars bool
+	compatV   int // dims index of the vhost for compat metrics
+	compatS   int // dims index of the status for compat metrics
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -136,6 +138,7 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		vars:         vars,
 		hasVar:       len(vars) > 0,
 		compat:       cfg.NginxCompat,
+		exemplars:    cfg.Exemplars,
 		compatV:      -1,
 		compatS:      -1,
 		router:       newRouter(rules, cfg.Routes.Auto),
@@ -243,14 +246,21 @@ func (m *Requests) Observe(r *accesslog.Record) {
 	s := m.lookup(m.appendKey(kb[:0], rb[:0], r))
 
 	s.requests.Inc()
+	// An exemplar links a latency bucket to the very line (and trace) in
+	// Loki. Building its labels allocates, so each series takes at most one
+	// per exemplarInterval; the common line pays one atomic load.
+	var ex prometheus.Labels
+	if name, id := exemplarID(r); id != nil && m.exemplars && s.exemplarDue(r.Time) {
+		ex = prometheus.Labels{name: string(id)}
+	}
 	if v := r.RequestTime; v >= 0 {
-		s.observer(&s.duration, m.duration, s.labels).Observe(v)
+		s.observe(&s.duration, m.duration, s.labels, v, ex)
 		if s.overflow {
 			m.overflow[famDuration].Inc()
 		}
 	}
 	if v := r.UpstreamResponseTime; v >= 0 {
-		s.observer(&s.upstream, m.upstream, s.labels).Observe(v)
+		s.observe(&s.upstream, m.upstream, s.labels, v, ex)
 		if s.overflow {
 			m.overflow[famUpstream].Inc()
 		}
@@ -392,16 +402,64 @@ type series struct {
 	upstream  atomic.Pointer[observer]
 	size      atomic.Pointer[observer]
 	nginxDur  atomic.Pointer[observer]
+
+	nextExemplar atomic.Int64 // unix nanoseconds; see exemplarDue
 }
 
-type observer struct{ prometheus.Observer }
+type observer struct {
+	prometheus.Observer
+	ex prometheus.ExemplarObserver // nil when the histogram cannot take one
+}
+
+// observe records v, with the exemplar ex when it is not nil.
+func (s *series) observe(p *atomic.Pointer[observer], vec *prometheus.HistogramVec, labels []string, v float64, ex prometheus.Labels) {
+	s.observer(p, vec, labels)
+	o := p.Load()
+	if ex != nil && o.ex != nil {
+		o.ex.ObserveWithExemplar(v, ex)
+		return
+	}
+	o.Observe(v)
+}
+
+// exemplarInterval is the least time between two exemplars of one series:
+// enough for Grafana to show one per bucket per scrape.
+const exemplarInterval = time.Second
+
+// exemplarDue reports whether this series may take an exemplar now, and if
+// so claims the slot. The clock is the line's own time when it has one: it
+// advances with the traffic, costs nothing to read, and its one-second
+// resolution is the interval anyway.
+func (s *series) exemplarDue(lineTime time.Time) bool {
+	var now int64
+	if lineTime.IsZero() {
+		now = time.Now().UnixNano()
+	} else {
+		now = lineTime.UnixNano()
+	}
+	next := s.nextExemplar.Load()
+	return now >= next && s.nextExemplar.CompareAndSwap(next, now+int64(exemplarInterval))
+}
+
+// exemplarID is the exemplar label of a line: its trace id (what Grafana
+// follows to Tempo and the Loki derived field matches), else its request id.
+func exemplarID(r *accesslog.Record) (string, []byte) {
+	if len(r.TraceID) > 0 {
+		return "trace_id", r.TraceID
+	}
+	if len(r.RequestID) > 0 && !(len(r.RequestID) == 1 && r.RequestID[0] == '-') {
+		return "request_id", r.RequestID
+	}
+	return "", nil
+}
 
 func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.HistogramVec, labels []string) prometheus.Observer {
 	if o := p.Load(); o != nil {
 		return o.Observer
 	}
 	// Racing creators get the same child from the vec; either store is fine.
-	o := &observer{vec.WithLabelValues(labels...)}
+	o := &observer{Observer: vec.WithLabelValues(labels...)}
+	o.ex, _ = o.Observer.(prometheus.ExemplarObserver)
 	p.Store(o)
 	return o.Observer
 }
