@@ -39,8 +39,11 @@ func TestExemplars(t *testing.T) {
 	}{
 		{
 			name: "trace id wins over request id",
-			rec:  exRec(func(r *accesslog.Record) { r.TraceID = []byte("4bf92f3577b34da6a3ce929d0e0e4736"); r.RequestID = []byte("r1") }),
-			on:   true, want: `# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.25`, upstream: true,
+			rec: exRec(func(r *accesslog.Record) {
+				r.TraceID = []byte("4bf92f3577b34da6a3ce929d0e0e4736")
+				r.RequestID = []byte("r1")
+			}),
+			on: true, want: `# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.25`, upstream: true,
 		},
 		{
 			name: "request id when no trace id",
