@@ -51,12 +51,14 @@ type partition struct {
 	queue     []*Batch // handed out, oldest first; done ones are popped from the head
 	next      kgo.EpochOffset
 	committed int64 // last offset committed; -1 when none this session
+	first     int64 // first offset handed out this session; -1 before any
+	fetched   int64 // one past the last offset handed out; -1 before any
 	idle      chan struct{}
 	onRelease func(*Batch)
 }
 
 func newPartition(topic string, id int32, onRelease func(*Batch)) *partition {
-	return &partition{topic: topic, id: id, next: kgo.EpochOffset{Epoch: -1, Offset: -1}, committed: -1, onRelease: onRelease}
+	return &partition{topic: topic, id: id, next: kgo.EpochOffset{Epoch: -1, Offset: -1}, committed: -1, first: -1, fetched: -1, onRelease: onRelease}
 }
 
 func (p *partition) begin(recs []*kgo.Record) *Batch {
@@ -67,6 +69,10 @@ func (p *partition) begin(recs []*kgo.Record) *Batch {
 	b.refs.Store(1)
 	p.mu.Lock()
 	p.queue = append(p.queue, b)
+	if p.first < 0 {
+		p.first = recs[0].Offset
+	}
+	p.fetched = recs[len(recs)-1].Offset + 1
 	p.mu.Unlock()
 	return b
 }
@@ -140,6 +146,21 @@ func (p *partition) drained() <-chan struct{} {
 		p.idle = make(chan struct{})
 	}
 	return p.idle
+}
+
+// pending is how many offsets were handed out and are not yet committable:
+// the gap an outage of an acknowledging sink (Loki) makes grow.
+func (p *partition) pending() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fetched < 0 {
+		return 0
+	}
+	done := p.next.Offset
+	if done < 0 {
+		done = p.first
+	}
+	return p.fetched - done
 }
 
 func (p *partition) outstanding() int {

@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,16 @@ type Options struct {
 	// batches; what is not done by then is left to the new owner (duplicates,
 	// never loss). Default 10s.
 	RevokeTimeout time.Duration
+	// MaxInflightBytes bounds the record bytes handed out and not yet
+	// released by every holder (the processor, and Loki until it has
+	// acknowledged). At the bound fetching pauses (PauseFetchPartitions)
+	// until releases free room: Kafka keeps the backlog, memory stays
+	// bounded. 0 means no bound.
+	MaxInflightBytes int64
+	// Flush, when set, is called when batches must finish soon: on shutdown
+	// once the workers are done, and on revocation before waiting for the
+	// revoked partitions. A sink that batches (Loki) sends what it holds.
+	Flush func()
 	// ExtraOpts are appended to the client's options (tests shorten
 	// heartbeats with them).
 	ExtraOpts []kgo.Opt
@@ -62,10 +73,15 @@ type Consumer struct {
 	joined  atomic.Bool
 	fetched atomic.Bool
 
+	inflight atomic.Int64 // record bytes handed out and not yet released
+	pauseMu  sync.Mutex
+	paused   bool
+
 	commits      prometheus.Counter
 	commitErrors prometheus.Counter
 	rebalances   *prometheus.CounterVec
 	assigned     prometheus.Gauge
+	pauses       prometheus.Counter
 }
 
 type tp struct {
@@ -113,6 +129,10 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 			Name: "accesslog_exporter_assigned_partitions",
 			Help: "Partitions this replica owns now.",
 		}),
+		pauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "accesslog_exporter_fetch_pauses_total",
+			Help: "Times fetching paused because in-flight record bytes reached the bound (loki.max_inflight_bytes).",
+		}),
 	}
 	kopts, err := clientOpts(cfg)
 	if err != nil {
@@ -128,7 +148,7 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		kgo.WithHooks(fetchSeen{&c.fetched}),
 	)
 	if opts.Registerer != nil {
-		for _, m := range []prometheus.Collector{c.commits, c.commitErrors, c.rebalances, c.assigned} {
+		for _, m := range []prometheus.Collector{c.commits, c.commitErrors, c.rebalances, c.assigned, c.pauses, flowCollector{c}} {
 			if err := opts.Registerer.Register(m); err != nil {
 				return nil, err
 			}
@@ -193,9 +213,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	workersDone := make(chan struct{})
 	go func() { wg.Wait(); close(workersDone) }()
+	deadline := time.NewTimer(c.opts.ShutdownTimeout)
+	defer deadline.Stop()
 	select {
 	case <-workersDone:
-	case <-time.After(c.opts.ShutdownTimeout):
+		// Holders beyond the processor (Loki) finish after the workers:
+		// have them send now and wait for their acknowledgements.
+		if c.opts.Flush != nil {
+			c.opts.Flush()
+		}
+		for _, p := range c.allParts() {
+			select {
+			case <-p.drained():
+				continue
+			case <-deadline.C:
+			}
+			c.log.Warn("shutdown: batches not acknowledged in time; committing what is; the rest is read again after restart", "timeout", c.opts.ShutdownTimeout, "topic", p.topic, "partition", p.id, "outstanding", p.outstanding())
+			break
+		}
+	case <-deadline.C:
 		c.log.Warn("shutdown: in-flight batches not done in time; committing what is done", "timeout", c.opts.ShutdownTimeout)
 	}
 	stopCommits()
@@ -238,10 +274,12 @@ func (c *Consumer) poll(ctx context.Context) error {
 				return // revoked between fetch and now
 			}
 			b := part.begin(ftp.Records)
+			c.begun(b)
 			select {
 			case c.queues[c.worker(ftp.Topic, ftp.Partition)] <- b:
 			case <-ctx.Done():
 				part.abandon(b)
+				c.releasedBytes(b)
 			}
 		})
 		c.cl.AllowRebalance()
@@ -280,12 +318,19 @@ func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 	n := 0
 	for topic, ps := range assigned {
 		for _, p := range ps {
-			c.parts[tp{topic, p}] = newPartition(topic, p, nil)
+			c.parts[tp{topic, p}] = newPartition(topic, p, c.releasedBytes)
 			n++
 		}
 	}
 	c.assigned.Set(float64(len(c.parts)))
 	c.mu.Unlock()
+	// Lock order: pauseMu before mu (begun holds pauseMu and lists parts).
+	c.pauseMu.Lock()
+	if c.paused {
+		// New partitions wait with the others until room is freed.
+		c.cl.PauseFetchPartitions(assigned)
+	}
+	c.pauseMu.Unlock()
 	c.rebalances.WithLabelValues("assigned").Add(float64(n))
 	c.joined.Store(true)
 	c.log.Info("partitions assigned", "partitions", assigned)
@@ -299,6 +344,9 @@ func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	parts := c.detach(revoked, "revoked")
 	if len(parts) == 0 {
 		return
+	}
+	if c.opts.Flush != nil {
+		c.opts.Flush()
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.opts.RevokeTimeout)
 	defer cancel()
@@ -337,6 +385,95 @@ func (c *Consumer) detach(m map[string][]int32, event string) []*partition {
 	c.assigned.Set(float64(len(c.parts)))
 	c.rebalances.WithLabelValues(event).Add(float64(len(out)))
 	return out
+}
+
+func (c *Consumer) allParts() []*partition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*partition, 0, len(c.parts))
+	for _, p := range c.parts {
+		out = append(out, p)
+	}
+	return out
+}
+
+// begun counts a batch's bytes as in flight and pauses fetching at the bound.
+func (c *Consumer) begun(b *Batch) {
+	if n := c.inflight.Add(b.bytes); c.opts.MaxInflightBytes > 0 && n >= c.opts.MaxInflightBytes {
+		c.pauseMu.Lock()
+		if !c.paused && c.inflight.Load() >= c.opts.MaxInflightBytes {
+			c.paused = true
+			c.pauses.Inc()
+			owned := map[string][]int32{}
+			for _, p := range c.allParts() {
+				owned[p.topic] = append(owned[p.topic], p.id)
+			}
+			c.cl.PauseFetchPartitions(owned)
+			c.log.Info("in-flight bytes at the bound; fetching paused until acknowledgements free room", "inflight_bytes", n, "bound", c.opts.MaxInflightBytes)
+		}
+		c.pauseMu.Unlock()
+	}
+}
+
+// releasedBytes is called when every holder has released b (from any
+// goroutine: a Loki sender, a worker) and resumes fetching below the bound.
+// Pause and resume both re-check the count under pauseMu after changing
+// it, so the last one to run leaves the right state.
+func (c *Consumer) releasedBytes(b *Batch) {
+	n := c.inflight.Add(-b.bytes)
+	if c.opts.MaxInflightBytes <= 0 || n >= c.opts.MaxInflightBytes {
+		return
+	}
+	c.pauseMu.Lock()
+	if c.paused && c.inflight.Load() < c.opts.MaxInflightBytes {
+		c.paused = false
+		c.cl.ResumeFetchPartitions(c.cl.PauseFetchPartitions(nil))
+		c.log.Debug("fetching resumed", "inflight_bytes", n)
+	}
+	c.pauseMu.Unlock()
+}
+
+// Paused says whether fetching is paused at the in-flight bound.
+func (c *Consumer) Paused() bool {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	return c.paused
+}
+
+// InflightBytes are the record bytes handed out and not yet released.
+func (c *Consumer) InflightBytes() int64 { return c.inflight.Load() }
+
+// flowCollector reports, at scrape time, how much is waiting: per
+// partition the offsets fetched but not yet committable, and the bytes in
+// flight and whether fetching is paused.
+type flowCollector struct{ c *Consumer }
+
+var (
+	pendingDesc = prometheus.NewDesc("accesslog_exporter_partition_pending_offsets",
+		"Offsets fetched but not yet committable (handled and acknowledged by every sink), per owned partition: the committable-versus-fetched gap.",
+		[]string{"topic", "partition"}, nil)
+	inflightDesc = prometheus.NewDesc("accesslog_exporter_inflight_record_bytes",
+		"Record bytes fetched and not yet released by every holder; fetching pauses at loki.max_inflight_bytes.", nil, nil)
+	pausedDesc = prometheus.NewDesc("accesslog_exporter_fetch_paused",
+		"1 while fetching is paused at the in-flight bound.", nil, nil)
+)
+
+func (f flowCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- inflightDesc
+	ch <- pausedDesc
+}
+
+func (f flowCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range f.c.allParts() {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(p.pending()), p.topic, strconv.Itoa(int(p.id)))
+	}
+	ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(f.c.inflight.Load()))
+	paused := 0.0
+	if f.c.Paused() {
+		paused = 1
+	}
+	ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused)
 }
 
 func (c *Consumer) commitLoop(ctx context.Context) {
