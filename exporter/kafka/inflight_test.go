@@ -67,7 +67,7 @@ func TestFetchPausesAtInflightBound(t *testing.T) {
 	const bound = 10000
 	cons, err := New(cfg, Options{
 		NewProcessor: func(int) Processor { return h }, MaxInflightBytes: bound,
-		ExtraOpts: append(append([]kgo.Opt{}, fastGroup...), kgo.FetchMaxWait(100*time.Millisecond)),
+		ExtraOpts:       append(append([]kgo.Opt{}, fastGroup...), kgo.FetchMaxWait(100*time.Millisecond)),
 		ShutdownTimeout: 2 * time.Second, RevokeTimeout: time.Second,
 	})
 	if err != nil {
