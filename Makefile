@@ -20,7 +20,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Revision=$(REVISION) \
             -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean
+.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics
 
 all: build
 
@@ -39,8 +39,12 @@ replay: build
 
 test: lint unit fuzz
 
-unit:
+unit: victoriametrics
 	$(GO) test -race -count=1 -timeout 10m ./...
+
+# Real receivers the tests start on loopback, built once into ~/.cache.
+victoriametrics:
+	./scripts/install-victoriametrics.sh >/dev/null
 
 # Short runs of every fuzz target; longer ones with FUZZTIME=5m.
 fuzz:

@@ -12,6 +12,7 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	Loki    Loki    `yaml:"loki"`
 	Health  Health  `yaml:"health"`
+	Push    Push    `yaml:"push"`
 
 	// Where the values came from, so that checks made later by other
 	// packages (Errorf) point at the same file and line as ours do.

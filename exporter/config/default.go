@@ -41,5 +41,6 @@ func Default() Config {
 		},
 		Loki:   defaultLoki(),
 		Health: defaultHealth(),
+		Push:   defaultPush(),
 	}
 }

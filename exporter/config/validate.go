@@ -34,6 +34,7 @@ func (c *Config) validate(tainted func(path string) bool) []*Error {
 	v.metrics(&c.Metrics)
 	v.loki(&c.Loki)
 	v.health(&c.Health)
+	v.push(&c.Push)
 	return v.errs
 }
 

@@ -1,0 +1,131 @@
+// Package telemetry holds the exporter's reports about itself that leave the
+// process other than by a scrape: push mode, and (later) traces.
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+)
+
+// Pusher sends a registry in the Prometheus text format to a URL on an
+// interval, with VictoriaMetrics/metrics' push client: it gzips, adds the
+// extra labels to every series and speaks to both VictoriaMetrics'
+// /api/v1/import/prometheus and a Pushgateway.
+type Pusher struct {
+	cfg    config.Push
+	g      prometheus.Gatherer
+	opts   *vm.PushOptions
+	log    *slog.Logger
+	pushes *prometheus.CounterVec
+	last   prometheus.Gauge
+}
+
+// NewPusher checks the config and registers the pusher's own metrics on reg.
+func NewPusher(cfg config.Push, g prometheus.Gatherer, reg prometheus.Registerer, log *slog.Logger) (*Pusher, error) {
+	opts := &vm.PushOptions{Method: cfg.Method}
+	var labels []string
+	for _, l := range cfg.ExtraLabels {
+		name, value, _ := strings.Cut(l, "=")
+		labels = append(labels, fmt.Sprintf("%s=%q", name, value))
+	}
+	opts.ExtraLabels = strings.Join(labels, ",")
+	if cfg.BearerTokenFile != "" {
+		tok, err := os.ReadFile(cfg.BearerTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("push.bearer_token_file: %w", err)
+		}
+		opts.Headers = []string{"Authorization: Bearer " + strings.TrimSpace(string(tok))}
+	}
+	p := &Pusher{cfg: cfg, g: g, opts: opts, log: log,
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "accesslog_exporter_push_total",
+			Help: "Pushes of the registry in push mode, by result (success, failure).",
+		}, []string{"result"}),
+		last: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "accesslog_exporter_push_last_success_timestamp_seconds",
+			Help: "When the registry was last pushed successfully.",
+		}),
+	}
+	p.pushes.WithLabelValues("success")
+	p.pushes.WithLabelValues("failure")
+	for _, c := range []prometheus.Collector{p.pushes, p.last} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Run pushes every interval until ctx ends, then once more so that the last
+// counts reach the receiver.
+func (p *Pusher) Run(ctx context.Context) error {
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+			p.Push(final)
+			cancel()
+			return nil
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+			p.Push(pctx)
+			cancel()
+		}
+	}
+}
+
+// Push sends the registry once.
+func (p *Pusher) Push(ctx context.Context) error {
+	var gatherErr error
+	write := func(w io.Writer) {
+		mfs, err := p.g.Gather()
+		if err != nil {
+			// A partial registry is still worth sending; the error is logged.
+			gatherErr = err
+		}
+		var b bytes.Buffer
+		enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				gatherErr = err
+			}
+		}
+		_, _ = w.Write(b.Bytes())
+	}
+	err := vm.PushMetricsExt(ctx, p.cfg.URL, write, p.opts)
+	if gatherErr != nil {
+		p.log.Warn("push: gathering metrics", "err", gatherErr)
+	}
+	if err != nil {
+		p.pushes.WithLabelValues("failure").Inc()
+		p.log.Warn("push failed", "url", redact(p.cfg.URL), "err", err)
+		return err
+	}
+	p.pushes.WithLabelValues("success").Inc()
+	p.last.SetToCurrentTime()
+	return nil
+}
+
+// redact hides URL credentials in logs.
+func redact(u string) string {
+	if i := strings.Index(u, "@"); i > 0 {
+		if j := strings.Index(u, "://"); j > 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}

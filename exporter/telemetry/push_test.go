@@ -1,0 +1,192 @@
+package telemetry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+)
+
+// victoriaMetrics starts the single-node binary that
+// scripts/install-victoriametrics.sh builds, on a free loopback port, and
+// returns its base URL. `make test` builds it first; a bare `go test` skips.
+func victoriaMetrics(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("ACCESSLOG_VM_BIN")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache/accesslog-exporter/victoria-metrics-v1.130.0/victoria-metrics")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("VictoriaMetrics not built (run scripts/install-victoriametrics.sh or make test): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "-httpListenAddr="+addr, "-storageDataPath="+t.TempDir(),
+		"-search.latencyOffset=0s", "-loggerLevel=ERROR", "-retentionPeriod=1d")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	base := "http://" + addr
+	waitFor(t, "VictoriaMetrics /health", 30*time.Second, func() bool {
+		resp, err := http.Get(base + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return base
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPushToVictoriaMetrics(t *testing.T) {
+	base := victoriaMetrics(t)
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "accesslog_http_requests_total", Help: "test"}, []string{"vhost", "status"})
+	reg.MustRegister(c)
+	c.WithLabelValues("shop.example.com", "200").Add(1234)
+	c.WithLabelValues("api.example.com", "503").Add(7)
+
+	cfg := config.Default().Push
+	cfg.URL = base + "/api/v1/import/prometheus"
+	cfg.ExtraLabels = []string{"dc=eu-1", "replica=a"}
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Push(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(p.pushes.WithLabelValues("success")); got != 1 {
+		t.Errorf("successful pushes = %v, want 1", got)
+	}
+
+	// Query the series back, with the extra labels on them.
+	q := base + "/api/v1/export?match[]=" + url.QueryEscape(`accesslog_http_requests_total{dc="eu-1",replica="a"}`)
+	var body string
+	waitFor(t, "pushed series to be queryable", 20*time.Second, func() bool {
+		resp, err := http.Get(q)
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return strings.Count(body, "\n") >= 2
+	})
+	for _, want := range []string{`"vhost":"shop.example.com"`, `"status":"200"`, `"values":[1234]`, `"vhost":"api.example.com"`, `"values":[7]`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("exported series lack %s:\n%s", want, body)
+		}
+	}
+	// The pusher's own counter went along too.
+	resp, err := http.Get(base + "/api/v1/export?match[]=" + url.QueryEscape(`accesslog_exporter_push_total{result="failure"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"dc":"eu-1"`) {
+		t.Errorf("the pusher's own metrics were not pushed: %s", b)
+	}
+}
+
+func TestPushFailureIsCounted(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	reg := prometheus.NewRegistry()
+	cfg := config.Default().Push
+	cfg.URL = "http://user:secret@127.0.0.1:" + strconv.Itoa(port) + "/api/v1/import/prometheus"
+	cfg.Timeout = time.Second
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Push(context.Background()); err == nil {
+		t.Fatal("push to a closed port succeeded")
+	}
+	if got := testutil.ToFloat64(p.pushes.WithLabelValues("failure")); got != 1 {
+		t.Errorf("failed pushes = %v, want 1", got)
+	}
+	if r := redact(cfg.URL); strings.Contains(r, "secret") {
+		t.Errorf("redact(%q) = %q still shows the password", cfg.URL, r)
+	}
+}
+
+func TestPushBearerToken(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Method + " " + r.Header.Get("Authorization") + " " + r.Header.Get("Content-Encoding")
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	reg := prometheus.NewRegistry()
+	cfg := config.Default().Push
+	cfg.URL = "http://" + l.Addr().String() + "/metrics/job/accesslog-exporter"
+	cfg.Method = "PUT"
+	cfg.BearerTokenFile = tok
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Push(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-got; r != "PUT Bearer s3cret gzip" {
+		t.Errorf("request = %q, want PUT with the bearer token, gzipped", r)
+	}
+}
