@@ -18,6 +18,7 @@ import (
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/metrics"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
 )
@@ -88,14 +89,35 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		go func() { defer wg.Done(); emb.generate(ctx) }()
 	}
 
-	cons, err := kafka.New(kcfg, kafka.Options{
+	kopts := kafka.Options{
 		NewProcessor: func(int) kafka.Processor { return &processor{h: newHandler(dec, reqs, self)} },
 		Logger:       log,
 		Registerer:   reg,
 		ExtraOpts:    opts.KafkaOpts,
-	})
+	}
+	var lc *loki.Client
+	if cfg.Loki.URL != "" {
+		lc, err = loki.New(cfg.Loki, loki.Options{Logger: log, Registerer: reg, UserAgent: "accesslog-exporter/" + opts.Version})
+		if err != nil {
+			return cfg.Errorf("loki", "%v", err)
+		}
+		// An offset is committed only once Loki has every line up to it:
+		// each worker's appender retains the Kafka batch until acknowledged,
+		// and fetching pauses while too much waits for Loki.
+		kopts.NewProcessor = func(int) kafka.Processor {
+			return &processor{h: newHandler(dec, reqs, self), app: lc.NewAppender()}
+		}
+		kopts.MaxInflightBytes = int64(cfg.Loki.MaxInflightBytes)
+		kopts.Flush = lc.Flush
+		kopts.ShutdownTimeout = cfg.Loki.ShutdownTimeout
+		kopts.RevokeTimeout = cfg.Loki.ShutdownTimeout
+	}
+	cons, err := kafka.New(kcfg, kopts)
 	if err != nil {
 		return err
+	}
+	if lc != nil {
+		lc.Start()
 	}
 	srv := server.New(server.Config{
 		Flags:         opts.Web,
@@ -116,6 +138,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	go func() {
 		defer wg.Done()
 		err := cons.Run(ctx)
+		if lc != nil {
+			// The consumer has waited for acknowledgements (bounded) and
+			// committed; what Loki still holds is abandoned, uncommitted.
+			lc.Close()
+		}
 		cancel() // the server has nothing to report once the consumer is gone
 		errs <- err
 	}()
@@ -136,13 +163,55 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return errors.Join(all...)
 }
 
-// processor adapts a handler to the consumer's batches.
-type processor struct{ h *handler }
+// processor adapts a handler to the consumer's batches and, when Loki is
+// configured, hands every line to the worker's appender.
+type processor struct {
+	h    *handler
+	app  *loki.Appender
+	line loki.Line
+}
 
 func (p *processor) Process(b *kafka.Batch) {
 	now := time.Now()
-	for _, r := range b.Records {
-		p.h.handle(r.Value, now)
+	if p.app == nil {
+		for _, r := range b.Records {
+			p.h.handle(r.Value, now)
+		}
+		b.Release()
+		return
 	}
+	// The appender retains b for every Loki batch its lines go into, so the
+	// processor's own Release below does not make b committable by itself.
+	p.app.Begin(b.Topic, b.Partition, b)
+	for _, r := range b.Records {
+		pe := p.h.handle(r.Value, now)
+		p.forward(r, pe != nil)
+	}
+	p.app.End()
 	b.Release()
+}
+
+// forward hands the record's line to Loki. The timestamp is the line's own
+// time, else Filebeat's @timestamp, else the Kafka record time: all three
+// are the same when the record is read again after a restart, which lets
+// Loki fold a re-sent line into the one it has.
+func (p *processor) forward(r *kgo.Record, unparsed bool) {
+	rec := &p.h.rec
+	l := &p.line
+	l.Line = rec.Line
+	if l.Line == nil && !rec.Enveloped {
+		l.Line = r.Value // not even decoded: forward the record as it is
+	}
+	switch {
+	case !rec.Time.IsZero():
+		l.Time = rec.Time
+	case !rec.Timestamp.IsZero():
+		l.Time = rec.Timestamp
+	default:
+		l.Time = r.Timestamp
+	}
+	l.Host, l.VHost, l.TraceID = rec.Host, rec.VHost, rec.TraceID
+	l.Unparsed = unparsed
+	l.Offset = r.Offset
+	p.app.Add(l)
 }
