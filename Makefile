@@ -75,3 +75,19 @@ bench-e2e: build
 
 clean:
 	rm -rf $(BIN)
+
+# The whole system on 127.0.0.1 (deploy/local): kfake Kafka x3, nginx,
+# Filebeat, the exporter, Loki, Prometheus, Alertmanager, a webhook recorder.
+# First run builds Filebeat and Loki into ~/.cache/accesslog-exporter.
+.PHONY: stack-up stack-down e2e
+stack-up:
+	./deploy/local/stack-up.sh
+stack-down:
+	./deploy/local/stack-down.sh
+# The end-to-end scenarios against that stack; stops it afterwards unless
+# E2E_KEEP=1. Ledgers: deploy/local/.run/ledgers/.
+E2E_TIMEOUT ?= 20m
+e2e:
+	./deploy/local/stack-up.sh
+	rc=0; $(GO) test -tags e2e -count=1 -v -timeout $(E2E_TIMEOUT) ./deploy/local/... || rc=$$?; \
+	if [ "$(E2E_KEEP)" != 1 ]; then ./deploy/local/stack-down.sh; fi; exit $$rc

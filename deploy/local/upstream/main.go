@@ -9,6 +9,9 @@
 //	POST /config   change it: form or query values latency=50ms,
 //	               error_rate=0.2 (0..1), error_status=503; missing keys keep
 //	               their value
+//
+// A request may also ask for its own answer: ?status=503 answers 503 (from
+// every server, so nginx's retry fails too), whatever the behaviour.
 package main
 
 import (
@@ -91,6 +94,13 @@ func (u *upstream) serve(name string) http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("X-Upstream", name)
+		if v := r.URL.Query().Get("status"); v != "" {
+			if n, err := strconv.Atoi(v); err == nil && n >= 200 && n <= 599 {
+				w.WriteHeader(n)
+				fmt.Fprintf(w, "%s: asked for %d\n", name, n)
+				return
+			}
+		}
 		if b.ErrorRate > 0 && rand.Float64() < b.ErrorRate {
 			w.WriteHeader(b.ErrorStatus)
 			fmt.Fprintf(w, "%s: injected %d\n", name, b.ErrorStatus)

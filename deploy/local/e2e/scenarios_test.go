@@ -1,0 +1,429 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Scenarios run in this order (go test runs them in source order): the ones
+// that disturb the stack (a killed exporter, a stopped broker, Loki down)
+// come after the ones that only read it.
+
+// Scenario 1: counts agree. A known mix through nginx; nginx's access.log,
+// Prometheus's sum of accesslog_http_requests_total (per status class too)
+// and the log store all hold exactly N.
+func TestScenario1CountsAgree(t *testing.T) {
+	l := newLedger(t, "1-counts-agree")
+	start := time.Now()
+	static, api := "static-s1-"+runID+".local", "api-s1-"+runID+".local"
+	reqs := append(repeat(staticMix(static), 300), repeat(apiMix(api), 200)...)
+	var tl tally
+	drive(t, reqs, &tl)
+	want, n := tl.snapshot()
+	l.add("produced (requests answered)", n)
+	l.add("produced by status class", fmt.Sprint(want))
+
+	eventually(t, 30*time.Second, "access.log has every line", func() (bool, string) {
+		got := accessLogCount(t, static, api)
+		return got == n, fmt.Sprintf("%d of %d", got, n)
+	})
+	l.add("in access.log", accessLogCount(t, static, api))
+
+	sel := fmt.Sprintf(`accesslog_http_requests_total{vhost=~%q}`, static+"|"+api)
+	var byClass map[string]float64
+	eventually(t, 60*time.Second, "Prometheus counts every line", func() (bool, string) {
+		var err error
+		byClass, err = promBy("sum by (status_class) ("+sel+")", "status_class")
+		if err != nil {
+			return false, err.Error()
+		}
+		total := 0.0
+		for _, v := range byClass {
+			total += v
+		}
+		return total == float64(n), fmt.Sprintf("%v of %d", total, n)
+	})
+	l.add("in Prometheus by status class", fmt.Sprint(byClass))
+	for _, c := range sortedKeys(want) {
+		if byClass[c] != float64(want[c]) {
+			t.Errorf("status class %s: Prometheus has %v, nginx answered %d", c, byClass[c], want[c])
+		}
+	}
+	// Still equal on a later evaluation: nothing was counted twice meanwhile.
+	if got, _ := promScalar("sum(" + sel + ")"); got != float64(n) {
+		t.Errorf("Prometheus total moved to %v, want %d", got, n)
+	}
+
+	if !lokiWired() {
+		l.add("in the log store", "not checked: the exporter exposes no accesslog_exporter_loki_* metrics (exporter/pipeline does not forward to exporter/loki yet)")
+		t.Log("log store not checked: exporter/pipeline does not forward to Loki yet")
+		return
+	}
+	q := fmt.Sprintf(`{job="accesslog"} |~ %q`, " (?:"+strings.ReplaceAll(static, ".", `\.`)+"|"+strings.ReplaceAll(api, ".", `\.`)+") ")
+	var total, distinct int
+	eventually(t, 60*time.Second, "the log store has every line", func() (bool, string) {
+		var err error
+		total, distinct, err = lokiLines(q, start)
+		if err != nil {
+			return false, err.Error()
+		}
+		return distinct == n, fmt.Sprintf("%d distinct (%d in all) of %d", distinct, total, n)
+	})
+	l.add("in the log store (distinct/all)", fmt.Sprintf("%d/%d", distinct, total))
+	if total != n {
+		t.Errorf("log store has %d lines for %d requests: duplicates without any fault", total, n)
+	}
+}
+
+// Scenario 2: an alert fires for real. The upstream answers 5xx; the 5xx
+// alert goes pending, then firing in Prometheus, reaches the webhook through
+// Alertmanager with its labels and runbook link, and resolves when the
+// errors stop.
+func TestScenario2AlertFires(t *testing.T) {
+	l := newLedger(t, "2-alert-fires")
+	start := time.Now()
+	host := "api-s2-" + runID + ".local"
+	const alert = "NginxHigh5xxRatio"
+	match := map[string]string{"vhost": host}
+	var tl tally
+	stop := background(t, repeat([]request{{host, "/api/v1/checkout"}, {host, "/api/v1/cart"}}, 2), 20, &tl)
+	t.Cleanup(func() { setUpstream(t, "error_rate", "0") })
+
+	eventually(t, 30*time.Second, "Prometheus sees the vhost's traffic", func() (bool, string) {
+		v, err := promScalar(fmt.Sprintf(`sum(rate(accesslog_http_requests_total{vhost=%q}[10s]))`, host))
+		return err == nil && v > 1, fmt.Sprintf("rate %v", v)
+	})
+	setUpstream(t, "error_rate", "1", "error_status", "500")
+	flipped := time.Now()
+	l.add("upstream", "error_rate=1 error_status=500")
+
+	eventually(t, 45*time.Second, alert+" pending in Prometheus", func() (bool, string) {
+		s := alertState(alert, match)
+		return s == "pending" || s == "firing", "state " + s
+	})
+	if s := alertState(alert, match); s == "firing" {
+		t.Log("pending already turned firing when first seen")
+	}
+	d := eventually(t, 60*time.Second, alert+" firing in Prometheus", func() (bool, string) {
+		s := alertState(alert, match)
+		return s == "firing", "state " + s
+	})
+	l.add("firing in Prometheus after", time.Since(flipped).Round(time.Second).String()+" (pending phase seen, then firing "+d.Round(time.Second).String()+" later)")
+
+	var got received
+	eventually(t, 45*time.Second, alert+" at the webhook", func() (bool, string) {
+		var ok bool
+		got, ok = hasStatus(webhookAlerts(alert, match, start), "firing")
+		return ok, "not yet"
+	})
+	l.add("webhook (firing)", fmt.Sprintf("%s receiver=%s labels=%v", got.ReceivedAt.Format(time.RFC3339), got.Receiver, got.Labels))
+	for k, v := range map[string]string{"alertname": alert, "severity": "warning", "team": "web", "vhost": host, "job": "accesslog-exporter"} {
+		if got.Labels[k] != v {
+			t.Errorf("webhook alert label %s=%q, want %q", k, got.Labels[k], v)
+		}
+	}
+	if rb := got.Annotations["runbook_url"]; !strings.HasSuffix(rb, "/docs/runbooks/"+alert+".md") {
+		t.Errorf("runbook_url %q, want a link to docs/runbooks/%s.md", rb, alert)
+	}
+	if got.Annotations["summary"] == "" {
+		t.Error("no summary annotation")
+	}
+
+	setUpstream(t, "error_rate", "0")
+	healed := time.Now()
+	l.add("upstream", "error_rate=0")
+	var res received
+	eventually(t, 90*time.Second, alert+" resolved at the webhook", func() (bool, string) {
+		var ok bool
+		res, ok = hasStatus(webhookAlerts(alert, match, healed), "resolved")
+		return ok, "state in Prometheus: " + alertState(alert, match)
+	})
+	l.add("webhook (resolved)", res.ReceivedAt.Format(time.RFC3339)+" after "+time.Since(healed).Round(time.Second).String())
+	stop()
+	byClass, n := tl.snapshot()
+	l.add("requests answered", fmt.Sprintf("%d %v", n, byClass))
+	eventually(t, 30*time.Second, "Prometheus counts every line", func() (bool, string) {
+		v, _ := promScalar(fmt.Sprintf(`sum(accesslog_http_requests_total{vhost=%q})`, host))
+		return v == float64(n), fmt.Sprintf("%v of %d", v, n)
+	})
+	l.add("in access.log", accessLogCount(t, host))
+	l.add("in Prometheus", n)
+}
+
+// Scenario 4: the exporter is killed with SIGKILL under traffic and
+// restarted. Its counters reset in Prometheus and recover; counted over the
+// window (resets handled), every line is counted at least once; the log
+// store has every line.
+func TestScenario4ExporterKilled(t *testing.T) {
+	l := newLedger(t, "4-exporter-killed")
+	start := time.Now()
+	host := "static-s4-" + runID + ".local"
+	sel := fmt.Sprintf(`accesslog_http_requests_total{vhost=%q}`, host)
+	var tl tally
+	stop := background(t, staticMix(host), 50, &tl)
+
+	eventually(t, 30*time.Second, "Prometheus counts the vhost", func() (bool, string) {
+		v, _ := promScalar("sum(" + sel + ")")
+		return v >= 200, fmt.Sprintf("%v counted", v)
+	})
+	pid := pidOf(t, "exporter")
+	before, _ := promScalar("sum(" + sel + ")")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	killed := time.Now()
+	l.add("SIGKILL exporter", fmt.Sprintf("pid %d with %v lines counted in Prometheus", pid, before))
+	eventually(t, 15*time.Second, "Prometheus sees the exporter down", func() (bool, string) {
+		v, err := promScalar(`up{job="accesslog-exporter",instance="127.0.0.1:29717"}`)
+		return err == nil && v == 0, fmt.Sprintf("up %v", v)
+	})
+	if out, err := stackUp(); err != nil {
+		t.Fatalf("stack-up (restart of the exporter): %v\n%s", err, out)
+	}
+	l.add("restarted after", time.Since(killed).Round(100*time.Millisecond))
+	eventually(t, 90*time.Second, "the restarted exporter counts again", func() (bool, string) {
+		r, _ := promScalar(fmt.Sprintf("sum(resets(%s[5m]))", sel))
+		v, _ := promScalar("sum(" + sel + ")")
+		return r >= 1 && v > 0, fmt.Sprintf("resets %v, now %v", r, v)
+	})
+	stop()
+	_, n := tl.snapshot()
+	l.add("produced (requests answered)", n)
+	eventually(t, 30*time.Second, "access.log has every line", func() (bool, string) {
+		got := accessLogCount(t, host)
+		return got == n, fmt.Sprintf("%d of %d", got, n)
+	})
+	l.add("in access.log", n)
+	window := time.Since(start) + 30*time.Second
+	var counted float64
+	eventually(t, 120*time.Second, "every line counted at least once over the window", func() (bool, string) {
+		var err error
+		counted, err = countedSince(sel, window)
+		return err == nil && counted >= float64(n), fmt.Sprintf("%v of %d (err %v)", counted, n, err)
+	})
+	inc, _ := promScalar(fmt.Sprintf("sum(increase(%s[%ds]))", sel, int(window.Seconds())))
+	l.add("in Prometheus, resets handled", fmt.Sprintf("%v (%v counted twice: at-least-once replay)", counted, counted-float64(n)))
+	l.add("in Prometheus, increase()", fmt.Sprintf("%.1f (extrapolated)", inc))
+
+	if !lokiWired() {
+		l.add("in the log store", "not checked: exporter/pipeline does not forward to exporter/loki yet")
+		return
+	}
+	var total, distinct int
+	eventually(t, 60*time.Second, "the log store has every line", func() (bool, string) {
+		var err error
+		total, distinct, err = lokiLines(fmt.Sprintf(`{job="accesslog"} |= %q`, " "+host+" "), start)
+		return err == nil && distinct == n, fmt.Sprintf("%d distinct (%d in all) of %d", distinct, total, n)
+	})
+	l.add("in the log store (distinct/all)", fmt.Sprintf("%d/%d", distinct, total))
+}
+
+// Scenario 6: two replicas in one group. A second exporter joins; both count
+// their partitions' lines; one is stopped; the other takes its partitions;
+// the totals stay exact.
+func TestScenario6TwoReplicas(t *testing.T) {
+	l := newLedger(t, "6-two-replicas")
+	host := "static-s6-" + runID + ".local"
+	sel := fmt.Sprintf(`accesslog_http_requests_total{vhost=%q}`, host)
+	bin := filepath.Join(runDir, "bin", "accesslog-exporter")
+	logf, err := openLog(filepath.Join(runDir, "logs", "exporter-2.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(here, "exporter.yml"), "--web.listen-address=127.0.0.1:29718")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	writePid(t, "exporter-2", cmd.Process.Pid)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_, _ = stackDown("exporter-2")
+		setTargets(t, "127.0.0.1:29717")
+	})
+	setTargets(t, "127.0.0.1:29717", "127.0.0.1:29718")
+	eventually(t, 60*time.Second, "replica 2 ready and scraped", func() (bool, string) {
+		v, _ := promScalar(`up{job="accesslog-exporter",instance="127.0.0.1:29718"}`)
+		return v == 1 && ready(exporter2URL), fmt.Sprintf("up %v, ready %v", v, ready(exporter2URL))
+	})
+	var tl tally
+	drive(t, repeat(staticMix(host), 400), &tl)
+	_, n := tl.snapshot()
+	l.add("phase 1 produced", n)
+	var per map[string]float64
+	eventually(t, 60*time.Second, "both replicas counted, exactly N in all", func() (bool, string) {
+		per, _ = promBy("sum by (instance) ("+sel+")", "instance")
+		return per["127.0.0.1:29717"]+per["127.0.0.1:29718"] == float64(n), fmt.Sprint(per)
+	})
+	l.add("phase 1 per replica", fmt.Sprint(per))
+	if per["127.0.0.1:29717"] == 0 || per["127.0.0.1:29718"] == 0 {
+		t.Errorf("one replica counted nothing: %v (the partitions were not shared)", per)
+	}
+	// Graceful stop: the replica finishes, commits and leaves the group.
+	if out, err := stackDown("exporter-2"); err != nil {
+		t.Fatalf("stop replica 2: %v\n%s", err, out)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("replica 2 did not exit")
+	}
+	l.add("replica 2", "stopped (SIGTERM)")
+	var tl2 tally
+	drive(t, repeat(staticMix(host), 300), &tl2)
+	_, m := tl2.snapshot()
+	l.add("phase 2 produced", m)
+	var r1 float64
+	eventually(t, 90*time.Second, "replica 1 takes over and counts the rest exactly", func() (bool, string) {
+		r1, _ = promScalar(fmt.Sprintf(`sum(accesslog_http_requests_total{vhost=%q,instance="127.0.0.1:29717"})`, host))
+		return r1-per["127.0.0.1:29717"] == float64(m), fmt.Sprintf("replica 1 counted %v of %d more", r1-per["127.0.0.1:29717"], m)
+	})
+	total := r1 + per["127.0.0.1:29718"]
+	l.add("in access.log", accessLogCount(t, host))
+	l.add("in Prometheus (replica 1 now + replica 2 last)", fmt.Sprintf("%v = %v + %v", total, r1, per["127.0.0.1:29718"]))
+	if total != float64(n+m) {
+		t.Errorf("total %v, want %d", total, n+m)
+	}
+	if got := accessLogCount(t, host); got != n+m {
+		t.Errorf("access.log has %d lines, want %d", got, n+m)
+	}
+}
+
+// Scenario 5: one broker of three stops. The under-replicated alert fires;
+// the pipeline keeps running and lines keep arriving.
+func TestScenario5BrokerStops(t *testing.T) {
+	if !healthWired() {
+		t.Skip("needs the Kafka health poller in the exporter: /metrics has no kafka_topic_partition_under_replicated_partition (exporter/pipeline does not run exporter/kafka's health poller yet)")
+	}
+	l := newLedger(t, "5-broker-stops")
+	start := time.Now()
+	host := "static-s5-" + runID + ".local"
+	sel := fmt.Sprintf(`accesslog_http_requests_total{vhost=%q}`, host)
+	const alert = "KafkaUnderReplicatedPartitions"
+	var tl tally
+	stop := background(t, staticMix(host), 30, &tl)
+	eventually(t, 30*time.Second, "Prometheus counts the vhost", func() (bool, string) {
+		v, _ := promScalar("sum(" + sel + ")")
+		return v > 0, fmt.Sprintf("%v", v)
+	})
+	post(t, kafkaCtl+"/brokers/2/stop", nil)
+	stopped := time.Now()
+	t.Cleanup(func() { _, _ = client.Post(kafkaCtl+"/brokers/2/start", "", nil) })
+	at, _ := promScalar("sum(" + sel + ")")
+	l.add("broker 2", fmt.Sprintf("stopped with %v lines counted", at))
+	eventually(t, 60*time.Second, alert+" firing", func() (bool, string) {
+		s := alertState(alert, map[string]string{"topic": "nginxlog"})
+		u, _ := promScalar(`topic:kafka_topic_partition_under_replicated_partition:sum{topic="nginxlog"}`)
+		return s == "firing", fmt.Sprintf("state %q, under-replicated %v", s, u)
+	})
+	l.add("firing in Prometheus after", time.Since(stopped).Round(time.Second))
+	eventually(t, 45*time.Second, alert+" at the webhook", func() (bool, string) {
+		_, ok := hasStatus(webhookAlerts(alert, map[string]string{"topic": "nginxlog"}, start), "firing")
+		return ok, "not yet"
+	})
+	eventually(t, 30*time.Second, "lines keep arriving with a broker down", func() (bool, string) {
+		v, _ := promScalar("sum(" + sel + ")")
+		return v > at+50, fmt.Sprintf("%v counted, %v at the stop", v, at)
+	})
+	post(t, kafkaCtl+"/brokers/2/start", nil)
+	l.add("broker 2", "started")
+	stop()
+	_, n := tl.snapshot()
+	l.add("produced (requests answered)", n)
+	eventually(t, 60*time.Second, "every line counted", func() (bool, string) {
+		v, _ := promScalar("sum(" + sel + ")")
+		return v >= float64(n), fmt.Sprintf("%v of %d", v, n)
+	})
+	v, _ := promScalar("sum(" + sel + ")")
+	l.add("in access.log", accessLogCount(t, host))
+	l.add("in Prometheus", v)
+}
+
+// Scenario 3: the log store is down for 30 s under traffic. Lag grows and the
+// lag alert fires; Loki comes back; every line arrives (duplicates counted
+// and bounded); nothing is dropped.
+func TestScenario3LokiOutage(t *testing.T) {
+	var missing []string
+	if !lokiWired() {
+		missing = append(missing, "Loki forwarding (exporter/pipeline does not forward to exporter/loki: no accesslog_exporter_loki_* metrics)")
+	}
+	if !healthWired() {
+		missing = append(missing, "the Kafka health poller (no kafka_consumergroup_lag_sum on /metrics, so KafkaConsumerGroupLagHigh cannot fire)")
+	}
+	if len(missing) > 0 {
+		t.Skip("needs " + strings.Join(missing, " and "))
+	}
+	l := newLedger(t, "3-loki-outage")
+	start := time.Now()
+	host := "static-s3-" + runID + ".local"
+	bulkHost := "loggen-s3-" + runID
+	const alert = "KafkaConsumerGroupLagHigh"
+	const bulk = 120000 // the alert's threshold is 100k records behind
+	var tl tally
+	stop := background(t, staticMix(host), 30, &tl)
+
+	if out, err := stackDown("loki"); err != nil {
+		t.Fatalf("stop Loki: %v\n%s", err, out)
+	}
+	down := time.Now()
+	l.add("Loki", "stopped")
+	gen := exec.Command(filepath.Join(runDir, "bin", "loggen"), "--kafka.brokers=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094",
+		"--envelope", "--rate=8000", "--count="+strconv.Itoa(bulk), "--hosts="+bulkHost)
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("loggen: %v\n%s", err, out)
+	}
+	l.add("loggen into Kafka", bulk)
+	eventually(t, 120*time.Second, alert+" firing", func() (bool, string) {
+		s := alertState(alert, nil)
+		lag, _ := promScalar(`sum(consumergroup_topic:kafka_consumergroup_lag:sum)`)
+		return s == "firing", fmt.Sprintf("state %q, lag %v", s, lag)
+	})
+	lag, _ := promScalar(`sum(consumergroup_topic:kafka_consumergroup_lag:sum)`)
+	l.add("lag alert firing after", fmt.Sprintf("%s, lag %v", time.Since(down).Round(time.Second), lag))
+	// At least 30 s down, as the scenario says; polled, not slept.
+	eventually(t, 60*time.Second, "30 s of outage", func() (bool, string) {
+		return time.Since(down) >= 30*time.Second, time.Since(down).Round(time.Second).String()
+	})
+	if out, err := stackUp(); err != nil {
+		t.Fatalf("restart Loki: %v\n%s", err, out)
+	}
+	l.add("Loki", "restarted after "+time.Since(down).Round(time.Second).String())
+	stop()
+	_, n := tl.snapshot()
+	l.add("produced through nginx", n)
+	var total, distinct, btotal, bdistinct int
+	eventually(t, 180*time.Second, "every nginx line in the log store", func() (bool, string) {
+		var err error
+		total, distinct, err = lokiLines(fmt.Sprintf(`{job="accesslog"} |= %q`, " "+host+" "), start)
+		return err == nil && distinct == n, fmt.Sprintf("%d distinct (%d in all) of %d", distinct, total, n)
+	})
+	eventually(t, 180*time.Second, "every bulk line in the log store", func() (bool, string) {
+		var err error
+		btotal, bdistinct, err = lokiLines(fmt.Sprintf(`{job="accesslog", host=%q}`, bulkHost), start)
+		return err == nil && btotal >= bulk, fmt.Sprintf("%d (%d distinct) of %d", btotal, bdistinct, bulk)
+	})
+	l.add("nginx lines in the store (distinct/all)", fmt.Sprintf("%d/%d", distinct, total))
+	l.add("bulk lines in the store (distinct/all)", fmt.Sprintf("%d/%d", bdistinct, btotal))
+	dup := (total - distinct)
+	if dup > n/2 {
+		t.Errorf("%d duplicates for %d lines: more than the unacknowledged window", dup, n)
+	}
+	dropped, _ := promScalar(`sum(accesslog_exporter_loki_entries_dropped_total) or vector(0)`)
+	l.add("dropped (accesslog_exporter_loki_entries_dropped_total)", dropped)
+	if dropped != 0 {
+		t.Errorf("%v entries dropped", dropped)
+	}
+	eventually(t, 120*time.Second, "lag back to zero", func() (bool, string) {
+		lag, _ := promScalar(`sum(consumergroup_topic:kafka_consumergroup_lag:sum)`)
+		return lag == 0, fmt.Sprintf("lag %v", lag)
+	})
+}
