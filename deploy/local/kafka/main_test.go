@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A stopped broker must look as it does on a real cluster: out of the broker
+// list and every ISR, still a replica, listed offline; and it comes back.
+func TestStoppedBrokerIsAnOfflineReplica(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"), kfake.ClusterID(clusterID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ports []int
+	for _, a := range c.ListenAddrs() {
+		_, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		ports = append(ports, p)
+	}
+	k := &cluster{c: c, topic: "nginxlog", ports: ports, stopped: map[int32]bool{}}
+	c.ControlKey(int16(kmsg.Metadata), k.rewriteMetadata)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	check := func(wantBrokers, wantISR, wantOffline int) {
+		t.Helper()
+		var last string
+		for ctx.Err() == nil {
+			md, err := adm.Metadata(ctx, "nginxlog")
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			td := md.Topics["nginxlog"]
+			ok := len(md.Brokers) == wantBrokers && len(td.Partitions) == 6
+			for _, p := range td.Partitions {
+				ok = ok && len(p.Replicas) == 3 && len(p.ISR) == wantISR && len(p.OfflineReplicas) == wantOffline && p.Err == nil
+			}
+			if ok {
+				return
+			}
+			last = fmt.Sprintf("%d brokers, partitions %+v", len(md.Brokers), md.Topics["nginxlog"].Partitions)
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("metadata never showed %d brokers, ISR %d, offline %d: %s", wantBrokers, wantISR, wantOffline, last)
+	}
+	check(3, 3, 0)
+	if err := k.stop(2); err != nil {
+		t.Fatal(err)
+	}
+	check(2, 2, 1)
+	// Produce still works with a broker down.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "nginxlog", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce with broker 2 stopped: %v", err)
+	}
+	if err := k.start(2); err != nil {
+		t.Fatal(err)
+	}
+	check(3, 3, 0)
+}
