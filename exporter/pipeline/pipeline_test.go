@@ -280,6 +280,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 	}
 	tot.Statuses = mergeCounts(totRaw.Statuses, totEnv.Statuses)
 	tot.VHosts = mergeCounts(totRaw.VHosts, totEnv.VHosts)
+	tot.Methods = mergeCounts(totRaw.Methods, totEnv.Methods)
 	tot.RequestTimeMillis += totEnv.RequestTimeMillis
 	tot.UpstreamResponseTimeMillis += totEnv.UpstreamResponseTimeMillis
 	tot.BodyBytes += totEnv.BodyBytes

@@ -21,6 +21,7 @@ import (
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/metrics"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/telemetry"
 )
 
 // Options are the run's settings that come from flags, not the file.
@@ -119,6 +120,29 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if lc != nil {
 		lc.Start()
 	}
+	// Every replica polls cluster health; the series do not depend on the
+	// replica, and the shipped rules take max over replicas
+	// (docs/kafka-health.md).
+	var health *kafka.Health
+	if cfg.Health.Enabled {
+		health, err = kafka.NewHealth(kcfg, cfg.Health, kafka.HealthOptions{Logger: log})
+		if err != nil {
+			cons.Client().Close()
+			return cfg.Errorf("health", "%v", err)
+		}
+		if err := reg.Register(health); err != nil {
+			cons.Client().Close()
+			health.Close()
+			return err
+		}
+	}
+	var pusher *telemetry.Pusher
+	if cfg.Push.URL != "" {
+		if pusher, err = telemetry.NewPusher(cfg.Push, reg, reg, log); err != nil {
+			cons.Client().Close()
+			return cfg.Errorf("push", "%v", err)
+		}
+	}
 	srv := server.New(server.Config{
 		Flags:         opts.Web,
 		TelemetryPath: opts.TelemetryPath,
@@ -127,13 +151,24 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}, reg, cons, log)
 	if err := srv.Listen(ctx); err != nil {
 		cons.Client().Close()
+		if health != nil {
+			health.Close()
+		}
 		return err
 	}
 	if opts.Started != nil {
 		opts.Started(srv)
 	}
 
-	errs := make(chan error, 2)
+	errs := make(chan error, 4)
+	if health != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- health.Run(ctx) }()
+	}
+	if pusher != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- pusher.Run(ctx) }()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
