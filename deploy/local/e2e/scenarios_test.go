@@ -417,8 +417,8 @@ func TestScenario3LokiOutage(t *testing.T) {
 	if dup > n/2 {
 		t.Errorf("%d duplicates for %d lines: more than the unacknowledged window", dup, n)
 	}
-	dropped, _ := promScalar(`sum(accesslog_exporter_loki_entries_dropped_total) or vector(0)`)
-	l.add("dropped (accesslog_exporter_loki_entries_dropped_total)", dropped)
+	dropped, _ := promScalar(`sum(accesslog_exporter_loki_dropped_total) or vector(0)`)
+	l.add("dropped (accesslog_exporter_loki_dropped_total)", dropped)
 	if dropped != 0 {
 		t.Errorf("%v entries dropped", dropped)
 	}
