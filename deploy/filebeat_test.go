@@ -48,11 +48,11 @@ func decoderFor(t *testing.T, cfg *config.Config) *accesslog.Decoder {
 // filebeatConfig is the part of filebeat.yml the exporter depends on.
 type filebeatConfig struct {
 	Inputs []struct {
-		Type           string            `yaml:"type"`
-		ID             string            `yaml:"id"`
-		Paths          []string          `yaml:"paths"`
-		Fields         map[string]string `yaml:"fields"`
-		FieldsUnderRoot bool             `yaml:"fields_under_root"`
+		Type            string            `yaml:"type"`
+		ID              string            `yaml:"id"`
+		Paths           []string          `yaml:"paths"`
+		Fields          map[string]string `yaml:"fields"`
+		FieldsUnderRoot bool              `yaml:"fields_under_root"`
 	} `yaml:"filebeat.inputs"`
 	Processors []map[string]struct {
 		Fields []string `yaml:"fields"`
