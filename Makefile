@@ -37,7 +37,7 @@ run: build
 replay: build
 	$(BIN)/accesslog-exporter replay testdata/nginx-main-timed.log
 
-test: lint unit fuzz
+test: lint unit fuzz deploy-test
 
 unit: victoriametrics
 	$(GO) test -race -count=1 -timeout 10m ./...
@@ -91,3 +91,11 @@ e2e:
 	./deploy/local/stack-up.sh
 	rc=0; $(GO) test -tags e2e -count=1 -v -timeout $(E2E_TIMEOUT) ./deploy/local/... || rc=$$?; \
 	if [ "$(E2E_KEEP)" != 1 ]; then ./deploy/local/stack-down.sh; fi; exit $$rc
+
+# deploy/: Kafka HA invariants, Filebeat records through the decoder, nginx
+# -t, compose and Kubernetes checks, and the real keepalived failover between
+# network namespaces (needs root; installs nginx, keepalived, iproute2).
+.PHONY: deploy-test
+deploy-test:
+	./scripts/install-deploy-tools.sh
+	$(GO) test -count=1 -timeout 10m ./deploy/...
