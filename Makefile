@@ -20,7 +20,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Revision=$(REVISION) \
             -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics
+.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics loki victorialogs
 
 all: build
 
@@ -39,12 +39,22 @@ replay: build
 
 test: lint unit fuzz deploy-test
 
-unit: victoriametrics
+unit: victoriametrics loki victorialogs
+	ACCESSLOG_LOKI_BIN=$$(./scripts/install-loki.sh) \
+	ACCESSLOG_VICTORIALOGS_BIN=$$(./scripts/install-victorialogs.sh) \
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 # Real receivers the tests start on loopback, built once into ~/.cache.
 victoriametrics:
 	./scripts/install-victoriametrics.sh >/dev/null
+
+# Grafana Loki 3.7.8 from its Go module (first time ~8.5 min, 2.7 GB memory)
+# and VictoriaLogs, for the Loki push tests (exporter/pipeline, exporter/loki).
+loki:
+	./scripts/install-loki.sh >/dev/null
+
+victorialogs:
+	./scripts/install-victorialogs.sh >/dev/null
 
 # Short runs of every fuzz target; longer ones with FUZZTIME=5m.
 fuzz:
