@@ -93,4 +93,3 @@ func queryVL(t *testing.T, base, q string) []map[string]string {
 	}
 	return out
 }
-
