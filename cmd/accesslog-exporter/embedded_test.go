@@ -18,48 +18,7 @@ import (
 // --kafka.embedded shows request metrics within seconds, and SIGTERM stops
 // it cleanly.
 func TestEmbeddedDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "accesslog-exporter")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "--kafka.embedded", "--kafka.embedded.rate=2000", "--web.listen-address=127.0.0.1:0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	defer func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-		}
-	}()
-
-	urls := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`Metrics:\s+(http://\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	var url string
-	select {
-	case url = <-urls:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no metrics URL printed within 30s")
-	}
-
+	cmd, url, exited := startBinary(t, "--kafka.embedded", "--kafka.embedded.rate=2000", "--web.listen-address=127.0.0.1:0")
 	requests := regexp.MustCompile(`(?m)^accesslog_http_requests_total\{[^}]*\} (\d+)`)
 	deadline := time.Now().Add(20 * time.Second)
 	var total int
@@ -68,18 +27,13 @@ func TestEmbeddedDemo(t *testing.T) {
 			t.Fatalf("accesslog_http_requests_total reached only %d within 20s", total)
 		}
 		time.Sleep(100 * time.Millisecond)
-		resp, err := http.Get(url)
-		if err != nil {
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		body := scrape(url)
 		total = 0
-		for _, m := range requests.FindAllStringSubmatch(string(body), -1) {
+		for _, m := range requests.FindAllStringSubmatch(body, -1) {
 			n, _ := strconv.Atoi(m[1])
 			total += n
 		}
-		if !strings.Contains(string(body), "accesslog_exporter_records_total") {
+		if body != "" && !strings.Contains(body, "accesslog_exporter_records_total") {
 			t.Fatal("pipeline self-metrics missing")
 		}
 	}
@@ -97,4 +51,102 @@ func TestEmbeddedDemo(t *testing.T) {
 		t.Fatal("did not exit within 15s of SIGTERM")
 	}
 	t.Logf("%d requests counted; stopped %v after SIGTERM", total, time.Since(start).Round(time.Millisecond))
+}
+
+// SIGHUP and POST /-/reload re-read the file: a bad one is rejected and
+// reported by accesslog_exporter_config_last_reload_successful, a good one
+// is taken.
+func TestReloadSignalAndEndpoint(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "exporter.yml")
+	write(t, cfgFile, "metrics:\n  labels: [vhost, status]\n")
+	cmd, url, _ := startBinary(t, "--config.file="+cfgFile, "--kafka.embedded", "--web.enable-lifecycle", "--web.listen-address=127.0.0.1:0")
+	waitMetric := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(scrape(url), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /metrics never showed %q", what, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitMetric("start", `accesslog_http_requests_total{status="200",vhost=`)
+
+	write(t, cfgFile, "metrics:\n  labels: [vhost, stauts]\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric("bad file on SIGHUP", "accesslog_exporter_config_last_reload_successful 0")
+
+	write(t, cfgFile, "metrics:\n  labels: [vhost, status_class]\n")
+	resp, err := http.Post(strings.TrimSuffix(url, "/metrics")+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /-/reload: %s", resp.Status)
+	}
+	waitMetric("good file on POST", "accesslog_exporter_config_last_reload_successful 1")
+	waitMetric("new labels in force", `accesslog_http_requests_total{status_class="2xx",vhost=`)
+}
+
+func scrape(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// startBinary builds the exporter, runs it with args, and returns it with
+// the metrics URL it printed; it is killed when the test ends.
+func startBinary(t *testing.T, args ...string) (*exec.Cmd, string, <-chan error) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "accesslog-exporter")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	})
+
+	urls := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`Metrics:\s+(http://\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		exited <- cmd.Wait()
+		close(done)
+	}()
+	var url string
+	select {
+	case url = <-urls:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no metrics URL printed within 30s")
+	}
+	return cmd, url, exited
 }

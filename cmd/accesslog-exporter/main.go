@@ -43,6 +43,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	webFlags := kingpinflag.AddFlags(serve, ":9717")
 	telemetryPath := serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 	enablePprof := serve.Flag("web.enable-pprof", "Serve /debug/pprof/.").Bool()
+	enableLifecycle := serve.Flag("web.enable-lifecycle", "Serve POST /-/reload, which re-reads the configuration file as SIGHUP does.").Bool()
 	brokers := serve.Flag("kafka.brokers", "Comma-separated seed brokers; overrides kafka.brokers of the config file.").String()
 	embedded := serve.Flag("kafka.embedded", "Start an in-process 3-broker Kafka fed by the traffic generator, and consume it (the demo `make run` starts).").Bool()
 	embeddedRate := serve.Flag("kafka.embedded.rate", "Lines per second the embedded generator writes.").Default("500").Float64()
@@ -98,12 +99,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	if *brokers != "" {
-		cfg.Kafka.Brokers = strings.Split(*brokers, ",")
-		if err := cfg.Validate(); err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
+	// The flag wins over the file, on start and on every reload.
+	override := func(c *config.Config) error {
+		if *brokers == "" {
+			return nil
 		}
+		c.Kafka.Brokers = strings.Split(*brokers, ",")
+		return c.Validate()
+	}
+	if err := override(cfg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
 	if len(cfg.Kafka.Brokers) == 0 && !*embedded {
 		fmt.Fprintf(stderr, "%s: no Kafka brokers: set kafka.brokers in the config file, pass --kafka.brokers, or --kafka.embedded for the built-in demo\n", name)
@@ -111,15 +117,31 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reloads <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+	}()
 	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 	err = pipeline.Run(ctx, cfg, pipeline.Options{
-		Web:           webFlags,
-		TelemetryPath: *telemetryPath,
-		EnablePprof:   *enablePprof,
-		Embedded:      *embedded,
-		EmbeddedRate:  *embeddedRate,
-		Version:       version.Info(),
-		Logger:        logger,
+		Web:             webFlags,
+		TelemetryPath:   *telemetryPath,
+		EnablePprof:     *enablePprof,
+		EnableLifecycle: *enableLifecycle,
+		ConfigFile:      *configFile,
+		Override:        override,
+		Reloads:         reloads,
+		Embedded:        *embedded,
+		EmbeddedRate:    *embeddedRate,
+		Version:         version.Info(),
+		Logger:          logger,
 		Started: func(s *server.Server) {
 			if *embedded {
 				fmt.Fprintf(stderr, "\n  %s is consuming an embedded Kafka with generated nginx traffic.\n  Metrics:   http://%s%s\n  Ready:     http://%s/readyz\n  Stop with Ctrl-C.\n\n", name, s.Addr(), *telemetryPath, s.Addr())

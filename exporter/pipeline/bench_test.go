@@ -19,7 +19,6 @@ import (
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
-	"github.com/accesslog-exporter/accesslog-exporter/exporter/metrics"
 )
 
 // The end-to-end benchmark consumes a kfake cluster preloaded with loggen
@@ -74,15 +73,11 @@ func preload(b *testing.B) (*kfake.Cluster, int64) {
 func BenchmarkEndToEnd(b *testing.B) {
 	c, n := preload(b)
 	cfg := config.Default()
-	dec, err := compileInput(&cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
 		reg := prometheus.NewRegistry()
-		reqs, err := metrics.New(cfg.Metrics, reg, metrics.DefaultVHost(dec.defaultVHost))
+		l, err := newLive(&cfg, reg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -96,7 +91,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		kcfg.Group = fmt.Sprintf("bench-%d-%d", i, time.Now().UnixNano())
 		cons, err := kafka.New(kcfg, kafka.Options{
 			NewProcessor: func(int) kafka.Processor {
-				return &counting{processor: processor{h: newHandler(dec, reqs, self)}, done: &done}
+				return &counting{processor: processor{h: newHandler(l.load(), self), live: l}, done: &done}
 			},
 			ExtraOpts: []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)},
 		})

@@ -70,4 +70,3 @@ func compileFormat(name, format, escape string, json bool) (*accesslog.Format, e
 	return accesslog.Compile(name, format, esc)
 }
 
-func (d *decoding) defaultVHost(f *accesslog.Format) string { return d.vhosts[f] }

@@ -12,19 +12,27 @@ import (
 // Decoder and a Record, so it is used by one goroutine only; the Kafka path
 // and replay both go through it, so replay shows what Kafka would.
 type handler struct {
-	dec  *accesslog.Decoder
-	rec  accesslog.Record
-	reqs *metrics.Requests
-	self *selfMetrics
+	rules *rules
+	dec   *accesslog.Decoder
+	rec   accesslog.Record
+	reqs  *metrics.Requests
+	self  *selfMetrics
 }
 
-func newHandler(d *decoding, reqs *metrics.Requests, self *selfMetrics) *handler {
-	dec, err := accesslog.NewDecoder(d.dc)
+func newHandler(r *rules, self *selfMetrics) *handler {
+	h := &handler{self: self}
+	h.use(r)
+	return h
+}
+
+// use switches to the rules of a reload.
+func (h *handler) use(r *rules) {
+	dec, err := accesslog.NewDecoder(r.dec.dc)
 	if err != nil {
 		// compileInput built the same Decoder already.
 		panic(err)
 	}
-	return &handler{dec: dec, reqs: reqs, self: self}
+	h.rules, h.dec, h.reqs = r, dec, r.reqs
 }
 
 // handle processes one record value. now is taken once per batch by the

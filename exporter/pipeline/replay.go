@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
-	"github.com/accesslog-exporter/accesslog-exporter/exporter/metrics"
 )
 
 // maxFailures is how many failing lines replay lists; the counts by reason
@@ -42,19 +41,15 @@ type Failure struct {
 // metrics in the Prometheus text format to out, and returns a summary.
 func Replay(cfg *config.Config, files []string, stdin io.Reader, out io.Writer) (*ReplaySummary, error) {
 	reg := prometheus.NewRegistry()
-	dec, err := compileInput(cfg)
+	l, err := newLive(cfg, reg)
 	if err != nil {
 		return nil, err
-	}
-	reqs, err := metrics.New(cfg.Metrics, reg, metrics.DefaultVHost(dec.defaultVHost))
-	if err != nil {
-		return nil, cfg.Errorf("metrics", "%v", err)
 	}
 	self, err := newSelfMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	h := newHandler(dec, reqs, self)
+	h := newHandler(l.load(), self)
 	sum := &ReplaySummary{ByReason: map[string]int64{}}
 	start := time.Now()
 	if len(files) == 0 {

@@ -19,7 +19,6 @@ import (
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki"
-	"github.com/accesslog-exporter/accesslog-exporter/exporter/metrics"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/telemetry"
 )
@@ -37,6 +36,16 @@ type Options struct {
 	Logger       *slog.Logger
 	// KafkaOpts are extra client options (tests shorten heartbeats).
 	KafkaOpts []kgo.Opt
+	// ConfigFile is re-read on a reload (SIGHUP, POST /-/reload); empty
+	// means built-in defaults.
+	ConfigFile string
+	// Override re-applies command-line overrides to a reloaded config.
+	Override func(*config.Config) error
+	// Reloads delivers reload requests (main sends one per SIGHUP).
+	Reloads <-chan struct{}
+	// EnableLifecycle serves POST /-/reload, as Prometheus's
+	// --web.enable-lifecycle does.
+	EnableLifecycle bool
 	// Started, when set, is called with the HTTP server once it listens
 	// (tests and the embedded mode's banner need the real address).
 	Started func(*server.Server)
@@ -62,13 +71,13 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	reg := NewRegistry()
-	dec, err := compileInput(cfg)
+	l, err := newLive(cfg, reg)
 	if err != nil {
 		return err
 	}
-	reqs, err := metrics.New(cfg.Metrics, reg, metrics.DefaultVHost(dec.defaultVHost))
+	reloads, err := newReloader(opts.ConfigFile, opts.Override, cfg, l, reg, log)
 	if err != nil {
-		return cfg.Errorf("metrics", "%v", err)
+		return err
 	}
 	self, err := newSelfMetrics(reg)
 	if err != nil {
@@ -91,7 +100,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 
 	kopts := kafka.Options{
-		NewProcessor: func(int) kafka.Processor { return &processor{h: newHandler(dec, reqs, self)} },
+		NewProcessor: func(int) kafka.Processor { return &processor{h: newHandler(l.load(), self), live: l} },
 		Logger:       log,
 		Registerer:   reg,
 		ExtraOpts:    opts.KafkaOpts,
@@ -106,7 +115,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		// each worker's appender retains the Kafka batch until acknowledged,
 		// and fetching pauses while too much waits for Loki.
 		kopts.NewProcessor = func(int) kafka.Processor {
-			return &processor{h: newHandler(dec, reqs, self), app: lc.NewAppender()}
+			return &processor{h: newHandler(l.load(), self), live: l, app: lc.NewAppender()}
 		}
 		kopts.MaxInflightBytes = int64(cfg.Loki.MaxInflightBytes)
 		kopts.Flush = lc.Flush
@@ -148,6 +157,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		TelemetryPath: opts.TelemetryPath,
 		EnablePprof:   opts.EnablePprof,
 		Version:       opts.Version,
+		Reload:        lifecycle(opts.EnableLifecycle, reloads.Reload),
 	}, reg, cons, log)
 	if err := srv.Listen(ctx); err != nil {
 		cons.Client().Close()
@@ -160,6 +170,20 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		opts.Started(srv)
 	}
 
+	if opts.Reloads != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-opts.Reloads:
+					_ = reloads.Reload() // logged and reported by the reloader
+				}
+			}
+		}()
+	}
 	errs := make(chan error, 4)
 	if health != nil {
 		wg.Add(1)
@@ -198,15 +222,26 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	return errors.Join(all...)
 }
 
+func lifecycle(on bool, reload func() error) func() error {
+	if on {
+		return reload
+	}
+	return nil
+}
+
 // processor adapts a handler to the consumer's batches and, when Loki is
 // configured, hands every line to the worker's appender.
 type processor struct {
 	h    *handler
+	live *live
 	app  *loki.Appender
 	line loki.Line
 }
 
 func (p *processor) Process(b *kafka.Batch) {
+	if r := p.live.load(); r != p.h.rules {
+		p.h.use(r)
+	}
 	now := time.Now()
 	if p.app == nil {
 		for _, r := range b.Records {

@@ -67,6 +67,11 @@ type Config struct {
 	// Version is shown on the landing page.
 	Version string
 
+	// Reload, when set, is served at POST /-/reload, Prometheus's lifecycle
+	// endpoint: 200 when the new configuration is in force, 500 with the
+	// error (file, line and field) when it was rejected and the old one stays.
+	Reload func() error
+
 	// MaxRequestsInFlight bounds concurrent scrapes; further ones get 503.
 	// Default 40 (node_exporter's): two Prometheus replicas and a few
 	// humans never get close, a runaway client cannot pile up gathers.
@@ -164,6 +169,21 @@ func (s *Server) routes(reg *prometheus.Registry, ready Readiness) http.Handler 
 		}
 		writeText(w, code, why)
 	})
+
+	if s.cfg.Reload != nil {
+		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost && r.Method != http.MethodPut {
+				w.Header().Set("Allow", "POST, PUT")
+				writeText(w, http.StatusMethodNotAllowed, "use POST or PUT to reload the configuration")
+				return
+			}
+			if err := s.cfg.Reload(); err != nil {
+				writeText(w, http.StatusInternalServerError, "configuration not reloaded: "+err.Error())
+				return
+			}
+			writeText(w, http.StatusOK, "configuration reloaded")
+		})
+	}
 
 	links := []web.LandingLinks{
 		{Address: s.cfg.TelemetryPath, Text: "Metrics"},
