@@ -301,3 +301,25 @@ func sortedKeys(m map[string]bool) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// ruleExprs returns the expr of every rule of a rule file.
+func ruleExprs(t *testing.T, b []byte) []string {
+	t.Helper()
+	var rf struct {
+		Groups []struct {
+			Rules []struct {
+				Expr string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &rf); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			out = append(out, r.Expr)
+		}
+	}
+	return out
+}
