@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 // needLoki returns the base URL of the package's Loki. The test is skipped
 // only when the binary cannot be built; a Loki that does not start fails it.
-func needLoki(t *testing.T) string {
+func needLoki(t testing.TB) string {
 	t.Helper()
 	realLoki.once.Do(func() {
 		bin, err := lokitest.Install("ACCESSLOG_LOKI_BIN", "install-loki.sh")
@@ -159,7 +159,7 @@ func (r *lokiRun) stop(t *testing.T) {
 }
 
 // committedTotal sums the group's committed offsets, and the end offsets.
-func committedTotal(t *testing.T, c *kfake.Cluster, group string) (commit, end int64) {
+func committedTotal(t testing.TB, c *kfake.Cluster, group string) (commit, end int64) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	if err != nil {
