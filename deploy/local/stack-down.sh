@@ -9,6 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 RUN=${ACCESSLOG_LOCAL_RUN:-$here/.run}
 [ -d "$RUN/pids" ] || exit 0
 
+# Exists and is not a zombie (a killed daemon whose parent has not reaped it).
+running() { local s; s=$(sed -n 's/^[0-9]* (.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
+
 # Reverse start order: producers and consumers before what they talk to.
 order=(exporter-2 exporter filebeat nginx prometheus alertmanager loki webhook upstream kafka)
 if [ $# -gt 0 ]; then
@@ -26,13 +29,13 @@ for n in "${names[@]}"; do
   f="$RUN/pids/$n"
   [ -f "$f" ] || continue
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 150); do
-      kill -0 "$pid" 2>/dev/null || break
+      running "$pid" || break
       sleep 0.1
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if running "$pid"; then
       echo "stack-down: $n ($pid) ignored SIGTERM; SIGKILL" >&2
       kill -KILL "$pid" 2>/dev/null
     fi

@@ -17,7 +17,11 @@ GO=${GO:-go}
 export ACCESSLOG_LOCAL_RUN=$RUN
 mkdir -p "$RUN/pids" "$RUN/logs" "$RUN/bin"
 
-alive() { local f="$RUN/pids/$1"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# A process is alive when it exists and is not a zombie: a daemon killed with
+# SIGKILL stays a zombie until its parent (here often PID 1) reaps it, and
+# kill -0 succeeds on zombies.
+running() { local s; s=$(sed -n 's/^[0-9]* (.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
+alive() { local f="$RUN/pids/$1"; [ -f "$f" ] && running "$(cat "$f")"; }
 any_alive() { local f; for f in "$RUN"/pids/*; do [ -e "$f" ] && alive "$(basename "$f")" && return 0; done; return 1; }
 
 started=()
@@ -58,7 +62,15 @@ wait_http() {
 FILEBEAT=$("$repo/scripts/install-filebeat.sh" | tail -n 1)
 LOKI=$("$repo/scripts/install-loki.sh" | tail -n 1)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-(cd "$repo" && $GO build -o "$RUN/bin/" ./cmd/accesslog-exporter ./cmd/loggen \
+# STACK_SRC=head builds the last commit instead of the work tree (a work
+# tree in the middle of an edit then cannot break the stack).
+src=$repo
+if [ "${STACK_SRC:-worktree}" = head ]; then
+  src=$RUN/src
+  rm -rf "$src" && mkdir -p "$src"
+  git -C "$repo" archive HEAD | tar -x -C "$src"
+fi
+(cd "$src" && $GO build -trimpath -o "$RUN/bin/" ./cmd/accesslog-exporter ./cmd/loggen \
   ./deploy/local/kafka ./deploy/local/upstream ./deploy/local/webhook ./deploy/local/localconf)
 
 if ! any_alive; then
@@ -102,7 +114,9 @@ start filebeat "$FILEBEAT" -e -c "$RUN/filebeat/filebeat.yml" --path.home "$RUN/
   --path.data "$RUN/filebeat/data" --path.logs "$RUN/filebeat/logs"
 wait_http loki http://127.0.0.1:29100/ready 90
 start exporter "$RUN/bin/accesslog-exporter" --config.file="$here/exporter.yml" --web.listen-address=127.0.0.1:29717
-wait_http exporter http://127.0.0.1:29717/readyz 60
+# Ready once it has joined the group: after a SIGKILL that waits for the dead
+# member's session to expire (45 s by default).
+wait_http exporter http://127.0.0.1:29717/readyz 120
 wait_http alertmanager http://127.0.0.1:29193/-/ready 30
 wait_http prometheus http://127.0.0.1:29190/-/ready 60
 wait_http filebeat http://127.0.0.1:29196/stats 60

@@ -436,30 +436,33 @@ func promBy(q, label string) (map[string]float64, error) {
 	return m, nil
 }
 
-// countedSince is every increment of the counters selected by sel over the
-// last window, from the raw samples: a counter that drops (a restarted
-// exporter) is taken to have restarted from 0, and a series' first sample is
-// counted whole (our vhosts are new, so their series start at 0). Unlike
-// increase(), nothing is extrapolated.
-func countedSince(sel string, window time.Duration) (float64, error) {
+// countedAcross is what the counters selected by sel counted over the last
+// window when the exporter was restarted at cut: per series, the last value
+// of the old process (samples before cut) plus the last value of the new one
+// (samples after cut). Our vhosts are new, so each process's series start
+// at 0. Unlike increase(), nothing is extrapolated, and a restart is handled
+// even when the new process has already counted past the old value by its
+// first scrape (then no drop is visible to resets()).
+func countedAcross(sel string, window time.Duration, cut time.Time) (before, after float64, err error) {
 	res, err := promQuery(fmt.Sprintf("%s[%ds]", sel, int(window.Seconds())))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	total := 0.0
+	c := float64(cut.UnixMilli()) / 1000
 	for _, s := range res {
-		prev := 0.0
+		var b, a float64
 		for _, v := range s.Values {
-			x := sampleValue(v)
-			if x >= prev {
-				total += x - prev
+			ts, _ := v[0].(float64)
+			if ts < c {
+				b = sampleValue(v)
 			} else {
-				total += x
+				a = sampleValue(v)
 			}
-			prev = x
 		}
+		before += b
+		after += a
 	}
-	return total, nil
+	return before, after, nil
 }
 
 // alertState is the state of alertname with these labels in Prometheus's
@@ -560,6 +563,27 @@ func lokiLines(query string, since time.Time) (total, distinct int, err error) {
 		}
 	}
 	return total, len(seen), nil
+}
+
+// lokiCount is the number of entries a LogQL stream selector matches over
+// the last window, counted by Loki (count_over_time), for large volumes.
+func lokiCount(selector string, window time.Duration) (int, error) {
+	v := url.Values{}
+	v.Set("query", fmt.Sprintf("sum(count_over_time(%s[%ds]))", selector, int(window.Seconds())))
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := getJSON(lokiURL+"/loki/api/v1/query?"+v.Encode(), &r); err != nil {
+		return 0, err
+	}
+	if len(r.Data.Result) == 0 {
+		return 0, nil
+	}
+	return int(sampleValue(r.Data.Result[0].Value)), nil
 }
 
 // lokiWired says whether the running exporter forwards to Loki; until the
