@@ -69,4 +69,3 @@ func compileFormat(name, format, escape string, json bool) (*accesslog.Format, e
 	}
 	return accesslog.Compile(name, format, esc)
 }
-
