@@ -191,9 +191,9 @@ func TestScenario4ExporterKilled(t *testing.T) {
 	}
 	l.add("restarted after", time.Since(killed).Round(100*time.Millisecond))
 	eventually(t, 30*time.Second, "the exporter restarted (counters reset) and counts again", func() (bool, string) {
-		r, _ := promScalar(`changes(process_start_time_seconds{job="accesslog-exporter",instance="127.0.0.1:29717"}[5m])`)
+		st, _ := promScalar(`process_start_time_seconds{job="accesslog-exporter",instance="127.0.0.1:29717"}`)
 		v, _ := promScalar("sum(" + sel + ")")
-		return r >= 1 && v > 0, fmt.Sprintf("process restarts seen %v, counted now %v", r, v)
+		return st >= float64(killed.Unix()) && v > 0, fmt.Sprintf("process started %v (killed %d), counted now %v", st, killed.Unix(), v)
 	})
 	stop()
 	_, n := tl.snapshot()
@@ -212,7 +212,10 @@ func TestScenario4ExporterKilled(t *testing.T) {
 	})
 	inc, _ := promScalar(fmt.Sprintf("sum(increase(%s[%ds]))", sel, int(window.Seconds())))
 	l.add("in Prometheus, old + new process", fmt.Sprintf("%v + %v = %v (%v counted twice: at-least-once replay)", before, after, before+after, before+after-float64(n)))
-	l.add("in Prometheus, increase()", fmt.Sprintf("%.1f (extrapolated)", inc))
+	// Not asserted: when the new process has counted past the old value by
+	// its first scrape (the backlog of a 45 s session timeout), no drop is
+	// visible and increase()/rate() miss the old process's counts.
+	l.add("in Prometheus, increase()", fmt.Sprintf("%.1f (extrapolated; blind to a reset no scrape saw)", inc))
 
 	if !lokiWired() {
 		l.add("in the log store", "not checked: exporter/pipeline does not forward to exporter/loki yet")
@@ -232,6 +235,7 @@ func TestScenario4ExporterKilled(t *testing.T) {
 // the totals stay exact.
 func TestScenario6TwoReplicas(t *testing.T) {
 	l := newLedger(t, "6-two-replicas")
+	start := time.Now()
 	host := "static-s6-" + runID + ".local"
 	sel := fmt.Sprintf(`accesslog_http_requests_total{vhost=%q}`, host)
 	bin := filepath.Join(runDir, "bin", "accesslog-exporter")
@@ -296,6 +300,20 @@ func TestScenario6TwoReplicas(t *testing.T) {
 	}
 	if got := accessLogCount(t, host); got != n+m {
 		t.Errorf("access.log has %d lines, want %d", got, n+m)
+	}
+	if !lokiWired() {
+		l.add("in the log store", "not checked: exporter/pipeline does not forward to exporter/loki yet")
+		return
+	}
+	var all, distinct int
+	eventually(t, 60*time.Second, "the log store has every line once", func() (bool, string) {
+		var err error
+		all, distinct, err = lokiLines(fmt.Sprintf(`{job="accesslog"} |= %q`, " "+host+" "), start)
+		return err == nil && distinct == n+m, fmt.Sprintf("%d distinct (%d in all) of %d", distinct, all, n+m)
+	})
+	l.add("in the log store (distinct/all)", fmt.Sprintf("%d/%d", distinct, all))
+	if all != n+m {
+		t.Errorf("log store has %d lines for %d requests after a graceful hand-over", all, n+m)
 	}
 }
 
