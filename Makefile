@@ -37,7 +37,7 @@ run: build
 replay: build
 	$(BIN)/accesslog-exporter replay testdata/nginx-main-timed.log
 
-test: lint unit fuzz deploy-test
+test: lint unit fuzz deploy-test rules-test alertmanager-test dashboards-test
 
 unit: victoriametrics loki victorialogs
 	ACCESSLOG_LOKI_BIN=$$(./scripts/install-loki.sh) \
@@ -109,3 +109,22 @@ e2e:
 deploy-test:
 	./scripts/install-deploy-tools.sh
 	$(GO) test -count=1 -timeout 10m ./deploy/...
+
+# Prometheus rules, Alertmanager routing and Grafana dashboards (issue 7).
+# The Debian binaries are installed once if missing.
+.PHONY: rules-test alertmanager-test dashboards-test prometheus-tools
+prometheus-tools:
+	./scripts/install-prometheus.sh
+
+rules-test: prometheus-tools
+	promtool check rules prometheus/rules/*.yml
+	cd prometheus/tests && promtool test rules *.yml
+	promtool check config prometheus/prometheus.yml
+	$(GO) test -count=1 ./prometheus/
+
+alertmanager-test: prometheus-tools
+	amtool check-config alertmanager/alertmanager.yml
+	./alertmanager/routes_test.sh
+
+dashboards-test: prometheus-tools
+	$(GO) test -count=1 -timeout 5m ./dashboards/
