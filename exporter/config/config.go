@@ -13,6 +13,7 @@ type Config struct {
 	Loki    Loki    `yaml:"loki"`
 	Health  Health  `yaml:"health"`
 	Push    Push    `yaml:"push"`
+	Tracing Tracing `yaml:"tracing"`
 
 	// Where the values came from, so that checks made later by other
 	// packages (Errorf) point at the same file and line as ours do.

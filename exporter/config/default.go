@@ -39,8 +39,9 @@ func Default() Config {
 			Routes:                      Routes{Auto: true},
 			Exemplars:                   true,
 		},
-		Loki:   defaultLoki(),
-		Health: defaultHealth(),
-		Push:   defaultPush(),
+		Loki:    defaultLoki(),
+		Health:  defaultHealth(),
+		Push:    defaultPush(),
+		Tracing: defaultTracing(),
 	}
 }

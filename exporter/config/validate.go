@@ -35,6 +35,7 @@ func (c *Config) validate(tainted func(path string) bool) []*Error {
 	v.loki(&c.Loki)
 	v.health(&c.Health)
 	v.push(&c.Push)
+	v.tracing(&c.Tracing)
 	return v.errs
 }
 

@@ -17,10 +17,27 @@ type Batch struct {
 	Partition int32
 	Records   []*kgo.Record
 
-	refs  atomic.Int32
-	done  atomic.Bool
-	owner *partition
-	bytes int64
+	refs   atomic.Int32
+	done   atomic.Bool
+	owner  *partition
+	bytes  int64
+	onDone func()
+}
+
+// OnDone sets fn to run once the batch is committable (its last holder
+// released it), e.g. to end the batch's trace span. Set it before handing
+// the batch to anyone who may release it.
+func (b *Batch) OnDone(fn func()) { b.onDone = fn }
+
+// NewBatch is a batch outside any consumer, for processing records read
+// some other way (benchmarks, tools): releasing it only runs OnDone.
+func NewBatch(topic string, partition int32, recs []*kgo.Record) *Batch {
+	b := &Batch{Topic: topic, Partition: partition, Records: recs}
+	for _, r := range recs {
+		b.bytes += int64(len(r.Value))
+	}
+	b.refs.Store(1)
+	return b
 }
 
 // Retain adds a holder that must Release before the batch is committable.
@@ -30,7 +47,12 @@ func (b *Batch) Retain() { b.refs.Add(1) }
 func (b *Batch) Release() {
 	if n := b.refs.Add(-1); n == 0 {
 		b.done.Store(true)
-		b.owner.released(b)
+		if b.owner != nil {
+			b.owner.released(b)
+		}
+		if b.onDone != nil {
+			b.onDone()
+		}
 	} else if n < 0 {
 		panic("kafka: Batch released more often than retained")
 	}

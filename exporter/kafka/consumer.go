@@ -18,6 +18,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kprom"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 )
@@ -56,6 +60,8 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registerer receives the consumer's and franz-go's metrics; nil for none.
 	Registerer prometheus.Registerer
+	// Tracer traces offset commits; nil for none.
+	Tracer trace.Tracer
 }
 
 // Consumer is one member of the exporter's consumer group.
@@ -63,6 +69,7 @@ type Consumer struct {
 	cfg    config.Kafka
 	opts   Options
 	log    *slog.Logger
+	tracer trace.Tracer
 	cl     *kgo.Client
 	seed   maphash.Seed
 	queues []chan *Batch
@@ -103,16 +110,20 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	workers := cfg.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	c := &Consumer{
-		cfg:   cfg,
-		opts:  opts,
-		log:   opts.Logger,
-		seed:  maphash.MakeSeed(),
-		parts: map[tp]*partition{},
+		cfg:    cfg,
+		opts:   opts,
+		log:    opts.Logger,
+		tracer: opts.Tracer,
+		seed:   maphash.MakeSeed(),
+		parts:  map[tp]*partition{},
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "accesslog_exporter_commits_total",
 			Help: "Offset commits that succeeded.",
@@ -525,6 +536,10 @@ func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochO
 		}
 		req[p.topic][p.id] = o
 	}
+	ctx, span := c.tracer.Start(ctx, "kafka.commit", trace.WithAttributes(
+		attribute.String("messaging.consumer.group.name", c.cfg.Group),
+		attribute.Int("partitions", len(offsets))))
+	defer span.End()
 	var failed bool
 	c.cl.CommitOffsetsSync(ctx, req, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
@@ -549,6 +564,7 @@ func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochO
 	})
 	if failed {
 		c.commitErrors.Inc()
+		span.SetStatus(codes.Error, "offset commit failed")
 	} else {
 		c.commits.Inc()
 	}

@@ -15,6 +15,9 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
@@ -46,6 +49,9 @@ type Options struct {
 	// EnableLifecycle serves POST /-/reload, as Prometheus's
 	// --web.enable-lifecycle does.
 	EnableLifecycle bool
+	// SpanProcessors receive the exporter's spans besides the OTLP exporter
+	// (tests record them in memory).
+	SpanProcessors []sdktrace.SpanProcessor
 	// Started, when set, is called with the HTTP server once it listens
 	// (tests and the embedded mode's banner need the real address).
 	Started func(*server.Server)
@@ -99,8 +105,25 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		go func() { defer wg.Done(); emb.generate(ctx) }()
 	}
 
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, opts.SpanProcessors...)
+	if err != nil {
+		return cfg.Errorf("tracing", "%v", err)
+	}
+	// Spans still buffered are sent on the way out, after the final commit.
+	defer func() {
+		if err := tracing.Shutdown(5 * time.Second); err != nil {
+			log.Warn("tracing shutdown", "err", err)
+		}
+	}()
+	// With tracing off the processor gets no tracer and skips span work
+	// altogether, so the hot path is what it was without tracing.
+	var tracer trace.Tracer
+	if tracing.Enabled() {
+		tracer = tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/pipeline")
+	}
 	kopts := kafka.Options{
-		NewProcessor: func(int) kafka.Processor { return &processor{h: newHandler(l.load(), self), live: l} },
+		Tracer:       tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
+		NewProcessor: func(int) kafka.Processor { return newProcessor(l, self, tracer, nil) },
 		Logger:       log,
 		Registerer:   reg,
 		ExtraOpts:    opts.KafkaOpts,
@@ -115,7 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		// each worker's appender retains the Kafka batch until acknowledged,
 		// and fetching pauses while too much waits for Loki.
 		kopts.NewProcessor = func(int) kafka.Processor {
-			return &processor{h: newHandler(l.load(), self), live: l, app: lc.NewAppender()}
+			return newProcessor(l, self, tracer, lc.NewAppender())
 		}
 		kopts.MaxInflightBytes = int64(cfg.Loki.MaxInflightBytes)
 		kopts.Flush = lc.Flush
@@ -229,36 +252,76 @@ func lifecycle(on bool, reload func() error) func() error {
 	return nil
 }
 
+// newProcessor builds one worker's processor; tracer is nil when tracing is
+// off.
+func newProcessor(l *live, self *selfMetrics, tracer trace.Tracer, app *loki.Appender) *processor {
+	return &processor{h: newHandler(l.load(), self), live: l, tracer: tracer, app: app}
+}
+
 // processor adapts a handler to the consumer's batches and, when Loki is
 // configured, hands every line to the worker's appender.
 type processor struct {
-	h    *handler
-	live *live
-	app  *loki.Appender
-	line loki.Line
+	h      *handler
+	live   *live
+	tracer trace.Tracer
+	app    *loki.Appender
+	line   loki.Line
 }
 
 func (p *processor) Process(b *kafka.Batch) {
 	if r := p.live.load(); r != p.h.rules {
 		p.h.use(r)
 	}
+	var parse trace.Span
+	if p.tracer != nil {
+		parse = p.startSpans(b)
+	}
+	failed := 0
 	now := time.Now()
 	if p.app == nil {
 		for _, r := range b.Records {
-			p.h.handle(r.Value, now)
+			if p.h.handle(r.Value, now) != nil {
+				failed++
+			}
 		}
-		b.Release()
-		return
+	} else {
+		// The appender retains b for every Loki batch its lines go into, so
+		// the processor's own Release below does not make b committable by
+		// itself.
+		p.app.Begin(b.Topic, b.Partition, b)
+		for _, r := range b.Records {
+			pe := p.h.handle(r.Value, now)
+			if pe != nil {
+				failed++
+			}
+			p.forward(r, pe != nil)
+		}
+		p.app.End()
 	}
-	// The appender retains b for every Loki batch its lines go into, so the
-	// processor's own Release below does not make b committable by itself.
-	p.app.Begin(b.Topic, b.Partition, b)
-	for _, r := range b.Records {
-		pe := p.h.handle(r.Value, now)
-		p.forward(r, pe != nil)
+	if parse != nil {
+		parse.SetAttributes(attribute.Int("lines", len(b.Records)), attribute.Int("lines.failed", failed))
+		parse.End()
 	}
-	p.app.End()
 	b.Release()
+}
+
+// startSpans starts the batch's trace: a root span that lasts until the
+// batch is committable (every line counted and, with Loki, acknowledged),
+// and its parse child, which it returns.
+func (p *processor) startSpans(b *kafka.Batch) trace.Span {
+	ctx, span := p.tracer.Start(context.Background(), "kafka.batch", trace.WithAttributes(
+		attribute.String("messaging.destination.name", b.Topic),
+		attribute.Int("messaging.destination.partition.id", int(b.Partition)),
+		attribute.Int64("offset.first", b.Records[0].Offset),
+		attribute.Int64("offset.last", b.Records[len(b.Records)-1].Offset),
+		attribute.Int("records", len(b.Records))))
+	if span.IsRecording() {
+		b.OnDone(func() { span.AddEvent("acknowledged"); span.End() })
+	} else {
+		span.End()
+	}
+	_, parse := p.tracer.Start(ctx, "parse")
+	return parse
 }
 
 // forward hands the record's line to Loki. The timestamp is the line's own
