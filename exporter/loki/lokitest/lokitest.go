@@ -234,21 +234,12 @@ func start(dir, logName, bin string, args ...string) (*Process, error) {
 
 func (p *Process) waitReady(path string, d time.Duration) error {
 	deadline := time.Now().Add(d)
-	exited := make(chan struct{})
-	go func() {
-		for p.cmd.ProcessState == nil && time.Now().Before(deadline) {
-			if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-				close(exited)
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
 	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
+		// Signal 0 fails once the process is gone; a process that exited
+		// but is not reaped yet still takes it, so a bad config shows as a
+		// timeout with the log tail, which says why.
+		if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 			return fmt.Errorf("%s exited before ready:\n%s", filepath.Base(p.cmd.Path), p.LogTail())
-		default:
 		}
 		resp, err := http.Get(p.URL + path)
 		if err == nil {

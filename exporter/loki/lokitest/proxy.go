@@ -6,7 +6,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -35,7 +34,6 @@ type Proxy struct {
 	srv        *http.Server
 	ln         net.Listener
 	rp         *httputil.ReverseProxy
-	mu         sync.Mutex
 }
 
 // NewProxy listens on 127.0.0.1 and forwards to target.
