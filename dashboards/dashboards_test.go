@@ -323,3 +323,52 @@ func ruleExprs(t *testing.T, b []byte) []string {
 	}
 	return out
 }
+
+// The latency panels ask Grafana for exemplars, and the provisioned
+// Prometheus datasource turns the exporter's exemplar labels into links to
+// the line in Loki: the path from a slow bucket to the very line.
+func TestExemplarLinks(t *testing.T) {
+	raw, err := os.ReadFile("nginx-traffic.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Type    string `json:"type"`
+			Targets []struct {
+				Expr     string `json:"expr"`
+				Exemplar bool   `json:"exemplar"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range d.Panels {
+		if p.Type != "timeseries" && p.Type != "heatmap" {
+			continue
+		}
+		for _, tg := range p.Targets {
+			if strings.Contains(tg.Expr, "_duration_seconds") {
+				n++
+				if !tg.Exemplar {
+					t.Errorf("panel %q: latency query without exemplars", p.Title)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no latency panel found")
+	}
+	ds, err := os.ReadFile("../deploy/compose/grafana/provisioning/datasources/datasources.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"exemplarTraceIdDestinations:", "- name: trace_id", "- name: request_id", "derivedFields:"} {
+		if !strings.Contains(string(ds), want) {
+			t.Errorf("datasources.yml lacks %q", want)
+		}
+	}
+}
