@@ -487,6 +487,31 @@ func alertState(alertname string, match map[string]string) string {
 	return state
 }
 
+// amAlertState is the state of alertname in Alertmanager ("active",
+// "suppressed", or "" when absent) and what inhibits it.
+func amAlertState(alertname string, match map[string]string) (string, []string) {
+	var alerts []struct {
+		Labels map[string]string `json:"labels"`
+		Status struct {
+			State       string   `json:"state"`
+			InhibitedBy []string `json:"inhibitedBy"`
+		} `json:"status"`
+	}
+	if err := getJSON("http://127.0.0.1:29193/api/v2/alerts", &alerts); err != nil {
+		return "", nil
+	}
+	for _, a := range alerts {
+		ok := a.Labels["alertname"] == alertname
+		for k, v := range match {
+			ok = ok && a.Labels[k] == v
+		}
+		if ok {
+			return a.Status.State, a.Status.InhibitedBy
+		}
+	}
+	return "", nil
+}
+
 // --- the webhook recorder --------------------------------------------------
 
 type received struct {

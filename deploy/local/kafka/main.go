@@ -68,6 +68,7 @@ func main() {
 	defer c.Close()
 	k := &cluster{c: c, topic: *topic, ports: ps, stopped: map[int32]bool{}}
 	c.ControlKey(int16(kmsg.Metadata), k.rewriteMetadata)
+	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), k.offsetForLeaderEpoch)
 
 	ln, err := net.Listen("tcp", *control)
 	if err != nil {
@@ -264,6 +265,53 @@ func (k *cluster) rewriteMetadata(kreq kmsg.Request) (kmsg.Response, error, bool
 			t.Partitions = append(t.Partitions, p)
 		}
 		resp.Topics = append(resp.Topics, t)
+	}
+	return resp, nil, true
+}
+
+// offsetForLeaderEpoch answers that every past epoch ended at the high
+// watermark. kfake never truncates a partition, so no consumer can have read
+// past the end of its epoch; but after RemoveNode/AddNode (which bump every
+// partition's leader epoch) kfake's own answer can be offset 0, and franz-go
+// then reports lost records and rewinds the consumer to the start of the
+// partition, re-reading everything: an artefact of the fake, not a fault a
+// real cluster produces when a broker stops.
+func (k *cluster) offsetForLeaderEpoch(kreq kmsg.Request) (kmsg.Response, error, bool) {
+	k.c.KeepControl()
+	req := kreq.(*kmsg.OffsetForLeaderEpochRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	node := k.c.CurrentNode()
+	var infos []*kfake.PartitionInfo
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		st.Topic = rt.Topic
+		if rt.Topic == k.topic && infos == nil {
+			infos = k.c.PartitionInfos(k.topic)
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			sp.Partition = rp.Partition
+			var pi *kfake.PartitionInfo
+			if rt.Topic == k.topic && rp.Partition >= 0 && int(rp.Partition) < len(infos) {
+				pi = infos[rp.Partition]
+			}
+			switch {
+			case pi == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case pi.Leader != node:
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case rp.CurrentLeaderEpoch != -1 && rp.CurrentLeaderEpoch < pi.Epoch:
+				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
+			case rp.CurrentLeaderEpoch > pi.Epoch:
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case rp.LeaderEpoch > pi.Epoch:
+				sp.LeaderEpoch, sp.EndOffset = -1, -1
+			default:
+				sp.LeaderEpoch, sp.EndOffset = rp.LeaderEpoch, pi.HighWatermark
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil, true
 }

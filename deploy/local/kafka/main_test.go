@@ -30,6 +30,7 @@ func TestStoppedBrokerIsAnOfflineReplica(t *testing.T) {
 	}
 	k := &cluster{c: c, topic: "nginxlog", ports: ports, stopped: map[int32]bool{}}
 	c.ControlKey(int16(kmsg.Metadata), k.rewriteMetadata)
+	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), k.offsetForLeaderEpoch)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -74,4 +75,65 @@ func TestStoppedBrokerIsAnOfflineReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(3, 3, 0)
+}
+
+// A consumer must carry on where it was when a broker stops (leader epochs
+// bump): no rewind to offset 0, no record read twice.
+func TestConsumerKeepsItsPlaceAcrossBrokerStop(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"), kfake.ClusterID(clusterID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ports []int
+	for _, a := range c.ListenAddrs() {
+		_, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		ports = append(ports, p)
+	}
+	k := &cluster{c: c, topic: "nginxlog", ports: ports, stopped: map[int32]bool{}}
+	c.ControlKey(int16(kmsg.Metadata), k.rewriteMetadata)
+	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), k.offsetForLeaderEpoch)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("nginxlog"), kgo.MetadataMinAge(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("nginxlog"), kgo.MetadataMinAge(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]int{}
+	produce := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+				t.Fatalf("produce %d: %v", i, err)
+			}
+		}
+	}
+	consume := func(want int) {
+		for len(seen) < want && ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			fs.EachError(func(topic string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
+			fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+		}
+	}
+	produce(0, 200)
+	consume(200)
+	if err := k.stop(2); err != nil {
+		t.Fatal(err)
+	}
+	produce(200, 200)
+	consume(400)
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s read %d times", v, n)
+		}
+	}
+	if len(seen) != 400 {
+		t.Errorf("read %d distinct records, want 400", len(seen))
+	}
 }
