@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Batch is the records of one partition from one poll, in offset order. It
@@ -22,7 +23,15 @@ type Batch struct {
 	owner  *partition
 	bytes  int64
 	onDone func()
+	span   trace.SpanContext
 }
+
+// SetSpanContext records the trace the batch is processed in, so sinks can
+// link their own spans (a Loki push) to it.
+func (b *Batch) SetSpanContext(sc trace.SpanContext) { b.span = sc }
+
+// SpanContext is the batch's trace; invalid when it is not traced.
+func (b *Batch) SpanContext() trace.SpanContext { return b.span }
 
 // OnDone sets fn to run once the batch is committable (its last holder
 // released it), e.g. to end the batch's trace span. Set it before handing

@@ -35,6 +35,9 @@ import (
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 )
@@ -52,6 +55,10 @@ type Options struct {
 	// Transport replaces the HTTP transport (tests); TLS settings of the
 	// config are then not applied.
 	Transport http.RoundTripper
+	// Tracer traces pushes: a loki.push span per batch, linked to the
+	// Kafka batches its lines came from, with an event per retry. Nil for
+	// none.
+	Tracer trace.Tracer
 }
 
 // Client pushes batches to one Loki.
@@ -62,6 +69,7 @@ type Client struct {
 	ua       string
 	hc       *http.Client
 	log      *slog.Logger
+	tracer   trace.Tracer // nil when tracing is off
 	m        *clientMetrics
 	streams  *streams
 	maxBytes int
@@ -105,6 +113,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 		url:        u,
 		ua:         opts.UserAgent,
 		log:        opts.Logger,
+		tracer:     opts.Tracer,
 		streams:    newStreams(cfg.Labels),
 		maxBytes:   int(cfg.Batch.MaxBytes),
 		meta:       cfg.StructuredMetadata,
@@ -371,11 +380,14 @@ const (
 func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
 	c := s.c
 	s.encode(b, idx)
+	span := c.startPush(b, len(idx))
+	defer span.End()
 	bo := backoff{min: c.cfg.Retry.MinBackoff, max: c.cfg.Retry.MaxBackoff}
 	for attempt := 0; ; attempt++ {
 		res, reason, wait, body, status := s.post()
 		switch res {
 		case acked:
+			span.SetAttributes(attribute.Int("attempts", attempt+1))
 			var n int64
 			for _, i := range idx {
 				n += int64(b.entries[i].n)
@@ -388,11 +400,13 @@ func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
 			if len(idx) == 1 {
 				c.m.batchRejected.Inc()
 				r := rejectReason(status, body)
+				span.AddEvent("rejected", trace.WithAttributes(attribute.String("reason", r), attribute.Int("http.response.status_code", status)))
 				c.m.rejected(r).Inc()
 				c.sample(r, status, body, b, &b.entries[idx[0]])
 				return true
 			}
 			c.m.batchSplit.Inc()
+			span.AddEvent("split", trace.WithAttributes(attribute.Int("http.response.status_code", status)))
 			// Copy the halves: idx is s.idxBuf, which encode does not touch,
 			// but the recursion must own its slices.
 			mid := len(idx) / 2
@@ -423,8 +437,16 @@ func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
 		if wait > 0 {
 			d = min(wait, 10*time.Minute)
 		}
+		span.AddEvent("retry", trace.WithAttributes(attribute.String("reason", reason),
+			attribute.Int("http.response.status_code", status), attribute.Int("attempt", attempt+1), attribute.String("wait", d.String())))
 		if attempt == 0 || attempt%10 == 0 {
-			c.log.Warn("loki push failed; retrying", "reason", reason, "status", status, "entries", len(idx), "wait", d, "attempt", attempt+1, "body", string(body))
+			args := []any{"reason", reason, "status", status, "entries", len(idx), "wait", d, "attempt", attempt + 1, "body", string(body)}
+			if sc := span.SpanContext(); sc.IsValid() {
+				// The trace of this push: its retries and the Kafka batches
+				// it carries.
+				args = append(args, "trace_id", sc.TraceID().String())
+			}
+			c.log.Warn("loki push failed; retrying", args...)
 		}
 		t := time.NewTimer(d)
 		select {
@@ -631,6 +653,27 @@ func (c *Client) sample(reason string, status int, body []byte, b *batch, e *ent
 		"reason", reason, "status", status, "response", strings.TrimSpace(string(body)),
 		"partition", e.partition, "offset", e.offset, "line_bytes", e.n, "line", line)
 }
+
+// startPush starts the span of one push, linked to the traced Kafka batches
+// whose lines it carries; a no-op span when tracing is off.
+func (c *Client) startPush(b *batch, entries int) trace.Span {
+	if c.tracer == nil {
+		return noopSpan
+	}
+	var links []trace.Link
+	for _, a := range b.acks {
+		if t, ok := a.(interface{ SpanContext() trace.SpanContext }); ok {
+			if sc := t.SpanContext(); sc.IsValid() {
+				links = append(links, trace.Link{SpanContext: sc})
+			}
+		}
+	}
+	_, span := c.tracer.Start(context.Background(), "loki.push", trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("entries", entries), attribute.Int("kafka.batches", len(b.acks))))
+	return span
+}
+
+var noopSpan = noop.Span{}
 
 // backoff doubles from min to max; each wait is drawn from [d/2, d), so
 // replicas that failed together do not retry together, even at the cap.

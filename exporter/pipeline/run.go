@@ -130,7 +130,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	var lc *loki.Client
 	if cfg.Loki.URL != "" {
-		lc, err = loki.New(cfg.Loki, loki.Options{Logger: log, Registerer: reg, UserAgent: "accesslog-exporter/" + opts.Version})
+		lopts := loki.Options{Logger: log, Registerer: reg, UserAgent: "accesslog-exporter/" + opts.Version}
+		if tracing.Enabled() {
+			lopts.Tracer = tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/loki")
+		}
+		lc, err = loki.New(cfg.Loki, lopts)
 		if err != nil {
 			return cfg.Errorf("loki", "%v", err)
 		}
@@ -316,6 +320,7 @@ func (p *processor) startSpans(b *kafka.Batch) trace.Span {
 		attribute.Int64("offset.last", b.Records[len(b.Records)-1].Offset),
 		attribute.Int("records", len(b.Records))))
 	if span.IsRecording() {
+		b.SetSpanContext(span.SpanContext())
 		b.OnDone(func() { span.AddEvent("acknowledged"); span.End() })
 	} else {
 		span.End()
