@@ -132,7 +132,8 @@ func (l *live) Collect(ch chan<- prometheus.Metric) {
 // reloader re-reads the config file on SIGHUP or POST /-/reload. A bad file
 // is rejected with its file:line: field error and the rules in force stay;
 // a good one replaces the rules. Sections that need new connections (kafka,
-// loki, health, push) take effect at the next restart, and the log says so.
+// loki, health, push, tracing) take effect at the next restart, and the log
+// says so.
 type reloader struct {
 	path     string
 	override func(*config.Config) error
@@ -158,7 +159,7 @@ func newReloader(path string, override func(*config.Config) error, cfg *config.C
 		}),
 		restarts: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "accesslog_exporter_config_restart_required",
-			Help: "1 when the file in force changed kafka, loki, health or push settings, which apply at the next restart.",
+			Help: "1 when the file in force changed kafka, loki, health, push or tracing settings, which apply at the next restart.",
 		}),
 	}
 	r.ok.Set(1)
@@ -202,10 +203,11 @@ func (r *reloader) reload() error {
 	}
 	var later []string
 	for name, same := range map[string]bool{
-		"kafka":  reflect.DeepEqual(cfg.Kafka, r.cfg.Kafka),
-		"loki":   reflect.DeepEqual(cfg.Loki, r.cfg.Loki),
-		"health": reflect.DeepEqual(cfg.Health, r.cfg.Health),
-		"push":   reflect.DeepEqual(cfg.Push, r.cfg.Push),
+		"kafka":   reflect.DeepEqual(cfg.Kafka, r.cfg.Kafka),
+		"loki":    reflect.DeepEqual(cfg.Loki, r.cfg.Loki),
+		"health":  reflect.DeepEqual(cfg.Health, r.cfg.Health),
+		"push":    reflect.DeepEqual(cfg.Push, r.cfg.Push),
+		"tracing": reflect.DeepEqual(cfg.Tracing, r.cfg.Tracing),
 	} {
 		if !same {
 			later = append(later, name)
