@@ -563,6 +563,12 @@ func hasStatus(rs []received, status string) (received, bool) {
 // how many in all, and how many distinct (nginx's $request_id ends each
 // line, so a line delivered twice is counted once in distinct).
 func lokiLines(query string, since time.Time) (total, distinct int, err error) {
+	total, distinct, _, err = lokiStats(query, since)
+	return total, distinct, err
+}
+
+// lokiStats is lokiLines plus the bytes of all the lines returned.
+func lokiStats(query string, since time.Time) (total, distinct int, bytes int64, err error) {
 	v := url.Values{}
 	v.Set("query", query)
 	v.Set("start", strconv.FormatInt(since.Add(-2*time.Minute).UnixNano(), 10))
@@ -578,16 +584,17 @@ func lokiLines(query string, since time.Time) (total, distinct int, err error) {
 		} `json:"data"`
 	}
 	if err := getJSON(lokiURL+"/loki/api/v1/query_range?"+v.Encode(), &r); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	seen := map[string]bool{}
 	for _, s := range r.Data.Result {
 		for _, e := range s.Values {
 			total++
+			bytes += int64(len(e[1]))
 			seen[e[1]] = true
 		}
 	}
-	return total, len(seen), nil
+	return total, len(seen), bytes, nil
 }
 
 // lokiCount is the number of entries a LogQL stream selector matches over
