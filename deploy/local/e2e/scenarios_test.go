@@ -62,11 +62,7 @@ func TestScenario1CountsAgree(t *testing.T) {
 		t.Errorf("Prometheus total moved to %v, want %d", got, n)
 	}
 
-	if !lokiWired() {
-		l.add("in the log store", "not checked: the exporter exposes no accesslog_exporter_loki_* metrics (exporter/pipeline does not forward to exporter/loki yet)")
-		t.Log("log store not checked: exporter/pipeline does not forward to Loki yet")
-		return
-	}
+	requireLoki(t)
 	q := fmt.Sprintf(`{job="accesslog"} |~ %q`, " (?:"+strings.ReplaceAll(static, ".", `\.`)+"|"+strings.ReplaceAll(api, ".", `\.`)+") ")
 	var total, distinct int
 	eventually(t, 60*time.Second, "the log store has every line", func() (bool, string) {
@@ -217,10 +213,7 @@ func TestScenario4ExporterKilled(t *testing.T) {
 	// visible and increase()/rate() miss the old process's counts.
 	l.add("in Prometheus, increase()", fmt.Sprintf("%.1f (extrapolated; blind to a reset no scrape saw)", inc))
 
-	if !lokiWired() {
-		l.add("in the log store", "not checked: exporter/pipeline does not forward to exporter/loki yet")
-		return
-	}
+	requireLoki(t)
 	var total, distinct int
 	eventually(t, 60*time.Second, "the log store has every line", func() (bool, string) {
 		var err error
@@ -301,10 +294,7 @@ func TestScenario6TwoReplicas(t *testing.T) {
 	if got := accessLogCount(t, host); got != n+m {
 		t.Errorf("access.log has %d lines, want %d", got, n+m)
 	}
-	if !lokiWired() {
-		l.add("in the log store", "not checked: exporter/pipeline does not forward to exporter/loki yet")
-		return
-	}
+	requireLoki(t)
 	var all, distinct int
 	eventually(t, 60*time.Second, "the log store has every line once", func() (bool, string) {
 		var err error
@@ -320,9 +310,7 @@ func TestScenario6TwoReplicas(t *testing.T) {
 // Scenario 5: one broker of three stops. The under-replicated alert fires;
 // the pipeline keeps running and lines keep arriving.
 func TestScenario5BrokerStops(t *testing.T) {
-	if !healthWired() {
-		t.Skip("needs the Kafka health poller in the exporter: /metrics has no kafka_topic_partition_under_replicated_partition (exporter/pipeline does not run exporter/kafka's health poller yet)")
-	}
+	requireHealth(t)
 	l := newLedger(t, "5-broker-stops")
 	start := time.Now()
 	host := "static-s5-" + runID + ".local"
@@ -394,16 +382,8 @@ func TestScenario5BrokerStops(t *testing.T) {
 // lag alert fires; Loki comes back; every line arrives (duplicates counted
 // and bounded); nothing is dropped.
 func TestScenario3LokiOutage(t *testing.T) {
-	var missing []string
-	if !lokiWired() {
-		missing = append(missing, "Loki forwarding (exporter/pipeline does not forward to exporter/loki: no accesslog_exporter_loki_* metrics)")
-	}
-	if !healthWired() {
-		missing = append(missing, "the Kafka health poller (no kafka_consumergroup_lag_sum on /metrics, so KafkaConsumerGroupLagHigh cannot fire)")
-	}
-	if len(missing) > 0 {
-		t.Skip("needs " + strings.Join(missing, " and "))
-	}
+	requireLoki(t)
+	requireHealth(t)
 	l := newLedger(t, "3-loki-outage")
 	start := time.Now()
 	host := "static-s3-" + runID + ".local"

@@ -618,12 +618,23 @@ func lokiCount(selector string, window time.Duration) (int, error) {
 	return int(sampleValue(r.Data.Result[0].Value)), nil
 }
 
-// lokiWired says whether the running exporter forwards to Loki; until the
-// pipeline wires exporter/loki, it exposes no accesslog_exporter_loki_* metric.
-func lokiWired() bool { return exporterHas("accesslog_exporter_loki_") }
+// requireLoki fails unless the running exporter forwards to Loki (it then
+// exposes accesslog_exporter_loki_* metrics).
+func requireLoki(t *testing.T) {
+	t.Helper()
+	if !exporterHas("accesslog_exporter_loki_") {
+		t.Fatal("the exporter does not forward to Loki: no accesslog_exporter_loki_* metrics on /metrics (loki.url in deploy/local/exporter.yml?)")
+	}
+}
 
-// healthWired says whether the running exporter runs the Kafka health poller.
-func healthWired() bool { return exporterHas("kafka_topic_partition_under_replicated_partition") }
+// requireHealth fails unless the running exporter runs the Kafka health
+// poller, which the Kafka alerts are computed from.
+func requireHealth(t *testing.T) {
+	t.Helper()
+	if !exporterHas("kafka_topic_partition_under_replicated_partition") {
+		t.Fatal("the exporter runs no Kafka health poller: no kafka_topic_partition_under_replicated_partition on /metrics (health.enabled in deploy/local/exporter.yml?)")
+	}
+}
 
 func sortedKeys(m map[string]int) []string {
 	var ks []string
