@@ -42,6 +42,7 @@ test: lint unit fuzz deploy-test rules-test alertmanager-test dashboards-test
 unit: victoriametrics loki victorialogs
 	ACCESSLOG_LOKI_BIN=$$(./scripts/install-loki.sh) \
 	ACCESSLOG_VICTORIALOGS_BIN=$$(./scripts/install-victorialogs.sh) \
+	ACCESSLOG_VM_BIN=$$(./scripts/install-victoriametrics.sh) \
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 # Real receivers the tests start on loopback, built once into ~/.cache.
