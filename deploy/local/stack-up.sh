@@ -80,7 +80,7 @@ if ! any_alive; then
   mkdir -p "$RUN/pids" "$RUN/logs"
 fi
 
-# Configuration: Prometheus and Alertmanager from the project's files.
+# Configuration: Prometheus, Alertmanager and Loki from the project's files.
 "$RUN/bin/localconf" -repo "$repo" -out "$RUN"
 [ -f "$RUN/prometheus/exporters.json" ] || echo '[{"targets":["127.0.0.1:29717"]}]' >"$RUN/prometheus/exporters.json"
 promtool check config "$RUN/prometheus/prometheus.yml" >/dev/null || fail "promtool check config failed"
@@ -101,7 +101,7 @@ start upstream "$RUN/bin/upstream" -listen 127.0.0.1:28081,127.0.0.1:28082 -cont
 wait_http upstream http://127.0.0.1:28089/config 20
 start webhook "$RUN/bin/webhook" -listen 127.0.0.1:29195 -file "$RUN/webhook/alerts.jsonl"
 wait_http webhook http://127.0.0.1:29195/alerts 20
-start loki env LOKI_DIR="$RUN/loki" "$LOKI" -config.file="$here/loki.yml" -config.expand-env=true
+start loki "$LOKI" -config.file="$RUN/loki/loki.yml"
 start alertmanager prometheus-alertmanager --config.file="$RUN/alertmanager/alertmanager.yml" \
   --storage.path="$RUN/alertmanager/data" --web.listen-address=127.0.0.1:29193 --cluster.listen-address= \
   --web.external-url=http://127.0.0.1:29193/

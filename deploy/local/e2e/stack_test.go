@@ -567,31 +567,37 @@ func lokiLines(query string, since time.Time) (total, distinct int, err error) {
 	return total, distinct, err
 }
 
-// lokiStats is lokiLines plus the bytes of all the lines returned.
+// lokiStats is lokiLines plus the bytes of all the lines returned. Large
+// answers are read in 10 s slices: one query for 100k+ lines can outlast any
+// sensible timeout on 2 cores. Slices may overlap at their edges; distinct is
+// exact, total counts an edge entry twice at worst (callers that need an
+// exact total use lokiCount).
 func lokiStats(query string, since time.Time) (total, distinct int, bytes int64, err error) {
-	v := url.Values{}
-	v.Set("query", query)
-	v.Set("start", strconv.FormatInt(since.Add(-2*time.Minute).UnixNano(), 10))
-	v.Set("end", strconv.FormatInt(time.Now().Add(time.Minute).UnixNano(), 10))
-	v.Set("limit", "1000000")
-	v.Set("direction", "forward")
-	var r struct {
-		Status string `json:"status"`
-		Data   struct {
-			Result []struct {
-				Values [][2]string `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := getJSON(lokiURL+"/loki/api/v1/query_range?"+v.Encode(), &r); err != nil {
-		return 0, 0, 0, err
-	}
 	seen := map[string]bool{}
-	for _, s := range r.Data.Result {
-		for _, e := range s.Values {
-			total++
-			bytes += int64(len(e[1]))
-			seen[e[1]] = true
+	from, end := since.Add(-2*time.Minute), time.Now().Add(time.Minute)
+	for lo := from; lo.Before(end); lo = lo.Add(10 * time.Second) {
+		v := url.Values{}
+		v.Set("query", query)
+		v.Set("start", strconv.FormatInt(lo.UnixNano(), 10))
+		v.Set("end", strconv.FormatInt(lo.Add(10*time.Second).UnixNano(), 10))
+		v.Set("limit", "1000000")
+		v.Set("direction", "forward")
+		var r struct {
+			Data struct {
+				Result []struct {
+					Values [][2]string `json:"values"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if err := getJSON(lokiURL+"/loki/api/v1/query_range?"+v.Encode(), &r); err != nil {
+			return 0, 0, 0, err
+		}
+		for _, s := range r.Data.Result {
+			for _, e := range s.Values {
+				total++
+				bytes += int64(len(e[1]))
+				seen[e[1]] = true
+			}
 		}
 	}
 	return total, len(seen), bytes, nil
