@@ -26,9 +26,11 @@ type HealthOptions struct {
 }
 
 // Health polls the Kafka cluster in the background and exports the last
-// result as a prometheus.Collector. A scrape never talks to Kafka: Collect
-// sends the metrics built by the last successful poll, so a slow or hung
-// cluster cannot make a scrape slow.
+// result, either as a prometheus.Collector or, for clusters of thousands of
+// partitions, as its poller's own metrics (Self) plus the cluster series
+// encoded once per poll (Exposition). A scrape never talks to Kafka: it gets
+// the metrics built by the last successful poll, so a slow or hung cluster
+// cannot make a scrape slow.
 //
 // Every series it exports is a function of the cluster alone (no instance
 // label of its own), so that replicas polling the same cluster export the
@@ -55,11 +57,17 @@ type Health struct {
 	expected    prometheus.Metric // nil unless ExpectedBrokers > 0
 
 	pollMu sync.Mutex // one poll at a time (Run, and PollOnce in tests)
+
+	wantMu sync.Mutex
+	wanted map[renderKey]bool // formats scrapes asked for, encoded at each poll
 }
 
 type healthSnapshot struct {
 	metrics []prometheus.Metric
 	at      time.Time
+
+	mu      sync.Mutex
+	renders map[renderKey]*rendering // by format asked for, built once
 }
 
 // Poll error kinds, the values of the kind label of
@@ -196,15 +204,44 @@ func (h *Health) PollOnce(ctx context.Context) bool {
 	h.failedRun = 0
 	h.up.Set(1)
 	h.lastSuccess.Set(float64(snap.at.UnixNano()) / 1e9)
+	// Encoded before it is published, so that no scrape waits for it.
+	h.renderWanted(snap)
 	h.last.Store(snap)
 	return true
 }
 
 // Describe sends every descriptor Health can export.
 func (h *Health) Describe(ch chan<- *prometheus.Desc) {
+	h.Self().Describe(ch)
 	for _, d := range healthDescs {
 		ch <- d
 	}
+}
+
+// Collect sends the poller's own metrics and the last poll's; it never
+// waits for a poll. Registering Health this way costs client_golang's
+// per-metric work and the encoding of every series at every scrape; an
+// exporter with a large cluster registers Self and serves the cluster
+// series pre-encoded through Exposition instead.
+func (h *Health) Collect(ch chan<- prometheus.Metric) {
+	h.Self().Collect(ch)
+	if s := h.last.Load(); s != nil {
+		for _, m := range s.metrics {
+			ch <- m
+		}
+	}
+}
+
+// Self is the poller's own metrics (up, poll duration, errors, ...), the
+// part of Health that stays on the registry when the cluster series are
+// served through Exposition. They describe this replica's poller and are
+// never withdrawn.
+func (h *Health) Self() prometheus.Collector { return healthSelf{h} }
+
+type healthSelf struct{ h *Health }
+
+func (s healthSelf) Describe(ch chan<- *prometheus.Desc) {
+	h := s.h
 	h.up.Describe(ch)
 	h.duration.Describe(ch)
 	h.lastSuccess.Describe(ch)
@@ -214,9 +251,8 @@ func (h *Health) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descBrokersExpected
 }
 
-// Collect sends the last poll's metrics and the poller's own; it never
-// waits for a poll.
-func (h *Health) Collect(ch chan<- prometheus.Metric) {
+func (s healthSelf) Collect(ch chan<- prometheus.Metric) {
+	h := s.h
 	h.up.Collect(ch)
 	h.duration.Collect(ch)
 	h.lastSuccess.Collect(ch)
@@ -225,11 +261,6 @@ func (h *Health) Collect(ch chan<- prometheus.Metric) {
 	h.lagCapped.Collect(ch)
 	if h.expected != nil {
 		ch <- h.expected
-	}
-	if s := h.last.Load(); s != nil {
-		for _, m := range s.metrics {
-			ch <- m
-		}
 	}
 }
 

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
 )
 
 // The issue's large cluster: 2,000 topics x 12 partitions and 100 groups,
@@ -64,9 +65,40 @@ func newLargeCluster(b *testing.B) *healthCluster {
 	return hc
 }
 
-// BenchmarkHealthLargeCluster reports one poll's duration and one scrape's
-// time and size (text format, as Prometheus asks without compression, and
-// gzip):
+// Accept headers as Prometheus sends them.
+const (
+	acceptText        = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+	acceptOpenMetrics = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+	acceptProto       = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+)
+
+// scrapeFormats are the formats Prometheus negotiates, with and without
+// compression.
+var scrapeFormats = []struct{ name, accept, enc string }{
+	{"text", acceptText, "identity"},
+	{"text_gzip", acceptText, "gzip"},
+	{"openmetrics", acceptOpenMetrics, "identity"},
+	{"openmetrics_gzip", acceptOpenMetrics, "gzip"},
+	{"proto", acceptProto, "identity"},
+	{"proto_gzip", acceptProto, "gzip"},
+}
+
+func get(tb testing.TB, h http.Handler, accept, enc string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept", accept)
+	req.Header.Set("Accept-Encoding", enc)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+	}
+	return rec
+}
+
+// BenchmarkHealthLargeCluster reports one poll's duration (with the
+// encoding of the snapshot in the six formats scrapes asked for) and one
+// scrape's time and size through the exporter's metrics endpoint, per
+// format:
 //
 //	go test ./exporter/kafka/ -run '^$' -bench HealthLargeCluster -benchtime 5x -count 5
 func BenchmarkHealthLargeCluster(b *testing.B) {
@@ -78,6 +110,17 @@ func BenchmarkHealthLargeCluster(b *testing.B) {
 		b.Fatal("first poll failed")
 	}
 
+	// As pipeline.Run serves it: the poller's own metrics on the
+	// registry, the cluster series pre-encoded.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.Self())
+	handler := server.New(server.Config{Expositions: []server.Exposition{h}}, reg, nil, nil).Handler()
+	// Scrapes that asked once are served from the next poll on from bytes
+	// encoded by the poll, as a Prometheus scraping every interval is.
+	for _, c := range scrapeFormats {
+		get(b, handler, c.accept, c.enc)
+	}
+
 	b.Run("poll", func(b *testing.B) {
 		for b.Loop() {
 			if !h.PollOnce(context.Background()) {
@@ -87,26 +130,11 @@ func BenchmarkHealthLargeCluster(b *testing.B) {
 		b.ReportMetric(float64(len(h.last.Load().metrics)), "samples")
 	})
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(h)
-	handler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	for _, c := range []struct{ name, accept, enc string }{
-		{"text", "text/plain;version=0.0.4", "identity"},
-		{"text_gzip", "text/plain;version=0.0.4", "gzip"},
-		{"proto", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited", "identity"},
-	} {
+	for _, c := range scrapeFormats {
 		b.Run("scrape_"+c.name, func(b *testing.B) {
 			var size int
 			for b.Loop() {
-				req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-				req.Header.Set("Accept", c.accept)
-				req.Header.Set("Accept-Encoding", c.enc)
-				rec := httptest.NewRecorder()
-				handler.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK {
-					b.Fatalf("scrape: %d %s", rec.Code, rec.Body)
-				}
-				size = rec.Body.Len()
+				size = get(b, handler, c.accept, c.enc).Body.Len()
 			}
 			b.ReportMetric(float64(size), "bytes")
 		})

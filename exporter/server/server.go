@@ -83,6 +83,11 @@ type Config struct {
 	// fires when something is badly wrong. Negative means no timeout.
 	ScrapeTimeout time.Duration
 
+	// Expositions are metric families encoded ahead of the scrape, served
+	// at TelemetryPath with the registry's. Their names must not be the
+	// registry's.
+	Expositions []Exposition
+
 	// ShutdownTimeout bounds how long Run waits for in-flight requests after
 	// its context is done before closing connections. Default 5s.
 	ShutdownTimeout time.Duration
@@ -136,19 +141,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes(reg *prometheus.Registry, ready Readiness) http.Handler {
 	mux := http.NewServeMux()
 
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(s.logger.With("component", "promhttp").Handler(), slog.LevelError),
-		// A failing collector (say the Kafka health poller) must not hide
-		// the request metrics: serve what gathered and count the error in
-		// promhttp_metric_handler_errors_total.
-		ErrorHandling: promhttp.ContinueOnError,
-		Registry:      reg,
-		// OpenMetrics carries exemplars; protobuf (native histograms) is
-		// negotiated by promhttp whenever the scraper asks for it.
-		EnableOpenMetrics:   true,
-		MaxRequestsInFlight: s.cfg.MaxRequestsInFlight,
-		Timeout:             s.cfg.ScrapeTimeout,
-	})
+	// As promhttp.HandlerFor with ContinueOnError (a failing collector,
+	// say the Kafka health poller, must not hide the request metrics),
+	// OpenMetrics (exemplars) and protobuf (native histograms), plus the
+	// pre-encoded expositions.
+	metrics := s.metricsHandler(reg, s.cfg.Expositions)
 	mux.Handle(s.cfg.TelemetryPath, promhttp.InstrumentMetricHandler(reg, metrics))
 
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
