@@ -428,11 +428,15 @@ func TestScenario3LokiOutage(t *testing.T) {
 		total, distinct, err = lokiLines(fmt.Sprintf(`{job="accesslog"} |= %q`, " "+host+" "), start)
 		return err == nil && distinct == n, fmt.Sprintf("%d distinct (%d in all) of %d", distinct, total, n)
 	})
-	var bdistinct int
+	var bdistinct, bread int
 	var bbytes int64
 	eventually(t, 180*time.Second, "every bulk line in the log store", func() (bool, string) {
 		var err error
-		btotal, bdistinct, bbytes, err = lokiStats(fmt.Sprintf(`{job="accesslog", host=%q}`, bulkHost), start)
+		sel := fmt.Sprintf(`{job="accesslog", host=%q}`, bulkHost)
+		if btotal, err = lokiCount(sel, time.Since(start)+5*time.Minute); err != nil || btotal < bulk {
+			return false, fmt.Sprintf("%d of %d (err %v)", btotal, bulk, err)
+		}
+		bread, bdistinct, bbytes, err = lokiStats(sel, start, time.Second)
 		return err == nil && bdistinct == bulk, fmt.Sprintf("%d distinct (%d in all) of %d (err %v)", bdistinct, btotal, bulk, err)
 	})
 	l.add("nginx lines in the store (distinct/all)", fmt.Sprintf("%d/%d", distinct, total))
@@ -442,7 +446,7 @@ func TestScenario3LokiOutage(t *testing.T) {
 	// by loki.max_inflight_bytes (64MiB, the default in exporter.yml).
 	const inflight = 64 << 20
 	dupLines := (total - distinct) + (btotal - bdistinct)
-	avg := float64(bbytes) / float64(max(btotal, 1))
+	avg := float64(bbytes) / float64(max(bread, 1))
 	l.add("duplicates (lines, ~bytes)", fmt.Sprintf("%d, %.0f (bound %d bytes in flight)", dupLines, float64(dupLines)*avg, inflight))
 	if float64(dupLines)*avg > inflight {
 		t.Errorf("%d duplicate lines (~%.0f bytes): more than loki.max_inflight_bytes can hold unacknowledged", dupLines, float64(dupLines)*avg)
