@@ -112,7 +112,9 @@ func newLedger(t *testing.T, name string) *ledger {
 	l.add("scenario", name)
 	l.add("run id", runID)
 	l.add("started", time.Now().UTC().Format(time.RFC3339))
+	since := time.Now()
 	t.Cleanup(func() {
+		l.add("alerts seen at the webhook", alertsSince(since))
 		status := "PASS"
 		if t.Failed() {
 			status = "FAIL"
@@ -546,6 +548,37 @@ func webhookAlerts(alertname string, match map[string]string, since time.Time) [
 		}
 	}
 	return out
+}
+
+// alertsSince summarises what the webhook received since t: each alert name
+// with the statuses it was sent in, in order of first arrival.
+func alertsSince(t time.Time) string {
+	var all []received
+	if err := getJSON(webhookURL+"/alerts", &all); err != nil {
+		return "unknown: " + err.Error()
+	}
+	var names []string
+	states := map[string][]string{}
+	for _, a := range all {
+		if a.ReceivedAt.Before(t) {
+			continue
+		}
+		n := a.Labels["alertname"]
+		if _, ok := states[n]; !ok {
+			names = append(names, n)
+		}
+		if st := states[n]; len(st) == 0 || st[len(st)-1] != a.Status {
+			states[n] = append(st, a.Status)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, n+" ("+strings.Join(states[n], "->")+")")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func hasStatus(rs []received, status string) (received, bool) {
