@@ -81,7 +81,11 @@ if ! any_alive; then
 fi
 
 # Configuration: Prometheus, Alertmanager and Loki from the project's files.
+confsum() { cat "$RUN"/prometheus/prometheus.yml "$RUN"/prometheus/rules/*.yml "$RUN"/alertmanager/alertmanager.yml 2>/dev/null | md5sum; }
+before=$(confsum)
 "$RUN/bin/localconf" -repo "$repo" -out "$RUN"
+changed=0
+[ "$(confsum)" = "$before" ] || changed=1
 [ -f "$RUN/prometheus/exporters.json" ] || echo '[{"targets":["127.0.0.1:29717"]}]' >"$RUN/prometheus/exporters.json"
 promtool check config "$RUN/prometheus/prometheus.yml" >/dev/null || fail "promtool check config failed"
 amtool check-config "$RUN/alertmanager/alertmanager.yml" >/dev/null || fail "amtool check-config failed"
@@ -120,9 +124,14 @@ wait_http exporter http://127.0.0.1:29717/readyz 120
 wait_http alertmanager http://127.0.0.1:29193/-/ready 30
 wait_http prometheus http://127.0.0.1:29190/-/ready 60
 wait_http filebeat http://127.0.0.1:29196/stats 60
-# Prometheus re-reads rules and targets: a rerun may have regenerated them.
-curl -fsS -X POST http://127.0.0.1:29190/-/reload >/dev/null
-curl -fsS -X POST http://127.0.0.1:29193/-/reload >/dev/null
+# A rerun that regenerated different rules or routes reloads them. Only
+# then: a reload while an alert resolves can lose the resolved notification
+# (seen with Prometheus 2.42: Alertmanager then keeps the alert active, and
+# inhibiting, until its endsAt, minutes later).
+if [ "$changed" = 1 ]; then
+  curl -fsS -X POST http://127.0.0.1:29190/-/reload >/dev/null
+  curl -fsS -X POST http://127.0.0.1:29193/-/reload >/dev/null
+fi
 
 trap - ERR
 cat <<TXT
