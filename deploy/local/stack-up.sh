@@ -81,7 +81,7 @@ if ! any_alive; then
 fi
 
 # Configuration: Prometheus, Alertmanager and Loki from the project's files.
-confsum() { cat "$RUN"/prometheus/prometheus.yml "$RUN"/prometheus/rules/*.yml "$RUN"/alertmanager/alertmanager.yml 2>/dev/null | md5sum; }
+confsum() { { cat "$RUN"/prometheus/prometheus.yml "$RUN"/prometheus/rules/*.yml "$RUN"/alertmanager/alertmanager.yml 2>/dev/null || true; } | md5sum; }
 before=$(confsum)
 "$RUN/bin/localconf" -repo "$repo" -out "$RUN"
 changed=0
