@@ -199,10 +199,14 @@ func TestScenario4ExporterKilled(t *testing.T) {
 		return got == n, fmt.Sprintf("%d of %d", got, n)
 	})
 	l.add("in access.log", n)
-	window := time.Since(start) + 30*time.Second
+	// The window reaches back from now to before the test began; it is
+	// recomputed on every try, or a slow catch-up would slide the old
+	// process's samples out of it.
+	var window time.Duration
 	var before, after float64
 	eventually(t, 120*time.Second, "every line counted at least once over the window", func() (bool, string) {
 		var err error
+		window = time.Since(start) + 30*time.Second
 		before, after, err = countedAcross(sel, window, killed)
 		return err == nil && before+after >= float64(n), fmt.Sprintf("%v+%v of %d (err %v)", before, after, n, err)
 	})
