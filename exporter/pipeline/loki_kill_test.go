@@ -134,22 +134,7 @@ loki:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	streams, err := lokitest.Query(url, `{job="`+job+`"}`, start.Add(-time.Hour), time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, s := range streams {
-		for _, e := range s.Entries {
-			seen[e.Line] = true
-		}
-	}
-	missing := 0
-	for _, l := range lines {
-		if !seen[string(l)] {
-			missing++
-		}
-	}
+	streams, missing := inLoki(t, url, job, start, lines)
 	if missing > 0 {
 		t.Errorf("%d of %d lines missing from Loki after SIGKILL and restart", missing, n)
 	}

@@ -393,22 +393,7 @@ func TestLokiOutageHoldsCommitsPausesAndLosesNothing(t *testing.T) {
 
 	proxy.Set(lokitest.Pass)
 	waitCommitted(t, r, n, 2*time.Minute)
-	streams, err := lokitest.Query(url, `{job="`+job+`"}`, start.Add(-time.Hour), time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, s := range streams {
-		for _, e := range s.Entries {
-			seen[e.Line] = true
-		}
-	}
-	missing := 0
-	for _, l := range lines {
-		if !seen[string(l)] {
-			missing++
-		}
-	}
+	streams, missing := inLoki(t, url, job, start, lines)
 	total := lokitest.Total(streams)
 	// Re-sent lines carry the same timestamp, which Loki folds into one;
 	// whatever duplicates remain are bounded by what was in flight.
@@ -444,4 +429,26 @@ func TestLokiRejectsOneOverlongLineAndMovesOn(t *testing.T) {
 		t.Errorf("rejected{line_too_long} = %v, want 1; rejected: %v", v, s.sum("accesslog_exporter_loki_rejected_total", nil))
 	}
 	r.stop(t)
+}
+
+// inLoki reads job's streams back from Loki and counts the lines that are
+// not among them.
+func inLoki(t *testing.T, url, job string, start time.Time, lines [][]byte) (streams []lokitest.Stream, missing int) {
+	t.Helper()
+	streams, err := lokitest.Query(url, `{job="`+job+`"}`, start.Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range streams {
+		for _, e := range s.Entries {
+			seen[e.Line] = true
+		}
+	}
+	for _, l := range lines {
+		if !seen[string(l)] {
+			missing++
+		}
+	}
+	return streams, missing
 }
