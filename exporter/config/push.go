@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -30,8 +29,6 @@ func defaultPush() Push {
 	return Push{Interval: 15 * time.Second, Method: "POST", Timeout: 10 * time.Second}
 }
 
-var promLabelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 func (v *validator) push(p *Push) {
 	if p.URL == "" {
 		return
@@ -52,7 +49,7 @@ func (v *validator) push(p *Push) {
 	}
 	for i, l := range p.ExtraLabels {
 		name, _, ok := strings.Cut(l, "=")
-		if !ok || !promLabelName.MatchString(name) {
+		if !ok || !labelName.MatchString(name) {
 			v.errorf(idx("push.extra_labels", i), "want name=value with a Prometheus label name, got %q", l)
 		}
 	}
