@@ -279,7 +279,7 @@ func TestShellScriptsParse(t *testing.T) {
 	scripts, _ := filepath.Glob("*/*.sh")
 	more, _ := filepath.Glob("*/*/*.sh")
 	scripts = append(scripts, more...)
-	scripts = append(scripts, "../scripts/install-deploy-tools.sh")
+	scripts = append(scripts, "../scripts/install-deploy-tools.sh", "../scripts/apt-ensure.sh")
 	if len(scripts) < 5 {
 		t.Fatalf("found only %v", scripts)
 	}
