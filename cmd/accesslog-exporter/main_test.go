@@ -108,3 +108,13 @@ func TestCheckConfigCompilesFormats(t *testing.T) {
 		})
 	}
 }
+
+// check-config hides credentials written into URLs (issue 13, defect 5).
+func TestCheckConfigRedactsURLs(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yml")
+	write(t, file, "loki:\n  url: http://user:SECRET@loki:3100\npush:\n  url: http://u:SECRET@vm:8428/api/v1/import/prometheus\ntracing:\n  endpoint: http://SECRET@otel:4318\n")
+	code, out, errs := runCmd(t, "", "check-config", file)
+	if code != 0 || strings.Contains(out+errs, "SECRET") || !strings.Contains(out, "url: http://***@loki:3100") {
+		t.Errorf("check-config: code %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+}
