@@ -116,7 +116,7 @@ func (v *validator) loki(l *Loki) {
 		return
 	}
 	if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf("loki.url", "want an http:// or https:// URL, got %q", l.URL)
+		v.errorf("loki.url", "want an http:// or https:// URL, got %q", RedactURL(l.URL))
 	}
 	positive := func(path string, d time.Duration) {
 		if d <= 0 {

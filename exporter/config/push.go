@@ -34,7 +34,7 @@ func (v *validator) push(p *Push) {
 		return
 	}
 	if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf("push.url", "want an http or https URL, got %q", p.URL)
+		v.errorf("push.url", "want an http or https URL, got %q", RedactURL(p.URL))
 	}
 	if p.Interval <= 0 {
 		v.errorf("push.interval", "must be positive, got %v", p.Interval)

@@ -31,7 +31,7 @@ func (v *validator) tracing(t *Tracing) {
 		return
 	}
 	if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf("tracing.endpoint", "want an http or https URL, got %q", t.Endpoint)
+		v.errorf("tracing.endpoint", "want an http or https URL, got %q", RedactURL(t.Endpoint))
 	}
 	if t.Protocol != "http" && t.Protocol != "grpc" {
 		v.errorf("tracing.protocol", "want http or grpc, got %q", t.Protocol)

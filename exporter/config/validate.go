@@ -117,62 +117,6 @@ func (v *validator) kafka(k *Kafka) {
 	v.readable("kafka.sasl.password_file", s.PasswordFile)
 }
 
-func (v *validator) input(in *Input) {
-	if in.Format == "" && !in.JSON {
-		v.errorf("input.format", "required unless input.json is true")
-	}
-	v.escape("input.escape", in.Escape)
-
-	names := map[string]int{}
-	var list []string
-	for i := range in.Formats {
-		f := &in.Formats[i]
-		p := idx("input.formats", i)
-		if f.Escape == "" {
-			f.Escape = "default"
-		}
-		switch first, dup := names[f.Name]; {
-		case f.Name == "":
-			v.errorf(p+".name", "required: rules choose a format by its name")
-		case dup:
-			v.errorf(p+".name", "duplicate format name %q (first at input.formats[%d])", f.Name, first)
-		default:
-			names[f.Name] = i
-			list = append(list, f.Name)
-		}
-		if f.Format == "" && !f.JSON {
-			v.errorf(p+".format", "required unless json is true")
-		}
-		v.escape(p+".escape", f.Escape)
-	}
-
-	for i, r := range in.Rules {
-		p := idx("input.rules", i)
-		if r.Field == "" {
-			v.errorf(p+".field", "required: the envelope field to match, e.g. log.file.path")
-		}
-		v.regexp(p+".match", r.Match)
-		if _, ok := names[r.Format]; !ok {
-			switch {
-			case r.Format == "":
-				v.errorf(p+".format", "required: the name of an entry of input.formats")
-			case len(list) == 0:
-				v.errorf(p+".format", "unknown format %q: input.formats is empty", r.Format)
-			default:
-				v.errorf(p+".format", "unknown format %q (input.formats has %s)", r.Format, strings.Join(list, ", "))
-			}
-		}
-	}
-}
-
-func (v *validator) escape(path, e string) {
-	switch e {
-	case "default", "json", "none":
-	default:
-		v.errorf(path, "want default, json or none, got %q", e)
-	}
-}
-
 func (v *validator) metrics(m *Metrics) {
 	seen := map[string]int{}
 	for i, l := range m.Labels {
@@ -233,13 +177,15 @@ func (v *validator) buckets(path string, b []float64) {
 	}
 }
 
-func (v *validator) regexp(path, re string) {
-	_, err := regexp.Compile(re)
+// regexp compiles re, reporting an error on path; nil when it does not compile.
+func (v *validator) regexp(path, re string) *regexp.Regexp {
+	c, err := regexp.Compile(re)
 	if se, ok := err.(*syntax.Error); ok {
 		v.errorf(path, "invalid regular expression %q: %s", re, se.Code)
 	} else if err != nil {
 		v.errorf(path, "invalid regular expression %q: %v", re, err)
 	}
+	return c
 }
 
 // readable checks a file the exporter will open at start, so that a wrong

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -143,17 +144,21 @@ func TestPushFailureIsCounted(t *testing.T) {
 	cfg := config.Default().Push
 	cfg.URL = "http://user:secret@127.0.0.1:" + strconv.Itoa(port) + "/api/v1/import/prometheus"
 	cfg.Timeout = time.Second
-	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	var logs bytes.Buffer
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Push(context.Background()); err == nil {
 		t.Fatal("push to a closed port succeeded")
 	}
+	if strings.Contains(logs.String(), "secret") {
+		t.Errorf("the push failure is logged with the password:\n%s", logs.String())
+	}
 	if got := testutil.ToFloat64(p.pushes.WithLabelValues("failure")); got != 1 {
 		t.Errorf("failed pushes = %v, want 1", got)
 	}
-	if r := redact(cfg.URL); strings.Contains(r, "secret") {
+	if r := config.RedactURL(cfg.URL); strings.Contains(r, "secret") {
 		t.Errorf("redact(%q) = %q still shows the password", cfg.URL, r)
 	}
 }
