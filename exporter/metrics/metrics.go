@@ -31,6 +31,7 @@ const (
 	UpstreamDuration = "accesslog_http_upstream_duration_seconds"
 	ResponseSize     = "accesslog_http_response_size_bytes"
 	SeriesOverflow   = "accesslog_exporter_series_overflow_total"
+	ExemplarsInvalid = "accesslog_exporter_exemplars_invalid_total"
 	NginxRequests    = "nginx_http_requests_total"
 	NginxDuration    = "nginx_http_request_duration_seconds"
 )
@@ -88,6 +89,8 @@ type Requests struct {
 	nginxReq *prometheus.CounterVec
 	nginxDur *prometheus.HistogramVec
 	overflow [6]prometheus.Counter // by family, in famRequests.. order
+	// exTooLong and exBadUTF8 count exemplar ids cut to fit and dropped.
+	exTooLong, exBadUTF8 prometheus.Counter
 
 	router *router
 	series seriesCache
@@ -186,7 +189,13 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		Name: SeriesOverflow,
 		Help: "Lines whose label set was new after the family reached max_series, counted into the __other__ series instead.",
 	}, []string{"metric"})
-	collectors := []prometheus.Collector{m.requests, m.duration, m.upstream, m.size, overflowVec}
+	exemplarsVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ExemplarsInvalid,
+		Help: "Exemplar ids (trace or request id) that did not fit an exemplar: too_long ones were cut to 128 runes with their label name, invalid_utf8 ones were dropped.",
+	}, []string{"reason"})
+	m.exTooLong = exemplarsVec.WithLabelValues("too_long")
+	m.exBadUTF8 = exemplarsVec.WithLabelValues("invalid_utf8")
+	collectors := []prometheus.Collector{m.requests, m.duration, m.upstream, m.size, overflowVec, exemplarsVec}
 	families := []string{RequestsTotal, RequestDuration, UpstreamDuration, ResponseSize}
 	if m.compat {
 		m.nginxReq = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -251,7 +260,7 @@ func (m *Requests) Observe(r *accesslog.Record) {
 	// per exemplarInterval; the common line pays one atomic load.
 	var ex prometheus.Labels
 	if name, id := exemplarID(r); id != nil && m.exemplars && s.exemplarDue(r.Time) {
-		ex = prometheus.Labels{name: string(id)}
+		ex = m.exemplar(name, id)
 	}
 	if v := r.RequestTime; v >= 0 {
 		s.observe(&s.duration, m.duration, s.labels, v, ex)
@@ -451,6 +460,36 @@ func exemplarID(r *accesslog.Record) (string, []byte) {
 		return "request_id", r.RequestID
 	}
 	return "", nil
+}
+
+// exemplar builds the exemplar labels of id, made to fit what client_golang
+// accepts: it panics on label sets over prometheus.ExemplarMaxRunes runes
+// (names and values together) or not valid UTF-8, and ids come straight from
+// the line. A long id is cut (its prefix still finds the line in the log
+// store); one that is not UTF-8 cannot be matched against anything and is
+// dropped. It runs at most once per series per exemplarInterval.
+func (m *Requests) exemplar(name string, id []byte) prometheus.Labels {
+	if !utf8.Valid(id) {
+		m.exBadUTF8.Inc()
+		return nil
+	}
+	max := prometheus.ExemplarMaxRunes - utf8.RuneCountInString(name)
+	if utf8.RuneCount(id) > max {
+		m.exTooLong.Inc()
+		id = cutRunes(id, max)
+	}
+	return prometheus.Labels{name: string(id)}
+}
+
+// cutRunes returns the first n runes of the valid UTF-8 b.
+func cutRunes(b []byte, n int) []byte {
+	for i := range string(b) {
+		if n == 0 {
+			return b[:i]
+		}
+		n--
+	}
+	return b
 }
 
 func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.HistogramVec, labels []string) prometheus.Observer {
