@@ -241,6 +241,14 @@ func (s *soak) setup() {
 	}
 	// Take over stack-up's exporter once it has counted what stack-up's
 	// probes wrote, so the totals start from a known place.
+	logPath := filepath.Join(s.runDir, "nginx", "logs", "access.log")
+	if !waitFor(context.Background(), 60*time.Second, func() bool {
+		n, err1 := accessLogCount(logPath)
+		steps, err2 := counted(`accesslog_http_requests_total`, time.Now().Add(-10*time.Minute))
+		return firstErr(err1, err2) == nil && total(steps) >= float64(n)
+	}) {
+		t.Logf("soak: stack-up's exporter had not counted stack-up's own requests after 60 s; totals may start short")
+	}
 	if pid, err := readPid(s.runDir, pidNames[0]); err == nil && alive(pid) {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		waitFor(context.Background(), 20*time.Second, func() bool { return !alive(pid) })
@@ -254,10 +262,6 @@ func (s *soak) setup() {
 		s.reps = append(s.reps, r)
 		s.res = append(s.res, &resources{})
 	}
-	t.Cleanup(func() {
-		// Leave the replicas running for inspection (stack-down.sh stops them
-		// by PID) unless the test failed to set up.
-	})
 	if err := setTargets(s.runDir, replicas...); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +283,7 @@ func (s *soak) setup() {
 	}) {
 		t.Fatalf("Prometheus does not scrape both replicas after 30 s")
 	}
-	f, err := os.OpenFile(filepath.Join(s.runDir, "nginx", "logs", "access.log"), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,6 +328,12 @@ func (s *soak) startLoad(ctx context.Context, wg *sync.WaitGroup, seed uint64) {
 func (s *soak) inject(a *applied) {
 	time.Sleep(time.Until(s.start.Add(a.At)))
 	ctx := context.Background()
+	if a.Kind == ReplicaKill || a.Kind == ReplicaStop {
+		a.exposure, _ = uncommitted(ctx, metricsGroup)
+		if n, gerr := uncommitted(ctx, logGroup); gerr == nil && groupExists(ctx, logGroup) {
+			a.logExp = n
+		}
+	}
 	a.start = time.Now()
 	var err error
 	switch a.Kind {
@@ -334,10 +344,6 @@ func (s *soak) inject(a *applied) {
 	case StoreDown, StoreHang, StoreSlow:
 		err = s.proxy.set(a.Kind, a.Delay)
 	case ReplicaKill, ReplicaStop:
-		a.exposure, _ = uncommitted(ctx, metricsGroup)
-		if n, gerr := uncommitted(ctx, logGroup); gerr == nil && groupExists(ctx, logGroup) {
-			a.logExp = n
-		}
 		if a.Kind == ReplicaKill {
 			err = s.reps[a.Target].signal(syscall.SIGKILL, 10*time.Second)
 		} else {
@@ -621,6 +627,7 @@ func (s *soak) drain() {
 	base := storeBase(s.store)
 	start := time.Now()
 	var last string
+	var prev []float64 // Prometheus' totals of the last polls
 	ok := waitFor(ctx, drainMax, func() bool {
 		lines, err1 := accessLogCount(logPath)
 		k, err2 := kafkaEnd(ctx)
@@ -631,8 +638,13 @@ func (s *soak) drain() {
 			return false
 		}
 		p := total(steps)
+		prev = append(prev, p)
 		last = fmt.Sprintf("access.log %d, Kafka %d, store %d distinct, Prometheus %.0f", lines, k, distinct, p)
-		return k >= int64(lines) && distinct >= lines && p >= float64(k)
+		// Prometheus is done when it has every record, or has not moved for
+		// three polls (a shortfall is then reported by the final check).
+		steady := len(prev) >= 4 && prev[len(prev)-4] == p
+		time.Sleep(3 * time.Second)
+		return k >= int64(lines) && distinct >= lines && (p >= float64(k) || steady)
 	})
 	s.add("drain", fmt.Sprintf("%s after %s (%s)", map[bool]string{true: "converged", false: "NOT converged"}[ok], time.Since(start).Round(time.Second), last))
 	// Resources once everything is quiet again.
