@@ -103,6 +103,16 @@ e2e:
 	rc=0; $(GO) test -tags e2e -count=1 -v -timeout $(E2E_TIMEOUT) ./deploy/local/... || rc=$$?; \
 	if [ "$(E2E_KEEP)" != 1 ]; then ./deploy/local/stack-down.sh; fi; exit $$rc
 
+# The chaos soak (deploy/local/soak): a fresh stack with two exporter
+# replicas under steady load while seeded faults come and go; the ledger goes
+# to deploy/local/.run/ledgers/. Replay a failure with the SEED it printed.
+DURATION   ?= 3m
+SEED       ?=
+FAULT_RATE ?= 3
+.PHONY: soak
+soak:
+	DURATION=$(DURATION) SEED=$(SEED) FAULT_RATE=$(FAULT_RATE) ./deploy/local/soak/run.sh
+
 # deploy/: Kafka HA invariants, Filebeat records through the decoder, nginx
 # -t, compose and Kubernetes checks, and the real keepalived failover between
 # network namespaces (needs root; installs nginx, keepalived, iproute2).
