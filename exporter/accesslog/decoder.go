@@ -182,12 +182,19 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 	}
 	r.Host = d.envString(r, wHostName, wBeatHost, wAgentHost, wHost)
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
+	f := d.choose()
 	if ts := d.vals[wTimestamp]; ts != nil {
-		if t, ok := parseISO8601(ts); ok {
-			r.Timestamp = t
+		t, ok := parseISO8601(ts)
+		if !ok {
+			// The shipper's clock is as suspect as nginx's: a time past
+			// 2262 would wrap wherever it is used as nanoseconds.
+			r.Line = trimEOL(line)
+			r.setFormat(f)
+			return r.failValue(ReasonBadTime, "@timestamp", ts, 0, "an RFC 3339 time from 1970 to 2199")
 		}
+		r.Timestamp = t
 	}
-	return d.choose().parseLine(trimEOL(line), r)
+	return f.parseLine(trimEOL(line), r)
 }
 
 // envString returns the first present of up to four envelope fields, decoded.

@@ -24,7 +24,8 @@ const (
 	ReasonBadStatus
 	// ReasonBadNumber: a byte count or a duration is not a number or "-".
 	ReasonBadNumber
-	// ReasonBadTime: $time_local, $time_iso8601 or $msec does not parse.
+	// ReasonBadTime: $time_local, $time_iso8601, $msec or the envelope's
+	// @timestamp does not parse, or is outside 1970 to 2199.
 	ReasonBadTime
 	// ReasonBadJSON: a JSON access line is not a well-formed JSON object.
 	ReasonBadJSON
@@ -91,7 +92,9 @@ func (e *ParseError) Error() string {
 	b.WriteString(strconv.Itoa(e.Offset))
 	b.WriteString(": ")
 	if e.Var != "" {
-		b.WriteByte('$')
+		if e.Var[0] != '@' { // @timestamp is the envelope's, not a variable
+			b.WriteByte('$')
+		}
 		b.WriteString(e.Var)
 		b.WriteString(": ")
 	}

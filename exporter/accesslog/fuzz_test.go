@@ -171,12 +171,16 @@ func FuzzTime(f *testing.F) {
 	for _, s := range []string{
 		"10/Oct/2025:13:55:36 +0200", "29/Feb/2024:23:59:59 -0945", "01/Jan/0000:00:00:00 +0000",
 		"2025-10-10T13:55:36+02:00", "2025-10-10T11:55:36.123456789Z", "1728561336.123", "99999999999.9",
+		"31/Dec/2199:23:59:59 +0000", "9999-12-31T23:59:59Z", "7258118400.000",
 	} {
 		f.Add(s, int64(1728561336123), int16(120))
 	}
 	f.Fuzz(func(t *testing.T, s string, unixMilli int64, offMin int16) {
 		b := []byte(s)
 		got, ok := parseAnyTime(b)
+		if ok && (got.Unix() < minUnix || got.Unix() > maxUnix) {
+			t.Fatalf("%q accepted as %v, outside the window", s, got)
+		}
 		if ok {
 			var ref time.Time
 			var err error
@@ -218,16 +222,19 @@ func FuzzTime(f *testing.F) {
 		if tm.Year() > 9999 {
 			return
 		}
+		// Within the window every form parses back; past it every form
+		// fails (bad_time), never wraps.
+		in := tm.Unix() <= maxUnix
 		for _, layout := range []string{"02/Jan/2006:15:04:05 -0700", "2006-01-02T15:04:05-07:00"} {
 			text := tm.Format(layout)
 			p, ok := parseAnyTime([]byte(text))
-			if !ok || !p.Equal(tm.Truncate(time.Second)) {
-				t.Fatalf("%q: %v %v, want %v", text, p, ok, tm)
+			if ok != in || ok && !p.Equal(tm.Truncate(time.Second)) {
+				t.Fatalf("%q: %v %v, want %v (in window: %v)", text, p, ok, tm, in)
 			}
 		}
 		msec := fmt.Sprintf("%d.%03d", unixMilli/1000, unixMilli%1000)
-		if p, ok := parseAnyTime([]byte(msec)); !ok || !p.Equal(tm) {
-			t.Fatalf("%q: %v %v, want %v", msec, p, ok, tm)
+		if p, ok := parseAnyTime([]byte(msec)); ok != in || ok && !p.Equal(tm) {
+			t.Fatalf("%q: %v %v, want %v (in window: %v)", msec, p, ok, tm, in)
 		}
 	})
 }
