@@ -55,6 +55,9 @@ type Decoder struct {
 	cache []ruleMemo // by want index; nil map for fields no rule reads
 	path  []byte     // dotted key path while walking nested objects
 	buf   []byte     // an unescaped rule field value
+	// msgAt is the offset of a top-level "message" whose value is not a
+	// string, or -1: such a record is a broken envelope, not a raw line.
+	msgAt int
 }
 
 type rule struct {
@@ -166,8 +169,16 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 	if i := skipWS(value, 0); i < len(value) && value[i] == '{' {
 		clear(d.vals)
 		d.path = d.path[:0]
-		if end, ok := d.walk(value, i, 0); ok && skipWS(value, end) == len(value) && d.vals[wMessage] != nil {
-			return d.decodeEnvelope(r)
+		d.msgAt = -1
+		if end, ok := d.walk(value, i, 0); ok && skipWS(value, end) == len(value) {
+			if d.vals[wMessage] != nil {
+				return d.decodeEnvelope(r)
+			}
+			if d.msgAt >= 0 && !d.def.json {
+				r.Line = value
+				r.setFormat(d.def)
+				return r.fail(ReasonBadJSON, "", value, d.msgAt, `"message" as a JSON string`, nil)
+			}
 		}
 	}
 	return d.def.parseLine(value, r)
@@ -306,6 +317,9 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 			}
 			i = ve + 1
 		case c == '{' || c == '[':
+			if depth == 0 && d.want(full) == wMessage {
+				d.msgAt = i
+			}
 			if i = jsonSkip(b, i, depth); i < 0 {
 				return 0, false
 			}
@@ -320,6 +334,8 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 				if v := b[i:end]; string(v) != "null" {
 					d.vals[w] = v
 				}
+			} else if w == wMessage && depth == 0 {
+				d.msgAt = i
 			}
 			i = end
 		}

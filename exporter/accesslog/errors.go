@@ -27,8 +27,12 @@ const (
 	// ReasonBadTime: $time_local, $time_iso8601, $msec or the envelope's
 	// @timestamp does not parse, or is outside 1970 to 2199.
 	ReasonBadTime
-	// ReasonBadJSON: a JSON access line is not a well-formed JSON object.
+	// ReasonBadJSON: a JSON access line is not a well-formed JSON object,
+	// or a Filebeat envelope's message is not a string.
 	ReasonBadJSON
+	// ReasonMissingField: a JSON access line is well formed but lacks what
+	// makes it a request ($status): "{}" or some other JSON object.
+	ReasonMissingField
 
 	numReasons = iota + 1
 )
@@ -43,6 +47,7 @@ var reasonNames = [...]string{
 	"bad_number",
 	"bad_time",
 	"bad_json",
+	"missing_field",
 }
 
 // String is the label value, e.g. "bad_status".

@@ -84,6 +84,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(envFBWin), "\"\\\x00é\U0001F600\n", "h\u2028", `C:\x`)
 	f.Add([]byte(`{"message":"x","fields":{"log_type":"nginx_json"}}`), "", "", "")
 	f.Add([]byte(`{"message":42}`), "", "", "")
+	f.Add([]byte(`{"message":null,"host":{"name":"h"}}`), "", "", "")
+	f.Add([]byte(`{"message":"x","message":[1]}`), "", "", "")
 	f.Add([]byte(`{"a":{"b":{"c":[[[{"message":"x"}]]]}},"message":"\ud800"}`), "", "", "")
 	f.Add([]byte(rawLineFmt), "", "", "")
 	for _, s := range lineSeeds {
@@ -99,7 +101,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, value []byte, msg, host, path string) {
 		var r Record
-		_ = d.Decode(value, &r)
+		derr := d.Decode(value, &r)
 		// An envelope according to encoding/json must be one here too, with
 		// the same message (when the JSON is valid UTF-8, where both agree
 		// on replacement characters).
@@ -109,6 +111,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("not seen as an envelope: %q", value)
 			} else if ok && string(r.Line) != string(trimEOL([]byte(m))) {
 				t.Fatalf("Line %q, want %q", r.Line, m)
+			}
+			// A message that is there but not a string is a broken
+			// envelope, not a line of the default format.
+			if m, there := ev["message"]; there && !r.Enveloped {
+				if _, isString := m.(string); !isString {
+					if pe, ok := derr.(*ParseError); !ok || pe.Reason != ReasonBadJSON {
+						t.Fatalf("message %v (%T): %v, want bad_json", m, m, derr)
+					}
+				}
 			}
 		}
 
@@ -143,6 +154,8 @@ func FuzzJSON(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{} x`))
 	f.Add([]byte(`{"remote_addr":null,"status":200e0}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"user":"alice","status":{"code":200}}`))
 	format := mustCompile(f, "json", "json", EscapeJSON)
 	nested := mustCompile(f, "nested", `{"a":{"b":"$remote_addr","c":"[$time_local] $status"},"d.e":$status}`, EscapeJSON)
 	slot := format.Index("remote_addr")
@@ -157,6 +170,13 @@ func FuzzJSON(f *testing.F) {
 		}
 		if pe, ok := err.(*ParseError); ok && (pe.Reason == ReasonBadJSON || pe.Reason == ReasonTrailingData) {
 			t.Fatalf("valid JSON object rejected: %v", err)
+		}
+		// Without a status it is no request, whatever else it holds.
+		switch m["status"].(type) {
+		case nil, map[string]any, []any:
+			if pe, ok := err.(*ParseError); !ok || pe.Reason != ReasonMissingField {
+				t.Fatalf("JSON object without a status: %v, want missing_field", err)
+			}
 		}
 		_ = format.Parse(line, &r)
 		if want, ok := m["remote_addr"].(string); ok {

@@ -579,7 +579,7 @@ func TestReasons(t *testing.T) {
 	for _, r := range Reasons() {
 		names = append(names, r.String())
 	}
-	want := "empty_line,literal_mismatch,unterminated_quote,trailing_data,bad_status,bad_number,bad_time,bad_json"
+	want := "empty_line,literal_mismatch,unterminated_quote,trailing_data,bad_status,bad_number,bad_time,bad_json,missing_field"
 	if got := strings.Join(names, ","); got != want {
 		t.Errorf("Reasons() = %s", got)
 	}

@@ -63,3 +63,42 @@ func TestTimeWindowLines(t *testing.T) {
 		})
 	}
 }
+
+// A JSON object is not a request unless it logs a status: "{}" and unrelated
+// objects used to count with every label unknown (issue 13, defect 8).
+func TestJSONNeedsStatus(t *testing.T) {
+	jsonFmt := mustCompile(t, "json", "json", EscapeJSON)
+	custom := mustCompile(t, "custom", `{"code":"$status","uri":"$request_uri"}`, EscapeJSON)
+	d, err := NewDecoder(DecoderConfig{Default: jsonFmt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Record
+	for _, tc := range []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"empty object", func() error { return jsonFmt.Parse([]byte(`{}`), &r) },
+			`missing_field var=status offset=0: byte 0: $status: want a key holding it, got "{}"`},
+		{"unrelated object", func() error { return jsonFmt.Parse([]byte(`{"user":"alice","action":"login"}`), &r) },
+			`missing_field var=status offset=0: byte 0: $status: want a key holding it, got "{\"user\":\"alice\",\"action\":\"login\"}"`},
+		{"null status", func() error { return jsonFmt.Parse([]byte(`{"status":null,"request":"GET / HTTP/1.1"}`), &r) },
+			`missing_field var=status offset=0: byte 0: $status: want a key holding it, got "{\"status\":null,\"request\":\"GET / HTTP/1.1"`},
+		{"template key missing", func() error { return custom.Parse([]byte(`{"uri":"/a"}`), &r) },
+			`missing_field var=status offset=0: byte 0: $status: want a key holding it, got "{\"uri\":\"/a\"}"`},
+		{"template key", func() error { return custom.Parse([]byte(`{"code":204,"uri":"/a"}`), &r) }, ""},
+		{"default key mapping", func() error { return custom.Parse([]byte(`{"status":"204"}`), &r) }, ""},
+		{"raw record through the decoder", func() error { return d.Decode([]byte(`{}`), &r) },
+			`missing_field var=status offset=0: byte 0: $status: want a key holding it, got "{}"`},
+		{"envelope carrying an empty object", func() error { return d.Decode([]byte(`{"message":"{}"}`), &r) },
+			`missing_field var=status offset=0: byte 0: $status: want a key holding it, got "{}"`},
+		{"JSON default: a numeric message is a field", func() error { return d.Decode([]byte(`{"message":42,"status":200}`), &r) }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := errSummary(tc.run()); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
