@@ -39,7 +39,5 @@ func (v *validator) tracing(t *Tracing) {
 	if !(t.SamplingRatio >= 0 && t.SamplingRatio <= 1) {
 		v.errorf("tracing.sampling_ratio", "want a ratio from 0 to 1, got %v", t.SamplingRatio)
 	}
-	if t.Timeout <= 0 {
-		v.errorf("tracing.timeout", "must be positive, got %v", t.Timeout)
-	}
+	v.interval("tracing.timeout", t.Timeout, minTimeout, maxTimeout)
 }

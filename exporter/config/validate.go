@@ -77,18 +77,10 @@ func (v *validator) kafka(k *Kafka) {
 	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
 		v.errorf("kafka.start_offset", "want earliest or latest, got %q", k.StartOffset)
 	}
-	if k.FetchMaxBytes <= 0 {
-		v.errorf("kafka.fetch_max_bytes", "must be positive, got %d", int64(k.FetchMaxBytes))
-	}
-	if k.FetchMaxPartitionBytes <= 0 {
-		v.errorf("kafka.fetch_max_partition_bytes", "must be positive, got %d", int64(k.FetchMaxPartitionBytes))
-	}
-	if k.CommitInterval <= 0 {
-		v.errorf("kafka.commit_interval", "must be positive, got %s", k.CommitInterval)
-	}
-	if k.Workers < 0 {
-		v.errorf("kafka.workers", "must be 0 (as many as GOMAXPROCS) or more, got %d", k.Workers)
-	}
+	v.size("kafka.fetch_max_bytes", k.FetchMaxBytes, minFetchBytes, maxFetchBytes)
+	v.size("kafka.fetch_max_partition_bytes", k.FetchMaxPartitionBytes, minFetchBytes, maxFetchBytes)
+	v.interval("kafka.commit_interval", k.CommitInterval, minCommitInterval, maxPollInterval)
+	v.count("kafka.workers", k.Workers, 0, maxWorkers, "0: as many as GOMAXPROCS")
 
 	v.readable("kafka.tls.ca_file", k.TLS.CAFile)
 	v.readable("kafka.tls.cert_file", k.TLS.CertFile)
@@ -136,9 +128,7 @@ func (v *validator) metrics(m *Metrics) {
 			v.errorf(p, "%s", msg)
 		}
 	}
-	if m.MaxSeries < 1 {
-		v.errorf("metrics.max_series", "must be at least 1, got %d", m.MaxSeries)
-	}
+	v.count("metrics.max_series", m.MaxSeries, 1, maxSeries, "")
 	v.buckets("metrics.buckets.request_duration", m.Buckets.RequestDuration)
 	v.buckets("metrics.buckets.upstream_duration", m.Buckets.UpstreamDuration)
 	v.buckets("metrics.buckets.response_size", m.Buckets.ResponseSize)
@@ -163,6 +153,10 @@ func (v *validator) buckets(path string, b []float64) {
 	}
 	if len(b) == 0 {
 		v.errorf(path, "at least one bucket is required")
+		return
+	}
+	if len(b) > maxBuckets {
+		v.errorf(path, "at most %d buckets, got %d", maxBuckets, len(b))
 		return
 	}
 	for i, x := range b {
