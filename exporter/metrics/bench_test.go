@@ -109,6 +109,32 @@ func BenchmarkClientGolangFloor(b *testing.B) {
 	reportLines(b)
 }
 
+// BenchmarkClientGolangClassic is the floor without native buckets: the
+// difference to BenchmarkClientGolangFloor is what the native-histogram path
+// (a sync.Map per bucket key inside client_golang) costs, i.e. the most a
+// collector of our own with dense native buckets could save.
+func BenchmarkClientGolangClassic(b *testing.B) {
+	_, records := benchRequests(b, config.Default().Metrics)
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c"})
+	h := func(name string, buckets []float64) prometheus.Histogram {
+		x := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Buckets: buckets})
+		reg.MustRegister(x)
+		return x
+	}
+	d, u, s := h("d", defaultDurationBuckets), h("u", defaultDurationBuckets), h("s", defaultSizeBuckets)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := records[i&1023]
+		c.Inc()
+		d.Observe(r.RequestTime)
+		u.Observe(r.UpstreamResponseTime)
+		s.Observe(float64(r.BodyBytes))
+	}
+	reportLines(b)
+}
+
 // BenchmarkObserveExemplars: every line carries a request id; with exemplars
 // on, a series takes one per second, so the cost per line should be the
 // same as with them off. Compare the two in one run.

@@ -257,12 +257,11 @@ func orDefault(b, def []float64) []float64 {
 // Observe counts one parsed line. Values of -1 (not logged) are not observed.
 // It allocates nothing once the line's label set has been seen.
 func (m *Requests) Observe(r *accesslog.Record) {
-	// Key and route are built on the stack: cheaper than a sync.Pool, and
-	// workers share nothing. Only a key past 512 bytes (several long var_
-	// labels) moves to the heap.
+	// The key is built on the stack: cheaper than a sync.Pool, and workers
+	// share nothing. Only a key past 512 bytes (several long var_ labels)
+	// moves to the heap.
 	var kb [512]byte
-	var rb [maxRouteLen + 8]byte
-	s := m.lookup(m.appendKey(kb[:0], rb[:0], r, false), &kb, r)
+	s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
 
 	s.requests.Inc()
 	// An exemplar links a latency bucket to the very line (and trace) in
@@ -313,7 +312,7 @@ func (m *Requests) Observe(r *accesslog.Record) {
 // upstream, host, var_NAME) are "__other__" and only those with a fixed set
 // of values (method, status, status_class) are kept: the key of the line's
 // label set once max_series is reached.
-func (m *Requests) appendKey(key, route []byte, r *accesslog.Record, fold bool) []byte {
+func (m *Requests) appendKey(key []byte, r *accesslog.Record, fold bool) []byte {
 	var fi *formatInfo
 	for _, d := range m.dims {
 		if fold && d.kind.unbounded() {
@@ -342,6 +341,8 @@ func (m *Requests) appendKey(key, route []byte, r *accesslog.Record, fold bool) 
 		case labelStatusClass:
 			key = appendString(key, statusClass(r.Status))
 		case labelRoute:
+			// Declared here, the buffer is zeroed only for the route label.
+			var route [maxRouteLen + 8]byte
 			key = appendValue(key, m.router.appendRoute(route[:0], r.Path))
 		case labelUpstream:
 			key = appendOr(key, r.UpstreamAddr, none)
@@ -543,7 +544,7 @@ func (m *Requests) lookup(key []byte, buf *[512]byte, r *accesslog.Record) *seri
 			return s
 		}
 	}
-	key = m.appendKey(buf[:0], nil, r, true)
+	key = m.appendKey(buf[:0], r, true)
 	h = xxhash.Sum64(key)
 	if s := m.folded.get(h, key); s != nil {
 		return s
