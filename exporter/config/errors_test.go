@@ -106,6 +106,8 @@ func TestParseErrors(t *testing.T) {
 		{"bucket factor one", "metrics:\n  native_histogram_bucket_factor: 1\n", "config.yml:2: metrics.native_histogram_bucket_factor: must be greater than 1, got 1"},
 		{"route without match", "metrics:\n  routes:\n    rules:\n      - replace: /x\n", "config.yml: metrics.routes.rules[0].match: required: a regular expression on the path"},
 		{"route bad match", "metrics:\n  routes:\n    rules:\n      - match: '^/users/(\\d+'\n        replace: /users/:id\n", `config.yml:4: metrics.routes.rules[0].match: invalid regular expression "^/users/(\\d+": missing closing )`},
+		{"vhost bad regexp", "metrics:\n  vhosts:\n    - shop.example.com\n    - '~^api(\\.example\\.com$'\n", `config.yml:4: metrics.vhosts[1]: invalid regular expression "^api(\\.example\\.com$": missing closing )`},
+		{"vhost empty", "metrics:\n  vhosts: [shop.example.com, '']\n", `config.yml:2: metrics.vhosts[1]: empty: want a vhost name, or ~ and a regular expression`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := strings.ReplaceAll(tc.yaml, "{dir}", dir)

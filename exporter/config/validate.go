@@ -129,6 +129,14 @@ func (v *validator) metrics(m *Metrics) {
 		}
 	}
 	v.count("metrics.max_series", m.MaxSeries, 1, maxSeries, "")
+	for i, h := range m.VHosts {
+		p := idx("metrics.vhosts", i)
+		if re, ok := strings.CutPrefix(h, "~"); ok {
+			v.regexp(p, re)
+		} else if h == "" {
+			v.errorf(p, "empty: want a vhost name, or ~ and a regular expression")
+		}
+	}
 	v.buckets("metrics.buckets.request_duration", m.Buckets.RequestDuration)
 	v.buckets("metrics.buckets.upstream_duration", m.Buckets.UpstreamDuration)
 	v.buckets("metrics.buckets.response_size", m.Buckets.ResponseSize)

@@ -93,8 +93,12 @@ type Requests struct {
 	exTooLong, exBadUTF8 prometheus.Counter
 
 	router *router
+	vhosts *vhostList // nil: every vhost keeps its name
 	series seriesCache
-	other  *series // the overflow label set, built on first use
+	// folded holds the label sets past max_series: unbounded labels
+	// __other__, method and status kept (see appendKey).
+	folded seriesCache
+	other  *series // every label __other__: past the folded bound too
 	once   sync.Once
 
 	defaultVHost func(*accesslog.Format) string
@@ -128,6 +132,10 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 	if err != nil {
 		return nil, err
 	}
+	vhosts, err := newVHostList(cfg.VHosts)
+	if err != nil {
+		return nil, err
+	}
 	maxSeries := cfg.MaxSeries
 	if maxSeries <= 0 {
 		maxSeries = defaultMaxSeries
@@ -145,9 +153,11 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		compatV:      -1,
 		compatS:      -1,
 		router:       newRouter(rules, cfg.Routes.Auto),
+		vhosts:       vhosts,
 		defaultVHost: o.defaultVHost,
 	}
 	m.series.init(int64(maxSeries))
+	m.folded.init(maxFolded)
 	if m.compat {
 		for i, d := range dims {
 			switch d.kind {
@@ -247,12 +257,11 @@ func orDefault(b, def []float64) []float64 {
 // Observe counts one parsed line. Values of -1 (not logged) are not observed.
 // It allocates nothing once the line's label set has been seen.
 func (m *Requests) Observe(r *accesslog.Record) {
-	// Key and route are built on the stack: cheaper than a sync.Pool, and
-	// workers share nothing. Only a key past 512 bytes (several long var_
-	// labels) moves to the heap.
+	// The key is built on the stack: cheaper than a sync.Pool, and workers
+	// share nothing. Only a key past 512 bytes (several long var_ labels)
+	// moves to the heap.
 	var kb [512]byte
-	var rb [maxRouteLen + 8]byte
-	s := m.lookup(m.appendKey(kb[:0], rb[:0], r))
+	s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
 
 	s.requests.Inc()
 	// An exemplar links a latency bucket to the very line (and trace) in
@@ -298,14 +307,26 @@ func (m *Requests) Observe(r *accesslog.Record) {
 }
 
 // appendKey encodes the line's label values, each as a uvarint length and
-// the bytes, so that no value can run into the next.
-func (m *Requests) appendKey(key, route []byte, r *accesslog.Record) []byte {
+// the bytes, so that no value can run into the next. With fold, the labels
+// whose values come from the outside world unbounded (vhost, route,
+// upstream, host, var_NAME) are "__other__" and only those with a fixed set
+// of values (method, status, status_class) are kept: the key of the line's
+// label set once max_series is reached.
+func (m *Requests) appendKey(key []byte, r *accesslog.Record, fold bool) []byte {
 	var fi *formatInfo
 	for _, d := range m.dims {
+		if fold && d.kind.unbounded() {
+			key = appendString(key, overflow)
+			continue
+		}
 		switch d.kind {
 		case labelVHost:
 			if len(r.VHost) > 0 {
-				key = appendValue(key, r.VHost)
+				if m.vhosts == nil || m.vhosts.listed(r.VHost) {
+					key = appendValue(key, r.VHost)
+				} else {
+					key = appendString(key, unlisted)
+				}
 			} else {
 				if fi == nil {
 					fi = m.format(r.Format)
@@ -320,6 +341,8 @@ func (m *Requests) appendKey(key, route []byte, r *accesslog.Record) []byte {
 		case labelStatusClass:
 			key = appendString(key, statusClass(r.Status))
 		case labelRoute:
+			// Declared here, the buffer is zeroed only for the route label.
+			var route [maxRouteLen + 8]byte
 			key = appendValue(key, m.router.appendRoute(route[:0], r.Path))
 		case labelUpstream:
 			key = appendOr(key, r.UpstreamAddr, none)
@@ -503,15 +526,31 @@ func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.Histogram
 	return o.Observer
 }
 
-// lookup returns the series of key, creating it while under the limit and
-// returning the overflow series past it.
-func (m *Requests) lookup(key []byte) *series {
+// maxFolded bounds the folded label sets. Their values come from fixed sets
+// (18 methods, 501 statuses), and real traffic shows a few dozen; past the
+// bound every label is __other__.
+const maxFolded = 1000
+
+// lookup returns the series of key, creating it while under the limit, and
+// past the limit the series of r's folded label set (see appendKey), built
+// in buf.
+func (m *Requests) lookup(key []byte, buf *[512]byte, r *accesslog.Record) *series {
 	h := xxhash.Sum64(key)
 	if s := m.series.get(h, key); s != nil {
 		return s
 	}
 	if !m.series.full() {
-		if s := m.series.add(h, key, m); s != nil {
+		if s := m.series.add(h, key, m, false); s != nil {
+			return s
+		}
+	}
+	key = m.appendKey(buf[:0], r, true)
+	h = xxhash.Sum64(key)
+	if s := m.folded.get(h, key); s != nil {
+		return s
+	}
+	if !m.folded.full() {
+		if s := m.folded.add(h, key, m, true); s != nil {
 			return s
 		}
 	}
@@ -531,8 +570,8 @@ func (m *Requests) otherSeries() *series {
 }
 
 // newSeries decodes key back into label values; this is the only place
-// label strings are made.
-func (m *Requests) newSeries(key []byte) *series {
+// label strings are made. A folded series counts its lines as overflow.
+func (m *Requests) newSeries(key []byte, folded bool) *series {
 	vals := make([]string, 0, len(m.dims))
 	k := key
 	for len(k) > 0 {
@@ -548,6 +587,7 @@ func (m *Requests) newSeries(key []byte) *series {
 	}
 	s := m.build(vals)
 	s.key = string(key)
+	s.overflow = folded
 	return s
 }
 
@@ -598,7 +638,7 @@ func (c *seriesCache) full() bool { return c.n.Load() >= c.max }
 
 // add inserts the series of key unless another writer did first. It returns
 // nil when the limit was reached meanwhile.
-func (c *seriesCache) add(h uint64, key []byte, m *Requests) *series {
+func (c *seriesCache) add(h uint64, key []byte, m *Requests, folded bool) *series {
 	sh := &c.shards[h%seriesShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -609,7 +649,7 @@ func (c *seriesCache) add(h uint64, key []byte, m *Requests) *series {
 		c.n.Add(-1)
 		return nil
 	}
-	s := m.newSeries(key)
+	s := m.newSeries(key, folded)
 	old := *sh.m.Load()
 	next := make(map[uint64]*series, len(old)+1)
 	for k, v := range old {
