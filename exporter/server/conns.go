@@ -114,13 +114,6 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 	lc.state, lc.since = st, time.Now()
 }
 
-// open is the number of connections counted against the limit.
-func (l *connLimit) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
-
 func (c *limitedConn) Close() error {
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
