@@ -20,7 +20,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Revision=$(REVISION) \
             -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics loki victorialogs
+.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics loki victorialogs pushgateway
 
 all: build
 
@@ -39,15 +39,19 @@ replay: build
 
 test: lint unit fuzz deploy-test rules-test alertmanager-test dashboards-test
 
-unit: victoriametrics loki victorialogs
+unit: victoriametrics loki victorialogs pushgateway
 	ACCESSLOG_LOKI_BIN=$$(./scripts/install-loki.sh) \
 	ACCESSLOG_VICTORIALOGS_BIN=$$(./scripts/install-victorialogs.sh) \
 	ACCESSLOG_VM_BIN=$$(./scripts/install-victoriametrics.sh) \
+	ACCESSLOG_PUSHGATEWAY_BIN=$$(./scripts/install-pushgateway.sh) \
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 # Real receivers the tests start on loopback, built once into ~/.cache.
 victoriametrics:
 	./scripts/install-victoriametrics.sh >/dev/null
+
+pushgateway:
+	./scripts/install-pushgateway.sh >/dev/null
 
 # Grafana Loki 3.7.8 from its Go module (first time ~8.5 min, 2.7 GB memory)
 # and VictoriaLogs, for the Loki push tests (exporter/pipeline, exporter/loki).
