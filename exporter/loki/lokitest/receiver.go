@@ -35,10 +35,11 @@ type Limits struct {
 	MaxBodyBytes     int           // distributor max_recv_msg_size: 413
 }
 
-// LokiDefaults are Loki's own default limits.
+// LokiDefaults are Loki's own default limits (max_line_size 256KB is
+// 256,000 bytes: Loki reads sizes with SI units).
 func LokiDefaults() Limits {
 	return Limits{
-		MaxLineSize:      256 << 10,
+		MaxLineSize:      256000,
 		MaxStreams:       5000,
 		CreationGrace:    10 * time.Minute,
 		RejectOldMaxAge:  7 * 24 * time.Hour,

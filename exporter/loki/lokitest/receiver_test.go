@@ -134,8 +134,8 @@ func TestReceiverValidatesAsLoki(t *testing.T) {
 		stored int
 	}{
 		{"line too long", lokitest.LokiDefaults(),
-			[]push.Stream{stream(`{job="a"}`, now, "ok", strings.Repeat("x", 256<<10+1), "ok2")},
-			400, `max entry size 262144 bytes exceeded for stream {job="a"} while adding an entry with length 262145 bytes`, 2},
+			[]push.Stream{stream(`{job="a"}`, now, "ok", strings.Repeat("x", 256000+1), "ok2")},
+			400, `max entry size 256000 bytes exceeded for stream {job="a"} while adding an entry with length 256001 bytes`, 2},
 		{"too old", lokitest.LokiDefaults(),
 			[]push.Stream{stream(`{job="a"}`, now.Add(-8*24*time.Hour), "old")},
 			400, `entry for stream {job="a"} has timestamp too old: `, 0},
