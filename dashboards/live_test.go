@@ -22,6 +22,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // notExposedYet lists metric names the dashboards and rules use that the
@@ -98,9 +100,7 @@ func TestAgainstExporter(t *testing.T) {
 	})
 
 	t.Run("live Prometheus", func(t *testing.T) {
-		if _, err := exec.LookPath("prometheus"); err != nil {
-			t.Skip("prometheus not installed (scripts/install-prometheus.sh)")
-		}
+		testenv.LookPath(t, "prometheus", "prometheus-tools")
 		native := startPrometheus(t, ex.addr, true)
 		classic := startPrometheus(t, ex.addr, false)
 		var checks []query

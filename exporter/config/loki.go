@@ -28,6 +28,11 @@ type Loki struct {
 	// acknowledged; at the bound fetching pauses until acknowledgements free
 	// room, and Kafka holds the rest.
 	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
+	// MaxLineBytes caps a line sent to the log store; a longer one is cut
+	// to it (counted). The default is Loki's own max_line_size, so a line
+	// Loki would refuse is cut here instead, and a 40 MiB line costs the
+	// push path 256 KB, not several copies of 40 MiB.
+	MaxLineBytes ByteSize `yaml:"max_line_bytes"`
 	// ShutdownTimeout bounds the wait for acknowledgements on shutdown and
 	// on partition revocation; what is not acknowledged by then is not
 	// committed and is read again.
@@ -105,6 +110,7 @@ func defaultLoki() Loki {
 		Retry:            LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
 		Labels:           LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
 		MaxInflightBytes: 64 * miB,
+		MaxLineBytes:     256 * kB,
 		ShutdownTimeout:  30 * time.Second,
 	}
 }
@@ -136,6 +142,9 @@ func (v *validator) loki(l *Loki) {
 		v.errorf("loki.max_inflight_bytes", "must be at least batch.max_bytes (%v), got %v", l.Batch.MaxBytes, l.MaxInflightBytes)
 	} else {
 		v.size("loki.max_inflight_bytes", l.MaxInflightBytes, l.Batch.MaxBytes, maxInflightBytes)
+	}
+	if l.MaxLineBytes <= 0 {
+		v.errorf("loki.max_line_bytes", "must be positive, got %d", int64(l.MaxLineBytes))
 	}
 	if l.Labels.Job == "" {
 		v.errorf("loki.labels.job", "required: Loki needs at least one label on every stream")

@@ -21,6 +21,7 @@ func TestLokiValidation(t *testing.T) {
 		{"backoff order", "loki:\n  url: http://l\n  retry:\n    min_backoff: 2s\n    max_backoff: 1s\n", "config.yml:5: loki.retry.max_backoff: must be at least min_backoff (2s), got 1s"},
 		{"negative retries", "loki:\n  url: http://l\n  retry:\n    max_retries: -1\n", "loki.retry.max_retries: must be 0 (forever) or more, got -1"},
 		{"inflight below batch", "loki:\n  url: http://l\n  max_inflight_bytes: 1KiB\n", "config.yml:3: loki.max_inflight_bytes: must be at least batch.max_bytes (1MiB), got 1KiB"},
+		{"line cap zero", "loki:\n  url: http://l\n  max_line_bytes: 0\n", "config.yml:3: loki.max_line_bytes: must be positive, got 0"},
 		{"no job", "loki:\n  url: http://l\n  labels:\n    job: \"\"\n", "loki.labels.job: required"},
 		{"bad extra name", "loki:\n  url: http://l\n  labels:\n    extra:\n      - name: 1x\n        value: v\n", `config.yml:5: loki.labels.extra[0].name: want a label name`},
 		{"reserved extra name", "loki:\n  url: http://l\n  labels:\n    extra:\n      - name: host\n        value: v\n", `loki.labels.extra[0].name: "host" is set by the exporter`},

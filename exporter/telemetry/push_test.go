@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // victoriaMetrics starts the single-node binary that
@@ -28,14 +29,7 @@ import (
 // returns its base URL. `make test` builds it first; a bare `go test` skips.
 func victoriaMetrics(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("ACCESSLOG_VM_BIN")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache/accesslog-exporter/victoria-metrics-v1.130.0/victoria-metrics")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("VictoriaMetrics not built (run scripts/install-victoriametrics.sh or make test): %v", err)
-	}
+	bin := testenv.Binary(t, "ACCESSLOG_VM_BIN", "victoriametrics")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
