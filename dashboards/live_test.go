@@ -45,6 +45,7 @@ var emptyOnHealthyRun = map[string]string{
 	"Retries, rejections, drops [C]": "nothing is dropped",
 
 	// They join on accesslog_exporter_kafka_consumer_info (see notExposedYet).
+	"Time to retention, by path [A]":                                                                 sinkInfoPending,
 	"recording rule consumergroup_sink:accesslog_exporter_kafka_consumer_info:max":                   sinkInfoPending,
 	"recording rule sink_consumergroup_topic:kafka_consumergroup_lag:sum":                            sinkInfoPending,
 	"recording rule sink_consumergroup_topic:accesslog_exporter_kafka_consumergroup_lag_seconds:max": sinkInfoPending,
