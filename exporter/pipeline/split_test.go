@@ -1,0 +1,258 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/grafana/loki/pkg/push"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
+)
+
+// startRunWith is startRun with further Options (test hooks).
+func startRunWith(t *testing.T, c *kfake.Cluster, cfg config.Config, opts Options) *lokiRun {
+	t.Helper()
+	started := make(chan *server.Server, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &lokiRun{cluster: c, group: cfg.LokiGroup(), cancel: cancel, done: make(chan error, 1)}
+	opts.Web = &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: new(bool), WebConfigFile: new(string)}
+	opts.KafkaOpts = append(opts.KafkaOpts, kgo.HeartbeatInterval(100*time.Millisecond), kgo.FetchMaxWait(200*time.Millisecond))
+	opts.Started = func(s *server.Server) { started <- s }
+	go func() { r.done <- Run(ctx, &cfg, opts) }()
+	select {
+	case s := <-started:
+		r.metrics = "http://" + s.Addr().String() + "/metrics"
+	case err := <-r.done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not start")
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// memStore is a Loki-protocol receiver in the test process: it keeps every
+// pushed line and can refuse or slow down pushes.
+// TODO: replace with exporter/loki/lokitest's receiver once it lands.
+type memStore struct {
+	srv      *httptest.Server
+	refuse   atomic.Bool
+	delay    atomic.Int64
+	requests atomic.Int64
+
+	mu    sync.Mutex
+	lines map[string]int
+	total int
+}
+
+func newMemStore(t *testing.T) *memStore {
+	s := &memStore{lines: map[string]int{}}
+	s.srv = httptest.NewServer(s)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *memStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if s.refuse.Load() {
+		http.Error(w, "refused by the test", http.StatusServiceUnavailable)
+		return
+	}
+	if d := time.Duration(s.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	raw, err := snappy.Decode(nil, body)
+	var req push.PushRequest
+	if err == nil {
+		err = req.Unmarshal(raw)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	for _, st := range req.Streams {
+		for _, e := range st.Entries {
+			s.lines[e.Line]++
+			s.total++
+		}
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// compare says how many of want (line -> times produced) the store lacks,
+// and how many entries it holds beyond want.
+func (s *memStore) compare(want map[string]int) (missing, extra int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l, n := range want {
+		if got := s.lines[l]; got < n {
+			missing += n - got
+		}
+	}
+	for l, got := range s.lines {
+		if got > want[l] {
+			extra += got - want[l]
+		}
+	}
+	return missing, extra
+}
+
+func splitConfig(c *kfake.Cluster, url, job string) config.Config {
+	cfg := lokiConfig(c, url, job)
+	cfg.Kafka.CommitInterval = 200 * time.Millisecond
+	return cfg
+}
+
+// groupCommits are a group's committed offsets by partition (topic nginxlog).
+func groupCommits(t testing.TB, c *kfake.Cluster, group string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	rs.Each(func(r kadm.OffsetResponse) {
+		if r.Err == nil && r.At >= 0 {
+			out[r.Partition] = r.At
+		}
+	})
+	return out
+}
+
+func sumOffsets(m map[int32]int64) (n int64) {
+	for _, o := range m {
+		n += o
+	}
+	return n
+}
+
+// eventually polls cond until it returns "" or d passes, then fails with
+// its last complaint.
+func eventually(t *testing.T, d time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// produced writes lines and returns, per line, its partition and offset.
+func produceTracked(t *testing.T, c *kfake.Cluster, lines [][]byte) []kgo.Record {
+	t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("nginxlog"),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchMaxBytes(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	recs := make([]*kgo.Record, len(lines))
+	for i, l := range lines {
+		recs[i] = &kgo.Record{Value: l}
+	}
+	res := prod.ProduceSync(context.Background(), recs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]kgo.Record, len(recs))
+	for i, r := range recs {
+		out[i] = *r
+	}
+	return out
+}
+
+func wantLines(lines [][]byte) map[string]int {
+	want := map[string]int{}
+	for _, l := range lines {
+		want[string(l)]++
+	}
+	return want
+}
+
+// A panic while handling one record (a defect in the per-record path) is
+// contained to that record: it is counted as failed with reason
+// internal_error, still forwarded to the log store, and the rest of the
+// batch is counted and committed on both paths.
+func TestPanicOnOneRecordIsContained(t *testing.T) {
+	c := newCluster(t)
+	store := newMemStore(t)
+	g, err := loggen.New(loggen.Seed(21), loggen.MalformedRatio(0.01))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The poison record is a well-formed request line in the middle, so
+	// that what counts it as failed can only be the contained panic.
+	lines := make([][]byte, 3000)
+	poison := -1
+	for i := range lines {
+		lines[i] = g.Next(nil)
+		if poison < 0 && i >= 1500 && !g.Last().Kind.Malformed() {
+			poison = i
+		}
+	}
+	tot := g.Totals()
+	produceLines(t, c, lines)
+	cfg := splitConfig(c, store.srv.URL, "panic")
+	r := startRunWith(t, c, cfg, Options{panicOn: func(v []byte) bool { return bytes.Equal(v, lines[poison]) }})
+
+	n := int64(len(lines))
+	eventually(t, 30*time.Second, func() string {
+		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
+		if m != n || l != n {
+			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
+		}
+		return ""
+	})
+	s := parse(t, get(t, r.metrics))
+	var errs []string
+	check := func(what string, got, want float64) {
+		if got != want {
+			errs = append(errs, fmt.Sprintf("%s = %v, want %v", what, got, want))
+		}
+	}
+	check("failed records", s.sum("accesslog_exporter_records_total", map[string]string{"result": "failed"}), float64(tot.Malformed+1))
+	check("parsed records", s.sum("accesslog_exporter_records_total", map[string]string{"result": "parsed"}), float64(tot.Requests-1))
+	check("internal errors", s.sum("accesslog_exporter_parse_errors_total", map[string]string{"reason": "internal_error"}), 1)
+	check("requests", s.sum("accesslog_http_requests_total", nil), float64(tot.Requests-1))
+	if missing, extra := store.compare(wantLines(lines)); missing != 0 || extra != 0 {
+		errs = append(errs, fmt.Sprintf("log store: %d lines missing, %d extra", missing, extra))
+	}
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
+	}
+}
