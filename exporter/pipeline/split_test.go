@@ -256,3 +256,193 @@ func TestPanicOnOneRecordIsContained(t *testing.T) {
 		t.Error(strings.Join(errs, "\n"))
 	}
 }
+
+// paced produces lines at a steady rate from a goroutine and counts what
+// the cluster acknowledged.
+type paced struct {
+	acked atomic.Int64
+	done  chan struct{}
+}
+
+func producePaced(t *testing.T, c *kfake.Cluster, lines [][]byte, rate int) *paced {
+	t.Helper()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("nginxlog"),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &paced{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); <-p.done; prod.Close() })
+	const tick = 20 * time.Millisecond
+	per := rate * int(tick) / int(time.Second)
+	go func() {
+		defer close(p.done)
+		tk := time.NewTicker(tick)
+		defer tk.Stop()
+		for i := 0; i < len(lines); i += per {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+			}
+			recs := make([]*kgo.Record, 0, per)
+			for _, l := range lines[i:min(i+per, len(lines))] {
+				recs = append(recs, &kgo.Record{Value: l})
+			}
+			if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("produce: %v", err)
+				}
+				return
+			}
+			p.acked.Add(int64(len(recs)))
+		}
+	}()
+	return p
+}
+
+// The log store refuses every push for a while (15 s here, scaled down
+// from issue 15's 60 s to keep the test short) while 5k lines/s are
+// produced: the request counters keep up with what was produced within
+// 2 s, the metrics group keeps committing, the log group does not move,
+// and afterwards every line is in the store.
+func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
+	const rate, outage = 5000, 15 * time.Second
+	c := newCluster(t)
+	store := newMemStore(t)
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	lines := genRaw(t, rate*int((outage+3*time.Second)/time.Second), 31, start)
+	cfg := splitConfig(c, store.srv.URL, "outage-split")
+	cfg.Loki.MaxInflightBytes = 512 << 10
+	cfg.Loki.Timeout = time.Second
+	cfg.Kafka.FetchMaxBytes = 128 << 10
+	cfg.Kafka.FetchMaxPartitionBytes = 64 << 10
+	r := startRunWith(t, c, cfg, Options{})
+	records := func() float64 {
+		return parse(t, get(t, r.metrics)).sum("accesslog_exporter_records_total", nil)
+	}
+	p := producePaced(t, c, lines, rate)
+	eventually(t, 20*time.Second, func() string {
+		if store.requests.Load() == 0 {
+			return "no push reached the store"
+		}
+		return ""
+	})
+
+	store.refuse.Store(true)
+	outageEnd := time.Now().Add(outage)
+	var errs []string
+	var logBase map[int32]int64
+	var metricsLast int64
+	for i := 0; time.Now().Before(outageEnd); i++ {
+		produced := p.acked.Load()
+		by := time.Now().Add(2 * time.Second)
+		for records() < float64(produced) && time.Now().Before(by) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := records(); got < float64(produced) {
+			errs = append(errs, fmt.Sprintf("checkpoint %d: %v records counted 2 s after %d were produced", i, got, produced))
+		}
+		m := sumOffsets(groupCommits(t, c, cfg.Kafka.Group))
+		if i > 0 && m <= metricsLast {
+			errs = append(errs, fmt.Sprintf("checkpoint %d: metrics group committed %d, no more than before (%d)", i, m, metricsLast))
+		}
+		metricsLast = m
+		// Pushes acknowledged just before the outage may still commit: the
+		// log group's baseline is taken once the first checkpoint is over.
+		if i == 0 {
+			logBase = groupCommits(t, c, cfg.LokiGroup())
+		}
+	}
+	if now := groupCommits(t, c, cfg.LokiGroup()); sumOffsets(now) != sumOffsets(logBase) {
+		errs = append(errs, fmt.Sprintf("log group committed %d offsets during the outage (from %d), with nothing acknowledged", sumOffsets(now), sumOffsets(logBase)))
+	}
+	s := parse(t, get(t, r.metrics))
+	if s.sum("accesslog_exporter_fetch_paused", map[string]string{"sink": "logs"}) != 1 {
+		errs = append(errs, "the log member's fetching is not paused at the in-flight bound")
+	}
+	if s.sum("accesslog_exporter_fetch_paused", map[string]string{"sink": "metrics"}) != 0 {
+		errs = append(errs, "the metrics member's fetching is paused")
+	}
+
+	store.refuse.Store(false)
+	<-p.done
+	n := int64(len(lines))
+	eventually(t, time.Minute, func() string {
+		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
+		if m != n || l != n {
+			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
+		}
+		return ""
+	})
+	// Duplicates: at most what was in flight (lines are over 100 bytes).
+	inflight := int(cfg.Loki.MaxInflightBytes + 3*cfg.Kafka.FetchMaxBytes)
+	if missing, extra := store.compare(wantLines(lines)); missing != 0 || extra*100 > inflight {
+		errs = append(errs, fmt.Sprintf("log store: %d lines missing, %d extra (in-flight bound %d bytes)", missing, extra, inflight))
+	}
+	if got := records(); got != float64(n) {
+		errs = append(errs, fmt.Sprintf("%v records counted, want %d", got, n))
+	}
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
+	}
+}
+
+// A deployment that ran one group for both sinks moves to two: the log
+// group, which has no offsets yet, starts where the old group stopped, so
+// neither path re-sends nor skips anything beyond the old group's
+// uncommitted tail.
+func TestOneGroupToTwoUpgrade(t *testing.T) {
+	c := newCluster(t)
+	store := newMemStore(t)
+	lines := genRaw(t, 6000, 41, time.Now().Add(-time.Minute).Truncate(time.Second))
+	recs := produceTracked(t, c, lines)
+	cfg := splitConfig(c, store.srv.URL, "upgrade")
+
+	// The old single group acknowledged about half of every partition.
+	end := map[int32]int64{}
+	for _, r := range recs {
+		end[r.Partition] = max(end[r.Partition], r.Offset+1)
+	}
+	old := kadm.Offsets{}
+	for p, e := range end {
+		old.Add(kadm.Offset{Topic: "nginxlog", Partition: p, At: e / 2, LeaderEpoch: -1})
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if resp, err := kadm.NewClient(cl).CommitOffsets(context.Background(), cfg.Kafka.Group, old); err != nil || resp.Error() != nil {
+		t.Fatalf("commit the old group's offsets: %v %v", err, resp.Error())
+	}
+	want := map[string]int{}
+	var tail int64
+	for i, r := range recs {
+		if r.Offset >= end[r.Partition]/2 {
+			want[string(lines[i])]++
+			tail++
+		}
+	}
+
+	r := startRunWith(t, c, cfg, Options{})
+	n := int64(len(lines))
+	eventually(t, 30*time.Second, func() string {
+		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
+		if m != n || l != n {
+			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
+		}
+		return ""
+	})
+	var errs []string
+	if missing, extra := store.compare(want); missing != 0 || extra != 0 {
+		errs = append(errs, fmt.Sprintf("log store: %d lines of the uncommitted tail missing, %d lines from before it (or twice)", missing, extra))
+	}
+	if got := parse(t, get(t, r.metrics)).sum("accesslog_exporter_records_total", nil); got != float64(tail) {
+		errs = append(errs, fmt.Sprintf("%v records counted, want the tail of %d", got, tail))
+	}
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
+	}
+}
