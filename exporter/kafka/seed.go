@@ -45,10 +45,15 @@ func SeedGroup(ctx context.Context, cfg config.Kafka, from, group string, extra 
 		return 0, nil
 	}
 	resp, err := adm.CommitOffsets(ctx, group, offs)
-	if err != nil {
-		return 0, fmt.Errorf("kafka: seeding group %q from %q: %w", group, from, err)
+	if err == nil {
+		err = resp.Error()
 	}
-	if err := resp.Error(); err != nil {
+	// A group with members refuses commits from outside: another replica
+	// runs it already, and seeded it when it started.
+	if errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.RebalanceInProgress) {
+		return 0, nil
+	}
+	if err != nil {
 		return 0, fmt.Errorf("kafka: seeding group %q from %q: %w", group, from, err)
 	}
 	return len(offs), nil

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
@@ -445,4 +446,149 @@ func TestOneGroupToTwoUpgrade(t *testing.T) {
 	if len(errs) > 0 {
 		t.Error(strings.Join(errs, "\n"))
 	}
+}
+
+// A rebalance while the log store is slow: a second process joins and the
+// first leaves while pushes wait. Nothing is lost, and what is sent twice
+// is bounded by what was in flight at the two hand-overs.
+func TestRebalanceWhileLogStoreSlow(t *testing.T) {
+	c := newCluster(t)
+	store := newMemStore(t)
+	store.delay.Store(int64(400 * time.Millisecond))
+	lines := genRaw(t, 20000, 51, time.Now().Add(-time.Minute).Truncate(time.Second))
+	produceLines(t, c, lines)
+	cfg := splitConfig(c, store.srv.URL, "rebalance-split")
+	cfg.Loki.MaxInflightBytes = 512 << 10
+	cfg.Loki.Batch.MaxBytes = 64 << 10
+	cfg.Loki.Batch.MaxConcurrency = 1
+	cfg.Loki.ShutdownTimeout = time.Second
+	cfg.Kafka.FetchMaxBytes = 128 << 10
+	cfg.Kafka.FetchMaxPartitionBytes = 64 << 10
+
+	a := startRunWith(t, c, cfg, Options{ShutdownTimeout: 3 * time.Second})
+	eventually(t, 20*time.Second, func() string {
+		if store.requests.Load() < 2 {
+			return "no push reached the store"
+		}
+		return ""
+	})
+	b := startRunWith(t, c, cfg, Options{ShutdownTimeout: 3 * time.Second})
+	eventually(t, 20*time.Second, func() string {
+		s := parse(t, get(t, b.metrics))
+		if s.sum("accesslog_exporter_assigned_partitions", map[string]string{"sink": "logs"}) == 0 {
+			return "the joining process's log member got no partition"
+		}
+		return ""
+	})
+	a.stop(t)
+	store.delay.Store(0)
+
+	n := int64(len(lines))
+	eventually(t, time.Minute, func() string {
+		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
+		if m != n || l != n {
+			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
+		}
+		return ""
+	})
+	// Two hand-overs (the join, the leave), each re-reading at most what
+	// was in flight; lines are over 100 bytes.
+	inflight := 2 * int(cfg.Loki.MaxInflightBytes+3*cfg.Kafka.FetchMaxBytes)
+	missing, extra := store.compare(wantLines(lines))
+	if missing != 0 || extra*100 > inflight {
+		t.Errorf("log store: %d lines missing, %d extra (in-flight bound %d bytes)", missing, extra, inflight)
+	}
+	t.Logf("%d lines, %d sent twice", n, extra)
+}
+
+// SIGTERM with the log store down: the process is gone within its one
+// shutdown budget (not twice loki.shutdown_timeout), and both members have
+// left their groups, so their partitions move at once.
+func TestShutdownWithinBudgetLogStoreDown(t *testing.T) {
+	c := newCluster(t)
+	store := newMemStore(t)
+	store.refuse.Store(true)
+	lines := genRaw(t, 5000, 61, time.Now().Add(-time.Minute).Truncate(time.Second))
+	produceLines(t, c, lines)
+	cfg := splitConfig(c, store.srv.URL, "shutdown-down")
+	cfg.Loki.ShutdownTimeout = 30 * time.Second // longer than the budget: the budget wins
+	const budget = 3 * time.Second
+	r := startRunWith(t, c, cfg, Options{ShutdownTimeout: budget})
+	eventually(t, 20*time.Second, func() string {
+		if m := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)); m != int64(len(lines)) {
+			return fmt.Sprintf("metrics group committed %d of %d", m, len(lines))
+		}
+		return ""
+	})
+	took := stopTimed(t, r)
+	checkLeft(t, c, took, budget, cfg.Kafka.Group, cfg.LokiGroup())
+}
+
+// SIGTERM while the members are still joining their groups.
+func TestShutdownWithinBudgetDuringJoin(t *testing.T) {
+	c := newCluster(t)
+	store := newMemStore(t)
+	release := make(chan struct{})
+	var joins atomic.Int32
+	c.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		joins.Add(1)
+		c.SleepControl(func() {
+			select {
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+		})
+		return nil, nil, false
+	})
+	cfg := splitConfig(c, store.srv.URL, "shutdown-join")
+	const budget = 3 * time.Second
+	r := startRunWith(t, c, cfg, Options{ShutdownTimeout: budget})
+	eventually(t, 10*time.Second, func() string {
+		if joins.Load() < 2 {
+			return "the members did not try to join"
+		}
+		return ""
+	})
+	took := stopTimed(t, r)
+	close(release)
+	if took > budget+time.Second {
+		t.Errorf("shutdown during the join took %v, budget %v", took, budget)
+	}
+	t.Logf("shutdown during the join took %v (budget %v)", took, budget)
+}
+
+func stopTimed(t *testing.T, r *lokiRun) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	r.stop(t)
+	return time.Since(begin)
+}
+
+// checkLeft asserts the shutdown took at most the budget (and a second of
+// slack for a loaded machine) and that the groups have no members left.
+func checkLeft(t *testing.T, c *kfake.Cluster, took, budget time.Duration, groups ...string) {
+	t.Helper()
+	var errs []string
+	if took > budget+time.Second {
+		errs = append(errs, fmt.Sprintf("shutdown took %v, budget %v", took, budget))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ds, err := kadm.NewClient(cl).DescribeGroups(context.Background(), groups...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if d := ds[g]; len(d.Members) != 0 {
+			errs = append(errs, fmt.Sprintf("group %s still has %d members after shutdown (state %s): the leave did not happen", g, len(d.Members), d.State))
+		}
+	}
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
+	}
+	t.Logf("shutdown took %v (budget %v)", took, budget)
 }
