@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -42,18 +41,14 @@ func newExpositionHealth(t *testing.T) *Health {
 	return h
 }
 
-// The old path: Health as a collector on the registry, through promhttp,
-// as the server served it before the cluster series were pre-encoded. The
-// server registers its own series (accesslog_exporter_http_*) on the
-// registry it is given; they are on this one too, so that both paths serve
-// the same families.
+// The old path: Health as a collector on the registry, gathered per scrape,
+// as the server served it before the cluster series were pre-encoded.
 func collectorHandler(h *Health) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(h)
-	server.New(server.Config{}, reg, nil, nil)
-	return promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError, Registry: reg, EnableOpenMetrics: true,
-	}))
+	// Through the same server, so that its own families (rejections) are on
+	// both sides and only the health series' path differs.
+	return server.New(server.Config{}, reg, nil, nil).Handler()
 }
 
 // The new path, as pipeline.Run wires it.
@@ -155,8 +150,8 @@ func TestHealthExpositionEqualsCollector(t *testing.T) {
 					t.Errorf("%s: Content-Type %q, promhttp's %q", when, newType, oldType)
 				}
 				// Protobuf carries the creation time of counters, and
-				// each handler has its own promhttp_* and server
-				// counters: the families are compared below without it.
+				// each handler has its own promhttp_* and server counters: the
+				// families are compared below without it.
 				isProto := expfmt.Format(newType).FormatType() == expfmt.TypeProtoDelim
 				if !isProto && !bytes.Equal(newBody, oldBody) {
 					t.Errorf("%s: body differs from the collector path's:\n%s", when, firstDiff(oldBody, newBody))
