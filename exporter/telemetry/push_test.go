@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // victoriaMetrics starts the single-node binary that
@@ -27,14 +29,7 @@ import (
 // returns its base URL. `make test` builds it first; a bare `go test` skips.
 func victoriaMetrics(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("ACCESSLOG_VM_BIN")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache/accesslog-exporter/victoria-metrics-v1.130.0/victoria-metrics")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("VictoriaMetrics not built (run scripts/install-victoriametrics.sh or make test): %v", err)
-	}
+	bin := testenv.Binary(t, "ACCESSLOG_VM_BIN", "victoriametrics")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -144,17 +139,21 @@ func TestPushFailureIsCounted(t *testing.T) {
 	cfg := config.Default().Push
 	cfg.URL = "http://user:secret@127.0.0.1:" + strconv.Itoa(port) + "/api/v1/import/prometheus"
 	cfg.Timeout = time.Second
-	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	var logs bytes.Buffer
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Push(context.Background()); err == nil {
 		t.Fatal("push to a closed port succeeded")
 	}
+	if strings.Contains(logs.String(), "secret") {
+		t.Errorf("the push failure is logged with the password:\n%s", logs.String())
+	}
 	if got := testutil.ToFloat64(p.pushes.WithLabelValues("failure")); got != 1 {
 		t.Errorf("failed pushes = %v, want 1", got)
 	}
-	if r := redact(cfg.URL); strings.Contains(r, "secret") {
+	if r := config.RedactURL(cfg.URL); strings.Contains(r, "secret") {
 		t.Errorf("redact(%q) = %q still shows the password", cfg.URL, r)
 	}
 }
