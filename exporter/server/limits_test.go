@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,7 +129,10 @@ func heapInuse() uint64 {
 // families, stated below as a multiple of the body, and /healthz answers
 // throughout.
 func TestSlowReadersAndParallelScrapesBoundMemory(t *testing.T) {
-	const mb = 12
+	mb := 12 // ACCESSLOG_SCRAPE_MB=100 measures a full series budget
+	if v, err := strconv.Atoi(os.Getenv("ACCESSLOG_SCRAPE_MB")); err == nil && v > 0 {
+		mb = v
+	}
 	reg := bigRegistry(t, mb)
 	_, addr := startServer(t, Config{Limits: Limits{MaxRequestsInFlight: 60, WriteTimeout: time.Minute}}, reg)
 	plain := &http.Client{Transport: &http.Transport{DisableCompression: true}}
@@ -194,8 +199,8 @@ func TestSlowReadersAndParallelScrapesBoundMemory(t *testing.T) {
 	// Two bodies (MaxEncodings) and the families of one gather, which
 	// client_golang holds at about three times the text they encode to.
 	bound := 6 * size
-	t.Logf("%d slow readers, %d parallel scrapers x %d: heap grew by %.1f MB at its peak (bound %.1f MB)",
-		slow, parallel, rounds, float64(grew)/1e6, float64(bound)/1e6)
+	t.Logf("%d slow readers, %d parallel scrapers x %d: heap grew by %.1f MB at its peak (bound %.1f MB); peak RSS of the test process %s",
+		slow, parallel, rounds, float64(grew)/1e6, float64(bound)/1e6, peakRSS())
 	if grew > bound {
 		t.Errorf("heap grew by %.1f MB, more than %.1f MB (6 bodies of %.1f MB)", float64(grew)/1e6, float64(bound)/1e6, float64(size)/1e6)
 	}
@@ -335,4 +340,18 @@ func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+// peakRSS is the process's VmHWM from /proc, for the log.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
