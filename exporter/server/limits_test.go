@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 )
 
 // bigRegistry stands in for a full series budget: histograms by vhost and
@@ -354,4 +356,20 @@ func peakRSS() string {
 		}
 	}
 	return "unknown"
+}
+
+type panickingExposition struct{}
+
+func (panickingExposition) Exposition(expfmt.Format, bool) (iter.Seq2[string, []byte], error) {
+	panic("boom")
+}
+
+// Encoding runs outside the handler, where net/http's recover no longer
+// reaches: a panic there is a 500, not a crash.
+func TestEncodingPanicIs500(t *testing.T) {
+	s := New(Config{Expositions: []Exposition{panickingExposition{}}}, testRegistry(t), nil, nil)
+	rec := get(t, s.Handler(), "/metrics")
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "panicked: boom") {
+		t.Errorf("status %d, body %q: want 500 naming the panic", rec.Code, rec.Body.String())
+	}
 }
