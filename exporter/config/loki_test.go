@@ -17,7 +17,7 @@ func TestLokiValidation(t *testing.T) {
 		{"no url, nothing checked", "loki:\n  timeout: 0s\n", ""},
 		{"full and valid", "loki:\n  url: https://loki:3100\n  auth:\n    username: u\n    password_file: " + secret + "\n  tls:\n    ca_file: " + secret + "\n", ""},
 		{"bad url", "loki:\n  url: loki:3100\n", `config.yml:2: loki.url: want an http:// or https:// URL, got "loki:3100"`},
-		{"zero timeout", "loki:\n  url: http://l\n  timeout: 0s\n", "config.yml:3: loki.timeout: must be positive, got 0s"},
+		{"zero timeout", "loki:\n  url: http://l\n  timeout: 0s\n", "config.yml:3: loki.timeout: must be from 100ms to 10m, got 0s"},
 		{"backoff order", "loki:\n  url: http://l\n  retry:\n    min_backoff: 2s\n    max_backoff: 1s\n", "config.yml:5: loki.retry.max_backoff: must be at least min_backoff (2s), got 1s"},
 		{"negative retries", "loki:\n  url: http://l\n  retry:\n    max_retries: -1\n", "loki.retry.max_retries: must be 0 (forever) or more, got -1"},
 		{"inflight below batch", "loki:\n  url: http://l\n  max_inflight_bytes: 1KiB\n", "config.yml:3: loki.max_inflight_bytes: must be at least batch.max_bytes (1MiB), got 1KiB"},
