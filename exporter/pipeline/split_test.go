@@ -17,6 +17,7 @@ import (
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -591,4 +592,40 @@ func checkLeft(t *testing.T, c *kfake.Cluster, took, budget time.Duration, group
 		t.Error(strings.Join(errs, "\n"))
 	}
 	t.Logf("shutdown took %v (budget %v)", took, budget)
+}
+
+// Static membership: a process restarted with the same kafka.instance_id
+// gets its partitions back at once, long before the session timeout that
+// a dynamic member's replacement would wait out after a crash.
+func TestStaticMemberGetsPartitionsBackAtOnce(t *testing.T) {
+	c := newCluster(t)
+	store := newMemStore(t)
+	cfg := splitConfig(c, store.srv.URL, "static")
+	t.Setenv("ACCESSLOG_TEST_POD", "exporter-0")
+	cfg.Kafka.InstanceID = "${ACCESSLOG_TEST_POD}"
+	const session = 20 * time.Second
+	opts := Options{ShutdownTimeout: 2 * time.Second, KafkaOpts: []kgo.Opt{kgo.SessionTimeout(session)}}
+	assigned := func(r *lokiRun) string {
+		s := parse(t, get(t, r.metrics))
+		for _, sink := range []string{"metrics", "logs"} {
+			if n := s.sum("accesslog_exporter_assigned_partitions", map[string]string{"sink": sink}); n != 6 {
+				return fmt.Sprintf("the %s member owns %v of 6 partitions", sink, n)
+			}
+		}
+		return ""
+	}
+	a := startRunWith(t, c, cfg, opts)
+	eventually(t, 20*time.Second, func() string { return assigned(a) })
+	// A crash: the group never hears that the member went away.
+	c.ControlKey(int16(kmsg.LeaveGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil, true
+	})
+	a.stop(t)
+	begin := time.Now()
+	b := startRunWith(t, c, cfg, opts)
+	eventually(t, session/2, func() string { return assigned(b) })
+	t.Logf("restarted static member owned its partitions again after %v (session timeout %v)", time.Since(begin), session)
 }
