@@ -109,9 +109,16 @@ type Metrics struct {
 	// status_class, route, upstream, host, and var_NAME for any logged
 	// variable $NAME.
 	Labels []string `yaml:"labels"`
-	// MaxSeries bounds the label sets of each metric family; past it new
-	// label sets are folded into "__other__".
+	// MaxSeries bounds the label sets of each metric family; past it the
+	// unbounded labels of a new label set (vhost, route, upstream, host,
+	// var_NAME) are folded into "__other__", method and status kept.
 	MaxSeries int `yaml:"max_series"`
+	// VHosts, when set, is the list of vhosts that keep their name in the
+	// vhost label: exact names, or RE2 regular expressions written with a
+	// leading "~" as in nginx's server_name. Any other vhost is counted as
+	// "__unlisted__", so a flood of forged Host headers cannot use up
+	// MaxSeries.
+	VHosts []string `yaml:"vhosts"`
 	// Buckets are the classic histogram buckets; native buckets are always on.
 	Buckets                     Buckets `yaml:"buckets"`
 	NativeHistogramBucketFactor float64 `yaml:"native_histogram_bucket_factor"`

@@ -62,6 +62,9 @@ type Options struct {
 	// SpanProcessors receive the exporter's spans besides the OTLP exporter
 	// (tests record them in memory).
 	SpanProcessors []sdktrace.SpanProcessor
+	// HTTPLimits bound the HTTP server (--web.max-requests and the like);
+	// zero fields take server's defaults.
+	HTTPLimits server.Limits
 	// Started, when set, is called with the HTTP server once it listens
 	// (tests and the embedded mode's banner need the real address).
 	Started func(*server.Server)
@@ -240,6 +243,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Version:       opts.Version,
 		Reload:        lifecycle(opts.EnableLifecycle, reloads.Reload),
 		Expositions:   expositions,
+		Limits:        opts.HTTPLimits,
 	}, reg, allReady(members), log)
 	if err := srv.Listen(ctx); err != nil {
 		closeMembers()
