@@ -396,11 +396,8 @@ func TestScenario3LogStoreOutage(t *testing.T) {
 		hs = append(hs, fmt.Sprintf("loggen-s3-%s-%d", runID, i))
 	}
 	bulkHosts := strings.Join(hs, ",")
-	// With one cursor per sink only the log member falls behind.
-	alert, group := "KafkaConsumerGroupLagHigh", "accesslog-exporter"
-	if twoCursors {
-		alert, group = logLagAlert, logGroup
-	}
+	// One cursor per sink: only the log member falls behind.
+	alert, group := logLagAlert, logGroup
 	const bulk = 120000 // the alert's threshold is 100k records behind
 	var tl tally
 	stop := background(t, staticMix(host), 30, &tl)
@@ -422,19 +419,10 @@ func TestScenario3LogStoreOutage(t *testing.T) {
 		return s == "firing", fmt.Sprintf("state %q, lag %v", s, lagOf(group))
 	})
 	l.add("lag alert firing after", fmt.Sprintf("%s, lag of %s %v", time.Since(down).Round(time.Second), group, lagOf(group)))
-	if twoCursors {
-		// The metrics keep moving: the request counters reach what nginx
-		// had answered a moment ago, and the metrics group is not behind.
-		_, mark := tl.snapshot()
-		sel := fmt.Sprintf(`sum(accesslog_http_requests_total{vhost=%q})`, host)
-		var counted float64
-		eventually(t, 20*time.Second, "the request counters keep moving during the outage", func() (bool, string) {
-			counted, _ = promScalar(sel)
-			return counted >= float64(mark) && lagOf("accesslog-exporter") < 1000,
-				fmt.Sprintf("counted %v of %d answered, metrics group lag %v", counted, mark, lagOf("accesslog-exporter"))
-		})
-		l.add("during the outage", fmt.Sprintf("Prometheus counted %v of %d answered", counted, mark))
-	}
+	// The metrics keep moving: the request counters reach what nginx had
+	// answered a moment ago, and the metrics group is not behind.
+	counted, metricsLag, mark := metricsCurrent(t, host, &tl)
+	l.add("during the outage", fmt.Sprintf("Prometheus counted %v of %d answered; lag: metrics group %v, log group %v", counted, mark, metricsLag, lagOf(group)))
 	// It must reach Alertmanager. Whether it is then sent depends on the
 	// shipped inhibitions (an AccessLogExporterDown still active from an
 	// earlier scenario holds it back, by design), so delivery is recorded,
@@ -489,20 +477,13 @@ func TestScenario3LogStoreOutage(t *testing.T) {
 // that a scenario's bulk fills it (the log path then pauses fetching).
 const maxInflight = 8 << 20
 
-// twoCursors says the exporter runs one consumer group per sink (issue 15).
-// Until it does, scenario 7 is skipped: with one group, a log-store outage
-// stops the metrics once the in-flight bound is full.
-const twoCursors = false
-
-// requireTwoCursors skips without two cursors, and fails if the log
-// member's group is missing from the health poller's series.
+// requireTwoCursors fails unless the exporter runs one consumer group per
+// sink (issue 15): with one group, a log-store outage stops the metrics once
+// the in-flight bound is full.
 func requireTwoCursors(t *testing.T) {
 	t.Helper()
-	if !twoCursors {
-		t.Skip("needs one Kafka cursor per sink (issue 15: a log member in its own group " + logGroup + "), not in the exporter yet")
-	}
-	if !strings.Contains(metricsText(exporterURL), `consumergroup="`+logGroup+`"`) {
-		t.Fatalf("the exporter reports no consumer group %s on /metrics: no log member?", logGroup)
+	if m := metricsText(exporterURL); !strings.Contains(m, `accesslog_exporter_kafka_consumer_info{consumergroup="`+logGroup+`"`) {
+		t.Fatalf("the exporter runs no log member in group %s (no accesslog_exporter_kafka_consumer_info for it on /metrics)", logGroup)
 	}
 }
 
@@ -583,13 +564,7 @@ func TestScenario7AlertsDuringLogStoreOutage(t *testing.T) {
 	l.add(logLagAlert+" firing after", fmt.Sprintf("%s, log group lag %v", time.Since(down).Round(time.Second), logLag))
 	// The metrics path is current: it has counted what nginx answered a few
 	// seconds ago, and its group is not behind, while the log group is.
-	_, mark := tl.snapshot()
-	var counted, metricsLag float64
-	eventually(t, 20*time.Second, "the request counters keep moving during the outage", func() (bool, string) {
-		counted, _ = promScalar("sum(" + sel + ")")
-		metricsLag = lagOf("accesslog-exporter")
-		return counted >= float64(mark) && metricsLag < 1000, fmt.Sprintf("counted %v of %d answered, metrics group lag %v", counted, mark, metricsLag)
-	})
+	counted, metricsLag, mark := metricsCurrent(t, host, &tl)
 	l.add("during the outage", fmt.Sprintf("Prometheus counted %v of %d answered; lag: metrics group %v, log group %v", counted, mark, metricsLag, logLag))
 	if storeUp() {
 		t.Fatal("the log store answers: the outage ended before the checks that needed it")

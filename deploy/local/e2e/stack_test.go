@@ -658,6 +658,22 @@ func lagOf(group string) float64 {
 	return v
 }
 
+// metricsCurrent waits until Prometheus has counted, for host, every request
+// nginx had answered when it was called, and the metrics group is less than
+// 1000 records behind: the metrics path is current while the log path is
+// not. It returns the count, the metrics group's lag and what was answered.
+func metricsCurrent(t *testing.T, host string, tl *tally) (counted, lag float64, answered int) {
+	t.Helper()
+	_, answered = tl.snapshot()
+	sel := fmt.Sprintf(`sum(accesslog_http_requests_total{vhost=%q})`, host)
+	eventually(t, 20*time.Second, "the request counters keep moving during the outage", func() (bool, string) {
+		counted, _ = promScalar(sel)
+		lag = lagOf("accesslog-exporter")
+		return counted >= float64(answered) && lag < 1000, fmt.Sprintf("counted %v of %d answered, metrics group lag %v", counted, answered, lag)
+	})
+	return counted, lag, answered
+}
+
 // checkDuplicates records the lines the log store holds twice and fails when
 // they are more than loki.max_inflight_bytes could have held unacknowledged
 // (lines pushed and not acknowledged when the store went away are sent
