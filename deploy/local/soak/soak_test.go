@@ -30,6 +30,8 @@ var (
 	clientRate     = int(envFloat("SOAK_RATE", 100))                // client requests per second
 	trickleRate    = envFloat("SOAK_LOGGEN_RATE", 20)               // generator lines per second
 	burstEvery     = envDuration("SOAK_BURST_EVERY", time.Minute)   // mean gap between bulk bursts
+	inflightBound  = envString("SOAK_MAX_INFLIGHT", "1MiB")         // the replicas' loki.max_inflight_bytes
+	settleMax      = envDuration("SOAK_SETTLE", 2*time.Minute)      // for resources to return near the baseline
 )
 
 const (
@@ -181,6 +183,7 @@ func TestSoak(t *testing.T) {
 		stalenessBound, maxRSS/(1<<20), rssSlack/(1<<20), maxGoroutines, goroutineSlack))
 	s.add("load", fmt.Sprintf("client %d req/s (%s), generator %g lines/s, a bulk burst every %s on average",
 		clientRate, strings.Join(clientHosts, ", "), trickleRate, burstEvery))
+	s.add("replicas", fmt.Sprintf("%s, loki.max_inflight_bytes %s, log store behind the proxy %s", strings.Join(replicas, " "), inflightBound, proxyAddr))
 	defer s.writeLedger()
 
 	s.setup()
@@ -236,7 +239,7 @@ func (s *soak) setup() {
 	}
 	t.Cleanup(s.proxy.close)
 	repCfg := filepath.Join(s.runDir, "soak-exporter.yml")
-	if err := exporterConfig(cfg, repCfg, s.store); err != nil {
+	if err := exporterConfig(cfg, repCfg, s.store, inflightBound); err != nil {
 		t.Fatal(err)
 	}
 	// Take over stack-up's exporter once it has counted what stack-up's
@@ -647,9 +650,22 @@ func (s *soak) drain() {
 		return k >= int64(lines) && distinct >= lines && (p >= float64(k) || steady)
 	})
 	s.add("drain", fmt.Sprintf("%s after %s (%s)", map[bool]string{true: "converged", false: "NOT converged"}[ok], time.Since(start).Round(time.Second), last))
-	// Resources once everything is quiet again.
-	time.Sleep(5 * time.Second)
-	s.sampleResources(true)
+	// Resources once everything is quiet again: Go hands freed memory back
+	// to the system gradually, so wait for it, up to settleMax.
+	start = time.Now()
+	back := waitFor(ctx, settleMax, func() bool {
+		time.Sleep(5 * time.Second)
+		s.sampleResources(true)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, r := range s.res {
+			if r.lastRSS > r.baseRSS+rssSlack || r.lastG > r.baseG+goroutineSlack {
+				return false
+			}
+		}
+		return true
+	})
+	s.add("resources settled", fmt.Sprintf("%v after %s", back, time.Since(start).Round(time.Second)))
 }
 
 func (s *soak) final(loadEnd time.Time) {
