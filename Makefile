@@ -20,7 +20,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Revision=$(REVISION) \
             -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics loki victorialogs
+.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics victorialogs pushgateway deploy-tools
 
 all: build
 
@@ -39,23 +39,32 @@ replay: build
 
 test: lint unit fuzz deploy-test rules-test alertmanager-test dashboards-test
 
-unit: victoriametrics loki victorialogs
-	ACCESSLOG_LOKI_BIN=$$(./scripts/install-loki.sh) \
+# A plain `go test ./...` installs nothing: a test whose external program is
+# missing skips and names the target below that provides it
+# (internal/testenv). Here every program is installed first, and
+# ACCESSLOG_REQUIRE_EXTERNAL=1 turns such a skip into a failure.
+unit: victoriametrics victorialogs pushgateway prometheus-tools deploy-tools
+	ACCESSLOG_REQUIRE_EXTERNAL=1 \
 	ACCESSLOG_VICTORIALOGS_BIN=$$(./scripts/install-victorialogs.sh) \
 	ACCESSLOG_VM_BIN=$$(./scripts/install-victoriametrics.sh) \
+	ACCESSLOG_PUSHGATEWAY_BIN=$$(./scripts/install-pushgateway.sh) \
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 # Real receivers the tests start on loopback, built once into ~/.cache.
 victoriametrics:
 	./scripts/install-victoriametrics.sh >/dev/null
 
-# Grafana Loki 3.7.8 from its Go module (first time ~8.5 min, 2.7 GB memory)
-# and VictoriaLogs, for the Loki push tests (exporter/pipeline, exporter/loki).
-loki:
-	./scripts/install-loki.sh >/dev/null
+pushgateway:
+	./scripts/install-pushgateway.sh >/dev/null
 
+# VictoriaLogs, the real Loki-protocol store of the tests that need one
+# (exporter/loki); the delivery-contract tests use lokitest's in-process
+# receiver and need nothing installed.
 victorialogs:
 	./scripts/install-victorialogs.sh >/dev/null
+
+deploy-tools:
+	./scripts/install-deploy-tools.sh
 
 # Short runs of every fuzz target; longer ones with FUZZTIME=5m.
 fuzz:

@@ -22,6 +22,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // notExposedYet lists metric names the dashboards and rules use that the
@@ -32,6 +34,9 @@ var notExposedYet = map[string]string{
 	// has no rejection and no drop.
 	"accesslog_exporter_loki_rejected_total": "created on the first line Loki rejects",
 	"accesslog_exporter_loki_dropped_total":  "created on the first dropped line (loki.drop is opt-in)",
+	// Remove when the per-sink consumer groups land (issue 15): this test
+	// then fails until it is removed, and the recording rules below too.
+	"accesslog_exporter_kafka_consumer_info": "exported by the per-sink consumer groups (issue 15), not merged yet",
 }
 
 // emptyOnHealthyRun lists panel queries that may legitimately return nothing
@@ -40,7 +45,17 @@ var notExposedYet = map[string]string{
 var emptyOnHealthyRun = map[string]string{
 	"Retries, rejections, drops [B]": "the test's Loki rejects nothing",
 	"Retries, rejections, drops [C]": "nothing is dropped",
+
+	// They join on accesslog_exporter_kafka_consumer_info (see notExposedYet).
+	"Time to retention, by path [A]":                                                                 sinkInfoPending,
+	"recording rule consumergroup_sink:accesslog_exporter_kafka_consumer_info:max":                   sinkInfoPending,
+	"recording rule sink_consumergroup_topic:kafka_consumergroup_lag:sum":                            sinkInfoPending,
+	"recording rule sink_consumergroup_topic:accesslog_exporter_kafka_consumergroup_lag_seconds:max": sinkInfoPending,
+	"recording rule sink_consumergroup_topic:accesslog_exporter_kafka_retention_left_seconds:min":    sinkInfoPending,
+	"recording rule sink_consumergroup_topic:accesslog_exporter_kafka_retention_left:ratio":          sinkInfoPending,
 }
+
+const sinkInfoPending = "needs accesslog_exporter_kafka_consumer_info (issue 15); remove with its notExposedYet entry"
 
 // prometheusBuiltins are series Prometheus makes itself.
 var prometheusBuiltins = map[string]bool{"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true}
@@ -98,9 +113,7 @@ func TestAgainstExporter(t *testing.T) {
 	})
 
 	t.Run("live Prometheus", func(t *testing.T) {
-		if _, err := exec.LookPath("prometheus"); err != nil {
-			t.Skip("prometheus not installed (scripts/install-prometheus.sh)")
-		}
+		testenv.LookPath(t, "prometheus", "prometheus-tools")
 		native := startPrometheus(t, ex.addr, true)
 		classic := startPrometheus(t, ex.addr, false)
 		var checks []query
@@ -143,6 +156,9 @@ func keys[V any](m map[string]V) map[string]bool {
 
 // allowedEmpty says why a query may return nothing on a healthy run, or "".
 func allowedEmpty(q query) string {
+	if why, ok := emptyOnHealthyRun[q.name]; ok {
+		return why // a recording rule, by its whole check name
+	}
 	return emptyOnHealthyRun[q.name[strings.Index(q.name, ": ")+2:]]
 }
 

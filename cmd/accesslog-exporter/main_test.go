@@ -82,3 +82,39 @@ func write(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// check-config compiles every log format as run and replay do, and says the
+// same file:line: field (issue 13, defect 4).
+func TestCheckConfigCompilesFormats(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"lone dollar", "input:\n  format: \"$\"\n", `:2: input.format: accesslog: format "default": byte 1: invalid variable name after '$'`},
+		{"no variable", "input:\n  format: \"plain text\"\n", `:2: input.format: accesslog: format "default": no variables`},
+		{"named format", "input:\n  formats:\n    - name: alt\n      format: \"$\"\n", `:4: input.formats[0].format: accesslog: format "alt": byte 1: invalid variable name after '$'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yml")
+			write(t, file, tc.yaml)
+			want := file + tc.want
+			for _, args := range [][]string{
+				{"check-config", file},
+				{"--config.file", file, "replay"},
+			} {
+				code, out, errs := runCmd(t, "", args...)
+				if code != 1 || !strings.Contains(errs, want) {
+					t.Errorf("%v: code %d, stderr %q, stdout %.200q; want code 1 and stderr containing %q", args, code, errs, out, want)
+				}
+			}
+		})
+	}
+}
+
+// check-config hides credentials written into URLs (issue 13, defect 5).
+func TestCheckConfigRedactsURLs(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yml")
+	write(t, file, "loki:\n  url: http://user:SECRET@loki:3100\npush:\n  url: http://u:SECRET@vm:8428/api/v1/import/prometheus\ntracing:\n  endpoint: http://SECRET@otel:4318\n")
+	code, out, errs := runCmd(t, "", "check-config", file)
+	if code != 0 || strings.Contains(out+errs, "SECRET") || !strings.Contains(out, "url: http://***@loki:3100") {
+		t.Errorf("check-config: code %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+}

@@ -55,6 +55,9 @@ type Decoder struct {
 	cache []ruleMemo // by want index; nil map for fields no rule reads
 	path  []byte     // dotted key path while walking nested objects
 	buf   []byte     // an unescaped rule field value
+	// msgAt is the offset of a top-level "message" whose value is not a
+	// string, or -1: such a record is a broken envelope, not a raw line.
+	msgAt int
 }
 
 type rule struct {
@@ -166,8 +169,16 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 	if i := skipWS(value, 0); i < len(value) && value[i] == '{' {
 		clear(d.vals)
 		d.path = d.path[:0]
-		if end, ok := d.walk(value, i, 0); ok && skipWS(value, end) == len(value) && d.vals[wMessage] != nil {
-			return d.decodeEnvelope(r)
+		d.msgAt = -1
+		if end, ok := d.walk(value, i, 0); ok && skipWS(value, end) == len(value) {
+			if d.vals[wMessage] != nil {
+				return d.decodeEnvelope(r)
+			}
+			if d.msgAt >= 0 && !d.def.json {
+				r.Line = value
+				r.setFormat(d.def)
+				return r.fail(ReasonBadJSON, "", value, d.msgAt, `"message" as a JSON string`, nil)
+			}
 		}
 	}
 	return d.def.parseLine(value, r)
@@ -182,12 +193,19 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 	}
 	r.Host = d.envString(r, wHostName, wBeatHost, wAgentHost, wHost)
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
+	f := d.choose()
 	if ts := d.vals[wTimestamp]; ts != nil {
-		if t, ok := parseISO8601(ts); ok {
-			r.Timestamp = t
+		t, ok := parseISO8601(ts)
+		if !ok {
+			// The shipper's clock is as suspect as nginx's: a time past
+			// 2262 would wrap wherever it is used as nanoseconds.
+			r.Line = trimEOL(line)
+			r.setFormat(f)
+			return r.failValue(ReasonBadTime, "@timestamp", ts, 0, "an RFC 3339 time from 1970 to 2199")
 		}
+		r.Timestamp = t
 	}
-	return d.choose().parseLine(trimEOL(line), r)
+	return f.parseLine(trimEOL(line), r)
 }
 
 // envString returns the first present of up to four envelope fields, decoded.
@@ -299,6 +317,9 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 			}
 			i = ve + 1
 		case c == '{' || c == '[':
+			if depth == 0 && d.want(full) == wMessage {
+				d.msgAt = i
+			}
 			if i = jsonSkip(b, i, depth); i < 0 {
 				return 0, false
 			}
@@ -313,6 +334,8 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 				if v := b[i:end]; string(v) != "null" {
 					d.vals[w] = v
 				}
+			} else if w == wMessage && depth == 0 {
+				d.msgAt = i
 			}
 			i = end
 		}

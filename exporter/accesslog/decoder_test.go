@@ -154,10 +154,28 @@ func TestDecoder(t *testing.T) {
 			err:    `literal_mismatch var=remote_addr offset=0: byte 0: $remote_addr: want value followed by literal " - ", got "{\"status\":\"200\"}"`,
 		},
 		{
-			name:   "a non-string message is not an envelope",
+			name:   "a non-string message is a broken envelope",
 			in:     `{"message":42}`,
 			format: "main_timed",
-			err:    `literal_mismatch var=remote_addr offset=0: byte 0: $remote_addr: want value followed by literal " - ", got "{\"message\":42}"`,
+			err:    `bad_json var= offset=11: byte 11: want "message" as a JSON string, got "42}"`,
+		},
+		{
+			name:   "a null message is a broken envelope",
+			in:     `{"host":{"name":"web-1"},"message":null}`,
+			format: "main_timed",
+			err:    `bad_json var= offset=35: byte 35: want "message" as a JSON string, got "null}"`,
+		},
+		{
+			name:   "an object message is a broken envelope",
+			in:     `{"message":{"text":"x"}}`,
+			format: "main_timed",
+			err:    `bad_json var= offset=11: byte 11: want "message" as a JSON string, got "{\"text\":\"x\"}}"`,
+		},
+		{
+			name:   "a nested message is no envelope's",
+			in:     `{"log":{"message":1}}`,
+			format: "main_timed",
+			err:    `literal_mismatch var=remote_addr offset=0: byte 0: $remote_addr: want value followed by literal " - ", got "{\"log\":{\"message\":1}}"`,
 		},
 		{
 			name:   "unparsable message keeps the envelope fields",

@@ -24,10 +24,15 @@ const (
 	ReasonBadStatus
 	// ReasonBadNumber: a byte count or a duration is not a number or "-".
 	ReasonBadNumber
-	// ReasonBadTime: $time_local, $time_iso8601 or $msec does not parse.
+	// ReasonBadTime: $time_local, $time_iso8601, $msec or the envelope's
+	// @timestamp does not parse, or is outside 1970 to 2199.
 	ReasonBadTime
-	// ReasonBadJSON: a JSON access line is not a well-formed JSON object.
+	// ReasonBadJSON: a JSON access line is not a well-formed JSON object,
+	// or a Filebeat envelope's message is not a string.
 	ReasonBadJSON
+	// ReasonMissingField: a JSON access line is well formed but lacks what
+	// makes it a request ($status): "{}" or some other JSON object.
+	ReasonMissingField
 
 	numReasons = iota + 1
 )
@@ -42,6 +47,7 @@ var reasonNames = [...]string{
 	"bad_number",
 	"bad_time",
 	"bad_json",
+	"missing_field",
 }
 
 // String is the label value, e.g. "bad_status".
@@ -91,7 +97,9 @@ func (e *ParseError) Error() string {
 	b.WriteString(strconv.Itoa(e.Offset))
 	b.WriteString(": ")
 	if e.Var != "" {
-		b.WriteByte('$')
+		if e.Var[0] != '@' { // @timestamp is the envelope's, not a variable
+			b.WriteByte('$')
+		}
 		b.WriteString(e.Var)
 		b.WriteString(": ")
 	}

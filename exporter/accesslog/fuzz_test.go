@@ -84,6 +84,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(envFBWin), "\"\\\x00é\U0001F600\n", "h\u2028", `C:\x`)
 	f.Add([]byte(`{"message":"x","fields":{"log_type":"nginx_json"}}`), "", "", "")
 	f.Add([]byte(`{"message":42}`), "", "", "")
+	f.Add([]byte(`{"message":null,"host":{"name":"h"}}`), "", "", "")
+	f.Add([]byte(`{"message":"x","message":[1]}`), "", "", "")
 	f.Add([]byte(`{"a":{"b":{"c":[[[{"message":"x"}]]]}},"message":"\ud800"}`), "", "", "")
 	f.Add([]byte(rawLineFmt), "", "", "")
 	for _, s := range lineSeeds {
@@ -99,7 +101,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, value []byte, msg, host, path string) {
 		var r Record
-		_ = d.Decode(value, &r)
+		derr := d.Decode(value, &r)
 		// An envelope according to encoding/json must be one here too, with
 		// the same message (when the JSON is valid UTF-8, where both agree
 		// on replacement characters).
@@ -109,6 +111,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("not seen as an envelope: %q", value)
 			} else if ok && string(r.Line) != string(trimEOL([]byte(m))) {
 				t.Fatalf("Line %q, want %q", r.Line, m)
+			}
+			// A message that is there but not a string is a broken
+			// envelope, not a line of the default format.
+			if m, there := ev["message"]; there && !r.Enveloped {
+				if _, isString := m.(string); !isString {
+					if pe, ok := derr.(*ParseError); !ok || pe.Reason != ReasonBadJSON {
+						t.Fatalf("message %v (%T): %v, want bad_json", m, m, derr)
+					}
+				}
 			}
 		}
 
@@ -143,6 +154,8 @@ func FuzzJSON(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{} x`))
 	f.Add([]byte(`{"remote_addr":null,"status":200e0}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"user":"alice","status":{"code":200}}`))
 	format := mustCompile(f, "json", "json", EscapeJSON)
 	nested := mustCompile(f, "nested", `{"a":{"b":"$remote_addr","c":"[$time_local] $status"},"d.e":$status}`, EscapeJSON)
 	slot := format.Index("remote_addr")
@@ -158,6 +171,13 @@ func FuzzJSON(f *testing.F) {
 		if pe, ok := err.(*ParseError); ok && (pe.Reason == ReasonBadJSON || pe.Reason == ReasonTrailingData) {
 			t.Fatalf("valid JSON object rejected: %v", err)
 		}
+		// Without a status it is no request, whatever else it holds.
+		switch m["status"].(type) {
+		case nil, map[string]any, []any:
+			if pe, ok := err.(*ParseError); !ok || pe.Reason != ReasonMissingField {
+				t.Fatalf("JSON object without a status: %v, want missing_field", err)
+			}
+		}
 		_ = format.Parse(line, &r)
 		if want, ok := m["remote_addr"].(string); ok {
 			if got := string(Unescape(nil, r.Var(slot), EscapeJSON)); got != want {
@@ -171,12 +191,16 @@ func FuzzTime(f *testing.F) {
 	for _, s := range []string{
 		"10/Oct/2025:13:55:36 +0200", "29/Feb/2024:23:59:59 -0945", "01/Jan/0000:00:00:00 +0000",
 		"2025-10-10T13:55:36+02:00", "2025-10-10T11:55:36.123456789Z", "1728561336.123", "99999999999.9",
+		"31/Dec/2199:23:59:59 +0000", "9999-12-31T23:59:59Z", "7258118400.000",
 	} {
 		f.Add(s, int64(1728561336123), int16(120))
 	}
 	f.Fuzz(func(t *testing.T, s string, unixMilli int64, offMin int16) {
 		b := []byte(s)
 		got, ok := parseAnyTime(b)
+		if ok && (got.Unix() < minUnix || got.Unix() > maxUnix) {
+			t.Fatalf("%q accepted as %v, outside the window", s, got)
+		}
 		if ok {
 			var ref time.Time
 			var err error
@@ -218,16 +242,19 @@ func FuzzTime(f *testing.F) {
 		if tm.Year() > 9999 {
 			return
 		}
+		// Within the window every form parses back; past it every form
+		// fails (bad_time), never wraps.
+		in := tm.Unix() <= maxUnix
 		for _, layout := range []string{"02/Jan/2006:15:04:05 -0700", "2006-01-02T15:04:05-07:00"} {
 			text := tm.Format(layout)
 			p, ok := parseAnyTime([]byte(text))
-			if !ok || !p.Equal(tm.Truncate(time.Second)) {
-				t.Fatalf("%q: %v %v, want %v", text, p, ok, tm)
+			if ok != in || ok && !p.Equal(tm.Truncate(time.Second)) {
+				t.Fatalf("%q: %v %v, want %v (in window: %v)", text, p, ok, tm, in)
 			}
 		}
 		msec := fmt.Sprintf("%d.%03d", unixMilli/1000, unixMilli%1000)
-		if p, ok := parseAnyTime([]byte(msec)); !ok || !p.Equal(tm) {
-			t.Fatalf("%q: %v %v, want %v", msec, p, ok, tm)
+		if p, ok := parseAnyTime([]byte(msec)); ok != in || ok && !p.Equal(tm) {
+			t.Fatalf("%q: %v %v, want %v (in window: %v)", msec, p, ok, tm, in)
 		}
 	})
 }

@@ -29,6 +29,12 @@ func (f *Format) parseLine(line []byte, r *Record) error {
 	var err error
 	if f.json {
 		err = f.parseJSON(line, r)
+		if i := f.slotOf[kStatus]; err == nil && (i < 0 || r.vars[i] == nil) {
+			// Any JSON object walks cleanly; without a status it is not
+			// an access line, and counting it would add a request with
+			// every label unknown.
+			return r.fail(ReasonMissingField, "status", line, 0, "a key holding it", nil)
+		}
 	} else {
 		err = f.parseOps(&f.text, line, 0, r)
 	}

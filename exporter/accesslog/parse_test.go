@@ -449,6 +449,22 @@ func TestTimes(t *testing.T) {
 		{"msec", "1728561336.123", "2024-10-10T11:55:36.123Z"},
 		{"msec without fraction", "1728561336", "2024-10-10T11:55:36Z"},
 		{"msec garbage", "17285x1336.123", ""},
+		// The window, 1970 to 2199 (issue 13, defect 7).
+		{"time_local 9999", "10/Oct/9999:13:55:36 +0000", ""},
+		{"time_local 2262", "12/Apr/2262:00:00:00 +0000", ""},
+		{"time_local last second", "31/Dec/2199:23:59:59 +0000", "2199-12-31T23:59:59Z"},
+		{"time_local first second past", "01/Jan/2200:00:00:00 +0000", ""},
+		{"time_local past by zone", "31/Dec/2199:23:30:00 -0100", ""},
+		{"time_local 1970", "01/Jan/1970:00:00:00 +0000", "1970-01-01T00:00:00Z"},
+		{"time_local before 1970 by zone", "01/Jan/1970:00:30:00 +0100", ""},
+		{"time_local year 0", "01/Jan/0000:00:00:00 +0000", ""},
+		{"iso8601 9999", "9999-12-31T23:59:59+00:00", ""},
+		{"iso8601 1969", "1969-12-31T23:59:59Z", ""},
+		{"iso8601 last nanosecond", "2199-12-31T23:59:59.999999999Z", "2199-12-31T23:59:59.999999999Z"},
+		{"msec 9999", "253402300799.000", ""},
+		{"msec 2200", "7258118400.000", ""},
+		{"msec last", "7258118399.999", "2199-12-31T23:59:59.999Z"},
+		{"msec 0", "0.000", "1970-01-01T00:00:00Z"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -563,7 +579,7 @@ func TestReasons(t *testing.T) {
 	for _, r := range Reasons() {
 		names = append(names, r.String())
 	}
-	want := "empty_line,literal_mismatch,unterminated_quote,trailing_data,bad_status,bad_number,bad_time,bad_json"
+	want := "empty_line,literal_mismatch,unterminated_quote,trailing_data,bad_status,bad_number,bad_time,bad_json,missing_field"
 	if got := strings.Join(names, ","); got != want {
 		t.Errorf("Reasons() = %s", got)
 	}

@@ -108,9 +108,27 @@ func monthIndex(b []byte) int {
 	return 0
 }
 
-func civil(y, mo, d, hh, mm, ss, nsec, off int) time.Time {
+// The window of times a line may carry. Past 2262 a time no longer fits in
+// int64 nanoseconds, where Loki timestamps and time.Time.UnixNano wrap (a
+// line dated 9999 went to the log store stamped 1816); a time outside the
+// window fails with ReasonBadTime instead. 1970 is where $msec starts; 2200
+// leaves room for any real clock.
+const (
+	minUnix = 0              // 1970-01-01T00:00:00Z
+	maxUnix = 7258118400 - 1 // 2199-12-31T23:59:59Z
+	maxNano = maxUnix*1e9 + 999_999_999
+)
+
+func inWindow(sec int64) bool { return sec >= minUnix && sec <= maxUnix }
+
+// civil is the instant y-mo-d hh:mm:ss.nsec at UTC offset off, reported not
+// ok outside the window.
+func civil(y, mo, d, hh, mm, ss, nsec, off int) (time.Time, bool) {
 	sec := daysFromCivil(y, mo, d)*86400 + int64(hh*3600+mm*60+ss) - int64(off)
-	return time.Unix(sec, int64(nsec)).In(zoneFor(off))
+	if !inWindow(sec) {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, int64(nsec)).In(zoneFor(off)), true
 }
 
 // parseTimeLocal reads $time_local: "10/Oct/2025:13:55:36 +0200".
@@ -128,7 +146,7 @@ func parseTimeLocal(b []byte) (time.Time, bool) {
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || !validDate(y, mo, d, hh, mm, ss) {
 		return time.Time{}, false
 	}
-	return civil(y, mo, d, hh, mm, ss, 0, off), true
+	return civil(y, mo, d, hh, mm, ss, 0, off)
 }
 
 // zoneOffset reads "+0200" (colon false) or "+02:00" (colon true) in seconds.
@@ -200,14 +218,14 @@ func parseISO8601(b []byte) (time.Time, bool) {
 			return time.Time{}, false
 		}
 	}
-	return civil(y, mo, d, hh, mm, ss, nsec, off), true
+	return civil(y, mo, d, hh, mm, ss, nsec, off)
 }
 
 // parseMsec reads $msec: Unix seconds with millisecond resolution,
 // "1728561336.123". The result is in UTC since $msec carries no zone.
 func parseMsec(b []byte) (time.Time, bool) {
 	ns, ok := parseNanos(b)
-	if !ok {
+	if !ok || ns > maxNano {
 		return time.Time{}, false
 	}
 	return time.Unix(ns/1e9, ns%1e9).UTC(), true
@@ -261,5 +279,8 @@ func (r *Record) parseTime(b []byte) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	sec := c.days*86400 + int64(hh*3600+mm*60+ss) - int64(c.off)
+	if !inWindow(sec) {
+		return time.Time{}, false
+	}
 	return time.Unix(sec, 0).In(c.loc), true
 }

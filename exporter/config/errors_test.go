@@ -59,11 +59,11 @@ func TestParseErrors(t *testing.T) {
 		{"topic is not a regex unless asked", "kafka:\n  topics: ['nginx(']\n", ""},
 		{"empty group", "kafka:\n  group: ''\n", "config.yml:2: kafka.group: required: the consumer group shares partitions among replicas and keeps their offsets"},
 		{"start offset", "kafka:\n  start_offset: first\n", `config.yml:2: kafka.start_offset: want earliest or latest, got "first"`},
-		{"fetch max bytes zero", "kafka:\n  fetch_max_bytes: 0\n", "config.yml:2: kafka.fetch_max_bytes: must be positive, got 0"},
-		{"fetch max partition bytes zero", "kafka:\n  fetch_max_partition_bytes: 0B\n", "config.yml:2: kafka.fetch_max_partition_bytes: must be positive, got 0"},
-		{"commit interval zero", "kafka:\n  commit_interval: 0s\n", "config.yml:2: kafka.commit_interval: must be positive, got 0s"},
-		{"commit interval negative", "kafka:\n  commit_interval: -5s\n", "config.yml:2: kafka.commit_interval: must be positive, got -5s"},
-		{"workers negative", "kafka:\n  workers: -1\n", "config.yml:2: kafka.workers: must be 0 (as many as GOMAXPROCS) or more, got -1"},
+		{"fetch max bytes zero", "kafka:\n  fetch_max_bytes: 0\n", "config.yml:2: kafka.fetch_max_bytes: must be from 1KiB to 1GiB, got 0B"},
+		{"fetch max partition bytes zero", "kafka:\n  fetch_max_partition_bytes: 0B\n", "config.yml:2: kafka.fetch_max_partition_bytes: must be from 1KiB to 1GiB, got 0B"},
+		{"commit interval zero", "kafka:\n  commit_interval: 0s\n", "config.yml:2: kafka.commit_interval: must be from 10ms to 24h, got 0s"},
+		{"commit interval negative", "kafka:\n  commit_interval: -5s\n", "config.yml:2: kafka.commit_interval: must be from 10ms to 24h, got -5s"},
+		{"workers negative", "kafka:\n  workers: -1\n", "config.yml:2: kafka.workers: must be from 0 to 1024 (0: as many as GOMAXPROCS), got -1"},
 		{"tls ca missing", "kafka:\n  tls:\n    enabled: true\n    ca_file: {dir}/missing.pem\n", "config.yml:4: kafka.tls.ca_file: open {dir}/missing.pem: no such file or directory"},
 		{"tls ca is a directory", "kafka:\n  tls:\n    ca_file: {dir}\n", "config.yml:3: kafka.tls.ca_file: {dir} is a directory, want a file"},
 		{"tls cert missing", "kafka:\n  tls:\n    cert_file: {dir}/missing.pem\n    key_file: {dir}/key.pem\n", "config.yml:3: kafka.tls.cert_file: open {dir}/missing.pem: no such file or directory"},
@@ -98,7 +98,7 @@ func TestParseErrors(t *testing.T) {
 		{"var label without name", "metrics:\n  labels: [var_]\n", `config.yml:2: metrics.labels[0]: unknown label "var_" (want one of vhost, method, status, status_class, route, upstream, host, or var_NAME with NAME in [a-z0-9_])`},
 		{"all known labels", "metrics:\n  labels: [vhost, method, status, status_class, route, upstream, host, var_http_x_region, var_2]\n", ""},
 		{"duplicate label", "metrics:\n  labels: [vhost, status, vhost]\n", `config.yml:2: metrics.labels[2]: duplicate label "vhost" (first at metrics.labels[0])`},
-		{"max series zero", "metrics:\n  max_series: 0\n", "config.yml:2: metrics.max_series: must be at least 1, got 0"},
+		{"max series zero", "metrics:\n  max_series: 0\n", "config.yml:2: metrics.max_series: must be from 1 to 100000, got 0"},
 		{"buckets empty", "metrics:\n  buckets:\n    request_duration: []\n", "config.yml:3: metrics.buckets.request_duration: at least one bucket is required"},
 		{"buckets decreasing", "metrics:\n  buckets:\n    upstream_duration: [0.1, 0.5, 0.25]\n", "config.yml:3: metrics.buckets.upstream_duration[2]: buckets must be strictly increasing: 0.25 follows 0.5"},
 		{"buckets repeated", "metrics:\n  buckets:\n    response_size:\n      - 100\n      - 100\n", "config.yml:5: metrics.buckets.response_size[1]: buckets must be strictly increasing: 100 follows 100"},
@@ -106,6 +106,8 @@ func TestParseErrors(t *testing.T) {
 		{"bucket factor one", "metrics:\n  native_histogram_bucket_factor: 1\n", "config.yml:2: metrics.native_histogram_bucket_factor: must be greater than 1, got 1"},
 		{"route without match", "metrics:\n  routes:\n    rules:\n      - replace: /x\n", "config.yml: metrics.routes.rules[0].match: required: a regular expression on the path"},
 		{"route bad match", "metrics:\n  routes:\n    rules:\n      - match: '^/users/(\\d+'\n        replace: /users/:id\n", `config.yml:4: metrics.routes.rules[0].match: invalid regular expression "^/users/(\\d+": missing closing )`},
+		{"vhost bad regexp", "metrics:\n  vhosts:\n    - shop.example.com\n    - '~^api(\\.example\\.com$'\n", `config.yml:4: metrics.vhosts[1]: invalid regular expression "^api(\\.example\\.com$": missing closing )`},
+		{"vhost empty", "metrics:\n  vhosts: [shop.example.com, '']\n", `config.yml:2: metrics.vhosts[1]: empty: want a vhost name, or ~ and a regular expression`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := strings.ReplaceAll(tc.yaml, "{dir}", dir)
@@ -145,7 +147,7 @@ input:
 		`config.yml:3: kafka.workers: want an integer, got "many"`,
 		`config.yml:8: metrics.labels[1]: unknown label "stauts" (did you mean "status"?)`,
 		`config.yml:10: metrics.buckets.request_duration[1]: want a number, got "x"`,
-		`config.yml:11: metrics.max_series: must be at least 1, got 0`,
+		`config.yml:11: metrics.max_series: must be from 1 to 100000, got 0`,
 		`config.yml:13: input.escape: want default, json or none, got "html"`,
 		`config.yml: kafka.sasl.password_file: required when kafka.sasl.mechanism is PLAIN`,
 	}, "\n")

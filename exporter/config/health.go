@@ -48,12 +48,10 @@ func (v *validator) health(h *Health) {
 	if !h.Enabled {
 		return
 	}
-	if h.Interval <= 0 {
-		v.errorf("health.interval", "must be positive, got %v", h.Interval)
-	}
+	v.interval("health.interval", h.Interval, minPollInterval, maxPollInterval)
 	switch {
-	case h.Timeout <= 0:
-		v.errorf("health.timeout", "must be positive, got %v", h.Timeout)
+	case h.Timeout < minTimeout:
+		v.errorf("health.timeout", "must be at least %s, got %v", minTimeout, h.Timeout)
 	case h.Interval > 0 && h.Timeout > h.Interval:
 		v.errorf("health.timeout", "%v is longer than health.interval %v: polls would overlap", h.Timeout, h.Interval)
 	}
@@ -61,13 +59,7 @@ func (v *validator) health(h *Health) {
 	v.regexp("health.topics_exclude", h.TopicsExclude)
 	v.regexp("health.groups", h.Groups)
 	v.regexp("health.groups_exclude", h.GroupsExclude)
-	if h.StaleAfter < 1 {
-		v.errorf("health.stale_after", "must be at least 1 failed poll, got %d", h.StaleAfter)
-	}
-	if h.LagSecondsPartitions < 0 {
-		v.errorf("health.lag_seconds_partitions", "must be 0 (off) or more, got %d", h.LagSecondsPartitions)
-	}
-	if h.ExpectedBrokers < 0 {
-		v.errorf("health.expected_brokers", "must be 0 (not checked) or more, got %d", h.ExpectedBrokers)
-	}
+	v.count("health.stale_after", h.StaleAfter, 1, maxStaleAfter, "")
+	v.count("health.lag_seconds_partitions", h.LagSecondsPartitions, 0, maxLagPartitions, "0: off")
+	v.count("health.expected_brokers", h.ExpectedBrokers, 0, maxBrokers, "0: not checked")
 }

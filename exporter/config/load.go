@@ -310,11 +310,13 @@ func describe(n *yaml.Node) string {
 
 // String is the effective config as YAML, as check-config prints it:
 // durations and sizes in their human form, short lists on one line. It
-// reads back with Parse to an equal Config. The schema holds no secrets
-// (the SASL password is only ever a file name), so it is safe to print.
+// reads back with Parse to an equal Config, except that credentials written
+// into a URL (loki.url, push.url, tracing.endpoint) show as "***": the rest
+// of the schema holds no secrets (passwords and tokens are only ever file
+// names), so it is safe to print.
 func (c *Config) String() string {
 	var n yaml.Node
-	if err := n.Encode(c); err != nil {
+	if err := n.Encode(c.redacted()); err != nil {
 		return "# " + err.Error()
 	}
 	flowScalarLists(&n)

@@ -11,6 +11,10 @@ import (
 type Loki struct {
 	// URL is Loki's base URL (e.g. http://loki:3100) or the full push URL.
 	URL string `yaml:"url"`
+	// Group is the consumer group of the log path: it commits only what
+	// the log store acknowledged, apart from kafka.group, which commits
+	// what has been counted. Empty means "<kafka.group>-loki".
+	Group string `yaml:"group"`
 	// Timeout bounds one push request.
 	Timeout time.Duration `yaml:"timeout"`
 	// Tenant is sent as X-Scope-OrgID; empty sends none.
@@ -28,6 +32,11 @@ type Loki struct {
 	// acknowledged; at the bound fetching pauses until acknowledgements free
 	// room, and Kafka holds the rest.
 	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
+	// MaxLineBytes caps a line sent to the log store; a longer one is cut
+	// to it (counted). The default is Loki's own max_line_size, so a line
+	// Loki would refuse is cut here instead, and a 40 MiB line costs the
+	// push path 256 KB, not several copies of 40 MiB.
+	MaxLineBytes ByteSize `yaml:"max_line_bytes"`
 	// ShutdownTimeout bounds the wait for acknowledgements on shutdown and
 	// on partition revocation; what is not acknowledged by then is not
 	// committed and is read again.
@@ -105,6 +114,7 @@ func defaultLoki() Loki {
 		Retry:            LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
 		Labels:           LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
 		MaxInflightBytes: 64 * miB,
+		MaxLineBytes:     256 * kB,
 		ShutdownTimeout:  30 * time.Second,
 	}
 }
@@ -116,38 +126,34 @@ func (v *validator) loki(l *Loki) {
 		return
 	}
 	if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf("loki.url", "want an http:// or https:// URL, got %q", l.URL)
+		v.errorf("loki.url", "want an http:// or https:// URL, got %q", RedactURL(l.URL))
 	}
-	positive := func(path string, d time.Duration) {
-		if d <= 0 {
-			v.errorf(path, "must be positive, got %v", d)
-		}
-	}
-	positive("loki.timeout", l.Timeout)
-	positive("loki.batch.max_wait", l.Batch.MaxWait)
-	positive("loki.retry.min_backoff", l.Retry.MinBackoff)
-	positive("loki.shutdown_timeout", l.ShutdownTimeout)
+	v.interval("loki.timeout", l.Timeout, minTimeout, maxTimeout)
+	v.interval("loki.batch.max_wait", l.Batch.MaxWait, minBatchWait, maxBatchWait)
+	v.interval("loki.retry.min_backoff", l.Retry.MinBackoff, minBackoff, maxBackoff)
+	v.interval("loki.shutdown_timeout", l.ShutdownTimeout, minTimeout, maxTimeout)
 	if l.Retry.MaxBackoff < l.Retry.MinBackoff {
 		v.errorf("loki.retry.max_backoff", "must be at least min_backoff (%v), got %v", l.Retry.MinBackoff, l.Retry.MaxBackoff)
+	} else {
+		v.interval("loki.retry.max_backoff", l.Retry.MaxBackoff, minBackoff, maxBackoff)
 	}
 	if l.Retry.MaxRetries < 0 {
 		v.errorf("loki.retry.max_retries", "must be 0 (forever) or more, got %d", l.Retry.MaxRetries)
 	}
-	if l.Batch.MaxBytes <= 0 {
-		v.errorf("loki.batch.max_bytes", "must be positive, got %d", int64(l.Batch.MaxBytes))
-	}
-	if l.Batch.MaxConcurrency <= 0 {
-		v.errorf("loki.batch.max_concurrency", "must be positive, got %d", l.Batch.MaxConcurrency)
-	}
+	v.size("loki.batch.max_bytes", l.Batch.MaxBytes, minBatchBytes, maxBatchBytes)
+	v.count("loki.batch.max_concurrency", l.Batch.MaxConcurrency, 1, maxConcurrency, "")
 	if l.MaxInflightBytes < l.Batch.MaxBytes {
 		v.errorf("loki.max_inflight_bytes", "must be at least batch.max_bytes (%v), got %v", l.Batch.MaxBytes, l.MaxInflightBytes)
+	} else {
+		v.size("loki.max_inflight_bytes", l.MaxInflightBytes, l.Batch.MaxBytes, maxInflightBytes)
+	}
+	if l.MaxLineBytes <= 0 {
+		v.errorf("loki.max_line_bytes", "must be positive, got %d", int64(l.MaxLineBytes))
 	}
 	if l.Labels.Job == "" {
 		v.errorf("loki.labels.job", "required: Loki needs at least one label on every stream")
 	}
-	if l.Labels.MaxStreams <= 0 {
-		v.errorf("loki.labels.max_streams", "must be positive, got %d", l.Labels.MaxStreams)
-	}
+	v.count("loki.labels.max_streams", l.Labels.MaxStreams, 1, maxStreams, "")
 	reserved := map[string]bool{"job": true, "host": true, "vhost": true, "parse_status": true}
 	for i, e := range l.Labels.Extra {
 		p := idx("loki.labels.extra", i)

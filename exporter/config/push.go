@@ -34,14 +34,10 @@ func (v *validator) push(p *Push) {
 		return
 	}
 	if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf("push.url", "want an http or https URL, got %q", p.URL)
+		v.errorf("push.url", "want an http or https URL, got %q", RedactURL(p.URL))
 	}
-	if p.Interval <= 0 {
-		v.errorf("push.interval", "must be positive, got %v", p.Interval)
-	}
-	if p.Timeout <= 0 {
-		v.errorf("push.timeout", "must be positive, got %v", p.Timeout)
-	}
+	v.interval("push.interval", p.Interval, minPollInterval, maxPollInterval)
+	v.interval("push.timeout", p.Timeout, minTimeout, maxTimeout)
 	switch p.Method {
 	case "POST", "PUT":
 	default:

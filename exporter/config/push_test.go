@@ -7,7 +7,7 @@ func TestPushErrors(t *testing.T) {
 		{"bad url", "push:\n  url: vm:8428\n", `push.yml:2: push.url: want an http or https URL, got "vm:8428"`},
 		{"bad method", "push:\n  url: http://vm:8428/api/v1/import/prometheus\n  method: GET\n", `push.yml:3: push.method: want POST or PUT, got "GET"`},
 		{"bad label", "push:\n  url: http://vm:8428/\n  extra_labels: [dc=eu, 1x=y]\n", `push.yml:3: push.extra_labels[1]: want name=value with a Prometheus label name, got "1x=y"`},
-		{"zero interval", "push:\n  url: http://vm:8428/\n  interval: 0s\n", `push.yml:3: push.interval: must be positive, got 0s`},
+		{"zero interval", "push:\n  url: http://vm:8428/\n  interval: 0s\n", `push.yml:3: push.interval: must be from 1s to 24h, got 0s`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("push.yml", []byte(tc.yaml))

@@ -31,7 +31,7 @@ func (v *validator) tracing(t *Tracing) {
 		return
 	}
 	if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.errorf("tracing.endpoint", "want an http or https URL, got %q", t.Endpoint)
+		v.errorf("tracing.endpoint", "want an http or https URL, got %q", RedactURL(t.Endpoint))
 	}
 	if t.Protocol != "http" && t.Protocol != "grpc" {
 		v.errorf("tracing.protocol", "want http or grpc, got %q", t.Protocol)
@@ -39,7 +39,5 @@ func (v *validator) tracing(t *Tracing) {
 	if !(t.SamplingRatio >= 0 && t.SamplingRatio <= 1) {
 		v.errorf("tracing.sampling_ratio", "want a ratio from 0 to 1, got %v", t.SamplingRatio)
 	}
-	if t.Timeout <= 0 {
-		v.errorf("tracing.timeout", "must be positive, got %v", t.Timeout)
-	}
+	v.interval("tracing.timeout", t.Timeout, minTimeout, maxTimeout)
 }

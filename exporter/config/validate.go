@@ -30,6 +30,7 @@ var varLabel = regexp.MustCompile(`^var_[a-z0-9_]+$`)
 func (c *Config) validate(tainted func(path string) bool) []*Error {
 	v := validator{c: c, tainted: tainted}
 	v.kafka(&c.Kafka)
+	v.roles(c)
 	v.input(&c.Input)
 	v.metrics(&c.Metrics)
 	v.loki(&c.Loki)
@@ -77,18 +78,10 @@ func (v *validator) kafka(k *Kafka) {
 	if k.StartOffset != "earliest" && k.StartOffset != "latest" {
 		v.errorf("kafka.start_offset", "want earliest or latest, got %q", k.StartOffset)
 	}
-	if k.FetchMaxBytes <= 0 {
-		v.errorf("kafka.fetch_max_bytes", "must be positive, got %d", int64(k.FetchMaxBytes))
-	}
-	if k.FetchMaxPartitionBytes <= 0 {
-		v.errorf("kafka.fetch_max_partition_bytes", "must be positive, got %d", int64(k.FetchMaxPartitionBytes))
-	}
-	if k.CommitInterval <= 0 {
-		v.errorf("kafka.commit_interval", "must be positive, got %s", k.CommitInterval)
-	}
-	if k.Workers < 0 {
-		v.errorf("kafka.workers", "must be 0 (as many as GOMAXPROCS) or more, got %d", k.Workers)
-	}
+	v.size("kafka.fetch_max_bytes", k.FetchMaxBytes, minFetchBytes, maxFetchBytes)
+	v.size("kafka.fetch_max_partition_bytes", k.FetchMaxPartitionBytes, minFetchBytes, maxFetchBytes)
+	v.interval("kafka.commit_interval", k.CommitInterval, minCommitInterval, maxPollInterval)
+	v.count("kafka.workers", k.Workers, 0, maxWorkers, "0: as many as GOMAXPROCS")
 
 	v.readable("kafka.tls.ca_file", k.TLS.CAFile)
 	v.readable("kafka.tls.cert_file", k.TLS.CertFile)
@@ -117,62 +110,6 @@ func (v *validator) kafka(k *Kafka) {
 	v.readable("kafka.sasl.password_file", s.PasswordFile)
 }
 
-func (v *validator) input(in *Input) {
-	if in.Format == "" && !in.JSON {
-		v.errorf("input.format", "required unless input.json is true")
-	}
-	v.escape("input.escape", in.Escape)
-
-	names := map[string]int{}
-	var list []string
-	for i := range in.Formats {
-		f := &in.Formats[i]
-		p := idx("input.formats", i)
-		if f.Escape == "" {
-			f.Escape = "default"
-		}
-		switch first, dup := names[f.Name]; {
-		case f.Name == "":
-			v.errorf(p+".name", "required: rules choose a format by its name")
-		case dup:
-			v.errorf(p+".name", "duplicate format name %q (first at input.formats[%d])", f.Name, first)
-		default:
-			names[f.Name] = i
-			list = append(list, f.Name)
-		}
-		if f.Format == "" && !f.JSON {
-			v.errorf(p+".format", "required unless json is true")
-		}
-		v.escape(p+".escape", f.Escape)
-	}
-
-	for i, r := range in.Rules {
-		p := idx("input.rules", i)
-		if r.Field == "" {
-			v.errorf(p+".field", "required: the envelope field to match, e.g. log.file.path")
-		}
-		v.regexp(p+".match", r.Match)
-		if _, ok := names[r.Format]; !ok {
-			switch {
-			case r.Format == "":
-				v.errorf(p+".format", "required: the name of an entry of input.formats")
-			case len(list) == 0:
-				v.errorf(p+".format", "unknown format %q: input.formats is empty", r.Format)
-			default:
-				v.errorf(p+".format", "unknown format %q (input.formats has %s)", r.Format, strings.Join(list, ", "))
-			}
-		}
-	}
-}
-
-func (v *validator) escape(path, e string) {
-	switch e {
-	case "default", "json", "none":
-	default:
-		v.errorf(path, "want default, json or none, got %q", e)
-	}
-}
-
 func (v *validator) metrics(m *Metrics) {
 	seen := map[string]int{}
 	for i, l := range m.Labels {
@@ -192,8 +129,14 @@ func (v *validator) metrics(m *Metrics) {
 			v.errorf(p, "%s", msg)
 		}
 	}
-	if m.MaxSeries < 1 {
-		v.errorf("metrics.max_series", "must be at least 1, got %d", m.MaxSeries)
+	v.count("metrics.max_series", m.MaxSeries, 1, maxSeries, "")
+	for i, h := range m.VHosts {
+		p := idx("metrics.vhosts", i)
+		if re, ok := strings.CutPrefix(h, "~"); ok {
+			v.regexp(p, re)
+		} else if h == "" {
+			v.errorf(p, "empty: want a vhost name, or ~ and a regular expression")
+		}
 	}
 	v.buckets("metrics.buckets.request_duration", m.Buckets.RequestDuration)
 	v.buckets("metrics.buckets.upstream_duration", m.Buckets.UpstreamDuration)
@@ -221,6 +164,10 @@ func (v *validator) buckets(path string, b []float64) {
 		v.errorf(path, "at least one bucket is required")
 		return
 	}
+	if len(b) > maxBuckets {
+		v.errorf(path, "at most %d buckets, got %d", maxBuckets, len(b))
+		return
+	}
 	for i, x := range b {
 		switch {
 		case math.IsNaN(x) || math.IsInf(x, 0):
@@ -233,13 +180,15 @@ func (v *validator) buckets(path string, b []float64) {
 	}
 }
 
-func (v *validator) regexp(path, re string) {
-	_, err := regexp.Compile(re)
+// regexp compiles re, reporting an error on path; nil when it does not compile.
+func (v *validator) regexp(path, re string) *regexp.Regexp {
+	c, err := regexp.Compile(re)
 	if se, ok := err.(*syntax.Error); ok {
 		v.errorf(path, "invalid regular expression %q: %s", re, se.Code)
 	} else if err != nil {
 		v.errorf(path, "invalid regular expression %q: %v", re, err)
 	}
+	return c
 }
 
 // readable checks a file the exporter will open at start, so that a wrong

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,7 +111,7 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 			return nil, errs, true
 		}
 	}
-	minISR, err := h.readMinISR(ctx, append(slices.Clone(names), durable...))
+	configs, err := h.readTopicConfigs(ctx, append(slices.Clone(names), durable...))
 	if err != nil {
 		fail(errKindConfigs, err)
 	}
@@ -119,7 +120,8 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 		ts := topics[name]
 		emit(descTopicPartitions, float64(len(ts.parts)), name)
 		var offline, underMin float64
-		mi, haveMI := minISR[name]
+		tc := configs[name]
+		mi, haveMI := tc.minISR, tc.hasMinISR
 		for p, ps := range ts.parts {
 			part := strconv.Itoa(p)
 			if ps.hasOffsets {
@@ -150,9 +152,16 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 	for _, name := range mergeSorted(names, durable) {
 		rf := replicationFactor(md.Topics[name])
 		emit(descReplicationFactor, float64(rf), name)
-		mi, haveMI := minISR[name]
+		tc := configs[name]
+		mi, haveMI := tc.minISR, tc.hasMinISR
 		if haveMI {
 			emit(descMinISR, float64(mi), name)
+		}
+		if tc.hasRetentionMs {
+			emit(descRetentionSeconds, retentionSeconds(tc.retentionMs), name)
+		}
+		if tc.hasRetentionBytes {
+			emit(descRetentionBytes, float64(tc.retentionBytes), name)
 		}
 		if h.filter.durable(name) {
 			emit(descDurabilityRisk, b2f(rf < safeReplicationFactor || (haveMI && mi < safeMinISR)), name)
@@ -298,6 +307,14 @@ func replicationFactor(td kadm.TopicDetail) int {
 	return max(rf, 0)
 }
 
+// retentionSeconds is retention.ms in seconds, -1 (unlimited) kept as is.
+func retentionSeconds(ms int64) float64 {
+	if ms < 0 {
+		return -1
+	}
+	return float64(ms) / 1000
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -399,10 +416,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// readMinISR reads min.insync.replicas of the given topics, asking for that
-// one key only: the whole config of thousands of topics is large.
-func (h *Health) readMinISR(ctx context.Context, topics []string) (map[string]int, error) {
-	out := make(map[string]int, len(topics))
+// topicConfig is what DescribeConfigs says of one topic.
+type topicConfig struct {
+	minISR    int
+	hasMinISR bool
+	// retentionMs and retentionBytes are -1 when unlimited: Kafka's -1, or
+	// a cleanup.policy without "delete" (a compacted topic deletes by key,
+	// never by age or size).
+	retentionMs, retentionBytes       int64
+	hasRetentionMs, hasRetentionBytes bool
+}
+
+// topicConfigNames are the only keys asked for: the whole config of
+// thousands of topics is large.
+var topicConfigNames = []string{"min.insync.replicas", "retention.ms", "retention.bytes", "cleanup.policy"}
+
+// readTopicConfigs reads min.insync.replicas and retention of the given
+// topics in one DescribeConfigs.
+func (h *Health) readTopicConfigs(ctx context.Context, topics []string) (map[string]topicConfig, error) {
+	out := make(map[string]topicConfig, len(topics))
 	if len(topics) == 0 {
 		return out, nil
 	}
@@ -411,7 +443,7 @@ func (h *Health) readMinISR(ctx context.Context, topics []string) (map[string]in
 		rr := kmsg.NewDescribeConfigsRequestResource()
 		rr.ResourceType = kmsg.ConfigResourceTypeTopic
 		rr.ResourceName = t
-		rr.ConfigNames = []string{"min.insync.replicas"}
+		rr.ConfigNames = topicConfigNames
 		req.Resources = append(req.Resources, rr)
 	}
 	var errs []error
@@ -425,17 +457,44 @@ func (h *Health) readMinISR(ctx context.Context, topics []string) (map[string]in
 				errs = append(errs, fmt.Errorf("describe configs of %s: %w", r.ResourceName, err))
 				continue
 			}
-			for _, c := range r.Configs {
-				if c.Name != "min.insync.replicas" || c.Value == nil {
-					continue
-				}
-				if n, err := strconv.Atoi(*c.Value); err == nil {
-					out[r.ResourceName] = n
-				}
-			}
+			out[r.ResourceName] = topicConfigOf(r.Configs)
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+func topicConfigOf(configs []kmsg.DescribeConfigsResponseResourceConfig) topicConfig {
+	var tc topicConfig
+	deletes := true // Kafka's default cleanup.policy is delete
+	for _, c := range configs {
+		if c.Value == nil {
+			continue
+		}
+		v := *c.Value
+		switch c.Name {
+		case "min.insync.replicas":
+			if n, err := strconv.Atoi(v); err == nil {
+				tc.minISR, tc.hasMinISR = n, true
+			}
+		case "retention.ms":
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				tc.retentionMs, tc.hasRetentionMs = n, true
+			}
+		case "retention.bytes":
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				tc.retentionBytes, tc.hasRetentionBytes = n, true
+			}
+		case "cleanup.policy":
+			deletes = slices.Contains(strings.Split(strings.ReplaceAll(v, " ", ""), ","), "delete")
+		}
+	}
+	if !deletes {
+		tc.retentionMs, tc.hasRetentionMs = -1, true
+		tc.retentionBytes, tc.hasRetentionBytes = -1, true
+	}
+	tc.retentionMs = max(tc.retentionMs, -1)
+	tc.retentionBytes = max(tc.retentionBytes, -1)
+	return tc
 }
 
 // readOffsetsTopicDefaults reads, from one broker, the replication factor

@@ -1,11 +1,15 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -53,7 +57,7 @@ func clientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
+		opts = append(opts, kgo.Dialer(tlsDialer(tc, cfg.TLS.CAFile)))
 	}
 	if cfg.SASL.Mechanism != "" {
 		m, err := saslMechanism(cfg.SASL)
@@ -63,6 +67,34 @@ func clientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(m))
 	}
 	return opts, nil
+}
+
+// tlsDialer dials as kgo.DialTLSConfig does (server name from the broker's
+// host unless set), and names the setting to fix when a broker's
+// certificate does not verify: otherwise all the operator sees is a group
+// never joined.
+func tlsDialer(tc *tls.Config, caFile string) func(ctx context.Context, network, host string) (net.Conn, error) {
+	trusted := "the system's roots (kafka.tls.ca_file is not set)"
+	if caFile != "" {
+		trusted = caFile
+	}
+	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		c := tc.Clone()
+		if c.ServerName == "" {
+			server, _, err := net.SplitHostPort(host)
+			if err != nil {
+				return nil, fmt.Errorf("kafka: broker address %q: %w", host, err)
+			}
+			c.ServerName = server
+		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: c}
+		conn, err := d.DialContext(ctx, network, host)
+		var ve *tls.CertificateVerificationError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("kafka.tls.ca_file: broker %s presents a certificate not signed by %s: %w", host, trusted, err)
+		}
+		return conn, err
+	}
 }
 
 func tlsConfig(c config.TLS) (*tls.Config, error) {

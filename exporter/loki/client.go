@@ -73,6 +73,7 @@ type Client struct {
 	m        *clientMetrics
 	streams  *streams
 	maxBytes int
+	maxLine  int
 	meta     bool
 
 	inflight    atomic.Int64 // line bytes added and not yet done with
@@ -98,6 +99,9 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("loki: no url")
 	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = config.Default().Loki.MaxLineBytes
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -116,6 +120,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 		tracer:     opts.Tracer,
 		streams:    newStreams(cfg.Labels),
 		maxBytes:   int(cfg.Batch.MaxBytes),
+		maxLine:    int(cfg.MaxLineBytes),
 		meta:       cfg.StructuredMetadata,
 		wake:       make(chan struct{}, 1),
 		free:       make(chan *batch, 2*cfg.Batch.MaxConcurrency+4),

@@ -10,16 +10,14 @@ import (
 	"time"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // TestVictoriaLogsAcceptsThePush covers users of VictoriaLogs, which takes
 // Loki's push API at /insert/loki/api/v1/push: every line arrives, with
 // its stream labels and timestamp.
 func TestVictoriaLogsAcceptsThePush(t *testing.T) {
-	bin, err := lokitest.Install("ACCESSLOG_VICTORIALOGS_BIN", "install-victorialogs.sh")
-	if err != nil {
-		t.Skipf("VictoriaLogs cannot be built (scripts/install-victorialogs.sh; or set ACCESSLOG_VICTORIALOGS_BIN): %v", err)
-	}
+	bin := testenv.Binary(t, "ACCESSLOG_VICTORIALOGS_BIN", "victorialogs")
 	dir := t.TempDir()
 	vl, err := lokitest.StartVictoriaLogs(bin, dir)
 	if err != nil {

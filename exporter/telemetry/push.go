@@ -112,20 +112,10 @@ func (p *Pusher) Push(ctx context.Context) error {
 	}
 	if err != nil {
 		p.pushes.WithLabelValues("failure").Inc()
-		p.log.Warn("push failed", "url", redact(p.cfg.URL), "err", err)
+		p.log.Warn("push failed", "url", config.RedactURL(p.cfg.URL), "err", err)
 		return err
 	}
 	p.pushes.WithLabelValues("success").Inc()
 	p.last.SetToCurrentTime()
 	return nil
-}
-
-// redact hides URL credentials in logs.
-func redact(u string) string {
-	if i := strings.Index(u, "@"); i > 0 {
-		if j := strings.Index(u, "://"); j > 0 && j < i {
-			return u[:j+3] + "***" + u[i:]
-		}
-	}
-	return u
 }

@@ -1,7 +1,9 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // victoriaMetrics starts the single-node binary that
@@ -26,14 +29,7 @@ import (
 // returns its base URL. `make test` builds it first; a bare `go test` skips.
 func victoriaMetrics(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("ACCESSLOG_VM_BIN")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache/accesslog-exporter/victoria-metrics-v1.130.0/victoria-metrics")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("VictoriaMetrics not built (run scripts/install-victoriametrics.sh or make test): %v", err)
-	}
+	bin := testenv.Binary(t, "ACCESSLOG_VM_BIN", "victoriametrics")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,17 +139,21 @@ func TestPushFailureIsCounted(t *testing.T) {
 	cfg := config.Default().Push
 	cfg.URL = "http://user:secret@127.0.0.1:" + strconv.Itoa(port) + "/api/v1/import/prometheus"
 	cfg.Timeout = time.Second
-	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	var logs bytes.Buffer
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Push(context.Background()); err == nil {
 		t.Fatal("push to a closed port succeeded")
 	}
+	if strings.Contains(logs.String(), "secret") {
+		t.Errorf("the push failure is logged with the password:\n%s", logs.String())
+	}
 	if got := testutil.ToFloat64(p.pushes.WithLabelValues("failure")); got != 1 {
 		t.Errorf("failed pushes = %v, want 1", got)
 	}
-	if r := redact(cfg.URL); strings.Contains(r, "secret") {
+	if r := config.RedactURL(cfg.URL); strings.Contains(r, "secret") {
 		t.Errorf("redact(%q) = %q still shows the password", cfg.URL, r)
 	}
 }
@@ -188,5 +188,97 @@ func TestPushBearerToken(t *testing.T) {
 	}
 	if r := <-got; r != "PUT Bearer s3cret gzip" {
 		t.Errorf("request = %q, want PUT with the bearer token, gzipped", r)
+	}
+}
+
+// pushgateway starts the Debian Pushgateway that scripts/install-pushgateway.sh
+// installs, on a free loopback port, and returns its base URL.
+func pushgateway(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("ACCESSLOG_PUSHGATEWAY_BIN")
+	if bin == "" {
+		bin = "/usr/bin/prometheus-pushgateway"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		msg := fmt.Sprintf("Pushgateway not installed (`make pushgateway` or scripts/install-pushgateway.sh): %v", err)
+		if os.Getenv("ACCESSLOG_REQUIRE_EXTERNAL") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--log.level=error")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	base := "http://" + addr
+	waitFor(t, "Pushgateway /-/ready", 30*time.Second, func() bool {
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return base
+}
+
+// Push mode to a real Pushgateway: the grouping key is the URL path
+// (/metrics/job/J/instance/I), PUT replaces the group at every push, and the
+// series come back from the Pushgateway's /metrics with the group's labels
+// and the extra labels.
+func TestPushToPushgateway(t *testing.T) {
+	base := pushgateway(t)
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "accesslog_http_requests_total", Help: "test"}, []string{"vhost", "status"})
+	reg.MustRegister(c)
+	c.WithLabelValues("shop.example.com", "200").Add(1234)
+	c.WithLabelValues("api.example.com", "503").Add(7)
+
+	cfg := config.Default().Push
+	cfg.URL = base + "/metrics/job/accesslog-exporter/instance/replica-a"
+	cfg.Method = "PUT"
+	cfg.ExtraLabels = []string{"dc=eu-1"}
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second PUT replaces the group, it does not fail on it
+		if err := p.Push(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(p.pushes.WithLabelValues("success")); got != 2 {
+		t.Errorf("successful pushes = %v, want 2", got)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	for _, want := range []string{
+		`accesslog_http_requests_total{dc="eu-1",instance="replica-a",job="accesslog-exporter",status="200",vhost="shop.example.com"} 1234`,
+		`accesslog_http_requests_total{dc="eu-1",instance="replica-a",job="accesslog-exporter",status="503",vhost="api.example.com"} 7`,
+		`accesslog_exporter_push_total{dc="eu-1",instance="replica-a",job="accesslog-exporter",result="success"} 1`,
+		`push_time_seconds{instance="replica-a",job="accesslog-exporter"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("Pushgateway /metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("Pushgateway /metrics:\n%s", body)
 	}
 }
