@@ -138,7 +138,7 @@ type resources struct {
 
 type soak struct {
 	t       *testing.T
-	here    string          // deploy/local
+	here    string // deploy/local
 	runDir  string
 	start   time.Time // load start
 	plan    Plan
