@@ -1,5 +1,6 @@
 // Package kafka consumes the access-log topic as a consumer-group member
-// with at-least-once delivery, and reports on the health of the Kafka path.
+// with at-least-once delivery: a partition commits only what its Processor
+// has released.
 package kafka
 
 import (
@@ -170,7 +171,7 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		flow: newFlowDescs(sink),
 	}
 	c.info.Set(1)
-	kopts, err := clientOpts(cfg)
+	kopts, err := consumeOpts(cfg)
 	if err != nil {
 		return nil, err
 	}

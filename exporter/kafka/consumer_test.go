@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkaclient"
 )
 
 const topic = "nginxlog"
@@ -385,11 +386,11 @@ func TestSASLAgainstBroker(t *testing.T) {
 			c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(mech, "admin", "s3cret"))
 			cfg := testConfig(c, "g-sasl")
 			cfg.SASL = config.SASL{Mechanism: mech, Username: "admin", PasswordFile: pw}
-			m, err := saslMechanism(cfg.SASL)
+			opts, err := kafkaclient.Opts(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(m))
+			cl, err := kgo.NewClient(opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import (
 	"context"
@@ -56,7 +56,7 @@ type topicState struct {
 // Order matters for lag: group offsets are read before the end offsets, so
 // that end >= committed even while the group commits meanwhile, and lag can
 // never come out negative from a race.
-func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr, fatal bool) {
+func (h *Poller) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr, fatal bool) {
 	fail := func(kind string, err error) { errs = append(errs, pollErr{kind, err}) }
 
 	md, err := h.adm.Metadata(ctx)
@@ -334,7 +334,7 @@ func mergeSorted(a, b []string) []string {
 // would re-read metadata and retry a leaderless partition until the poll's
 // deadline, which would hide an offline partition behind a timeout. It
 // returns how many requests succeeded.
-func (h *Health) readOffsets(ctx context.Context, topics map[string]*topicState, names []string) (read int, err error) {
+func (h *Poller) readOffsets(ctx context.Context, topics map[string]*topicState, names []string) (read int, err error) {
 	byLeader := map[int32]map[string][]int32{}
 	for _, name := range names {
 		for p, ps := range topics[name].parts {
@@ -433,7 +433,7 @@ var topicConfigNames = []string{"min.insync.replicas", "retention.ms", "retentio
 
 // readTopicConfigs reads min.insync.replicas and retention of the given
 // topics in one DescribeConfigs.
-func (h *Health) readTopicConfigs(ctx context.Context, topics []string) (map[string]topicConfig, error) {
+func (h *Poller) readTopicConfigs(ctx context.Context, topics []string) (map[string]topicConfig, error) {
 	out := make(map[string]topicConfig, len(topics))
 	if len(topics) == 0 {
 		return out, nil
@@ -499,7 +499,7 @@ func topicConfigOf(configs []kmsg.DescribeConfigsResponseResourceConfig) topicCo
 
 // readOffsetsTopicDefaults reads, from one broker, the replication factor
 // and min.insync.replicas __consumer_offsets would be created with.
-func (h *Health) readOffsetsTopicDefaults(ctx context.Context, md kadm.Metadata) (rf, minISR int, ok bool) {
+func (h *Poller) readOffsetsTopicDefaults(ctx context.Context, md kadm.Metadata) (rf, minISR int, ok bool) {
 	if len(md.Brokers) == 0 {
 		return 0, 0, false
 	}

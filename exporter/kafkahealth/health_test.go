@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import (
 	"bufio"
@@ -98,12 +98,12 @@ var pollerVersions = func() *kversion.Versions {
 	return v
 }()
 
-func newTestHealth(t testing.TB, hc *healthCluster, hcfg config.Health, extra ...kgo.Opt) *Health {
+func newTestHealth(t testing.TB, hc *healthCluster, hcfg config.Health, extra ...kgo.Opt) *Poller {
 	t.Helper()
 	kcfg := config.Default().Kafka
 	kcfg.Brokers = hc.c.ListenAddrs()
 	kcfg.Topics = []string{"nginxlog"}
-	h, err := NewHealth(kcfg, hcfg, HealthOptions{ExtraOpts: append([]kgo.Opt{
+	h, err := New(kcfg, hcfg, Options{ExtraOpts: append([]kgo.Opt{
 		kgo.MaxVersions(pollerVersions),
 		kgo.MetadataMinAge(10 * time.Millisecond),
 		kgo.RetryTimeout(2 * time.Second),
@@ -117,7 +117,7 @@ func newTestHealth(t testing.TB, hc *healthCluster, hcfg config.Health, extra ..
 
 // scrape gathers h through a pedantic registry (which checks Collect
 // against Describe) and returns every sample as `name{l="v",...}` -> value.
-func scrape(t testing.TB, h *Health) map[string]float64 {
+func scrape(t testing.TB, h *Poller) map[string]float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h)
@@ -147,7 +147,7 @@ func scrape(t testing.TB, h *Health) map[string]float64 {
 	return out
 }
 
-func mustPoll(t testing.TB, h *Health) map[string]float64 {
+func mustPoll(t testing.TB, h *Poller) map[string]float64 {
 	t.Helper()
 	if !h.PollOnce(context.Background()) {
 		t.Fatalf("poll failed:\n%s", dump(scrape(t, h), "accesslog_exporter_kafka_poll"))
@@ -186,7 +186,7 @@ func expect(t *testing.T, got map[string]float64, want map[string]float64) {
 
 // eventually polls until every wanted value shows (the poller's client
 // caches metadata for MetadataMinAge), or fails at the deadline.
-func eventually(t *testing.T, h *Health, want map[string]float64) map[string]float64 {
+func eventually(t *testing.T, h *Poller, want map[string]float64) map[string]float64 {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
