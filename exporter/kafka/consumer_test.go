@@ -359,7 +359,9 @@ func TestBadConfigNamesField(t *testing.T) {
 	}{
 		{"unknown sasl mechanism", func(k *config.Kafka) { k.SASL = config.SASL{Mechanism: "GSSAPI", Username: "u", PasswordFile: pw} }, "kafka.sasl.mechanism"},
 		{"sasl without password file", func(k *config.Kafka) { k.SASL = config.SASL{Mechanism: "PLAIN", Username: "u"} }, "kafka.sasl.password_file"},
-		{"missing CA file", func(k *config.Kafka) { k.TLS = config.TLS{Enabled: true, CAFile: filepath.Join(dir, "nope.pem")} }, "kafka.tls.ca_file"},
+		{"missing CA file", func(k *config.Kafka) {
+			k.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: filepath.Join(dir, "nope.pem")}}
+		}, "kafka.tls.ca_file"},
 		{"empty topic list", func(k *config.Kafka) { k.Topics = nil }, "kafka.topics"},
 		{"no brokers", func(k *config.Kafka) { k.Brokers = nil }, "kafka.brokers"},
 		{"bad start offset", func(k *config.Kafka) { k.StartOffset = "middle" }, "kafka.start_offset"},

@@ -122,7 +122,7 @@ func TestConsumeOverTLS(t *testing.T) {
 	prod.Close()
 
 	cfg := testConfig(c, "g-tls")
-	cfg.TLS = config.TLS{Enabled: true, CAFile: ca.file(t)}
+	cfg.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: ca.file(t)}}
 	cnt := newCounter()
 	_, stop := start(t, cfg, cnt.processor)
 	waitFor(t, "every record over TLS", 20*time.Second, func() bool { return cnt.distinct() == n })
@@ -140,7 +140,7 @@ func TestTLSWrongCANamesCAFile(t *testing.T) {
 	c := tlsCluster(t, newCA(t, "broker CA"))
 	cfg := testConfig(c, "g-tls-wrong")
 	caFile := newCA(t, "some other CA").file(t)
-	cfg.TLS = config.TLS{Enabled: true, CAFile: caFile}
+	cfg.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: caFile}}
 	cons, err := New(cfg, Options{NewProcessor: newCounter().processor})
 	if err != nil {
 		t.Fatal(err)

@@ -5,11 +5,9 @@ package kafkaclient
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/credentials"
 )
 
 // Opts turns the kafka section's connection settings (brokers, client id,
@@ -34,7 +33,7 @@ func Opts(cfg config.Kafka) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.ClientID(cfg.ClientID))
 	}
 	if cfg.TLS.Enabled || cfg.TLS.CAFile != "" || cfg.TLS.CertFile != "" {
-		tc, err := tlsConfig(cfg.TLS)
+		tc, err := credentials.TLS(cfg.TLS.TLS, "kafka.tls")
 		if err != nil {
 			return nil, err
 		}
@@ -78,46 +77,17 @@ func tlsDialer(tc *tls.Config, caFile string) func(ctx context.Context, network,
 	}
 }
 
-func tlsConfig(c config.TLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		if c.CertFile == "" || c.KeyFile == "" {
-			return nil, fmt.Errorf("kafka.tls: cert_file and key_file go together")
-		}
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
 func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
 	if c.Username == "" {
-		return nil, fmt.Errorf("kafka.sasl.username: required with mechanism %s", c.Mechanism)
+		return nil, fmt.Errorf("kafka.sasl.username: required when kafka.sasl.mechanism is %s", c.Mechanism)
 	}
 	if c.PasswordFile == "" {
-		return nil, fmt.Errorf("kafka.sasl.password_file: required with mechanism %s", c.Mechanism)
+		return nil, fmt.Errorf("kafka.sasl.password_file: required when kafka.sasl.mechanism is %s", c.Mechanism)
 	}
-	raw, err := os.ReadFile(c.PasswordFile)
+	pass, err := credentials.Secret(c.PasswordFile, "kafka.sasl.password_file")
 	if err != nil {
-		return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
+		return nil, err
 	}
-	// A trailing newline is what editors and `echo` leave; it is never part
-	// of a password.
-	pass := strings.TrimRight(string(raw), "\r\n")
 	switch strings.ToUpper(c.Mechanism) {
 	case "PLAIN":
 		return plain.Auth{User: c.Username, Pass: pass}.AsMechanism(), nil
@@ -126,5 +96,5 @@ func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
 	case "SCRAM-SHA-512":
 		return scram.Auth{User: c.Username, Pass: pass}.AsSha512Mechanism(), nil
 	}
-	return nil, fmt.Errorf("kafka.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.Mechanism)
+	return nil, fmt.Errorf("kafka.sasl.mechanism: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or empty for none, got %q", c.Mechanism)
 }
