@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // testCA is a certificate authority made for one test.
@@ -89,13 +90,7 @@ func (ca testCA) file(t *testing.T) string {
 // tlsCluster is a kfake cluster whose brokers listen with TLS only.
 func tlsCluster(t *testing.T, ca testCA) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, topic), kfake.GroupMinSessionTimeout(time.Second),
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return testbed.Cluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}))
 }
 
 // The documented kafka.tls settings against brokers that serve TLS: the
@@ -125,7 +120,7 @@ func TestConsumeOverTLS(t *testing.T) {
 	cfg.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: ca.file(t)}}
 	cnt := newCounter()
 	_, stop := start(t, cfg, cnt.processor)
-	waitFor(t, "every record over TLS", 20*time.Second, func() bool { return cnt.distinct() == n })
+	testbed.WaitFor(t, "every record over TLS", 20*time.Second, func() bool { return cnt.distinct() == n })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

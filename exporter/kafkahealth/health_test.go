@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // healthCluster is a 3-broker kfake cluster and an admin client on it.
@@ -169,53 +170,44 @@ func dump(m map[string]float64, prefix string) string {
 // expect checks exact values; a NaN want means "must be absent".
 func expect(t *testing.T, got map[string]float64, want map[string]float64) {
 	t.Helper()
+	for _, m := range mismatches(got, want) {
+		t.Error(m)
+	}
+}
+
+func mismatches(got, want map[string]float64) []string {
+	var out []string
 	for k, w := range want {
 		g, ok := got[k]
 		switch {
 		case w != w: // NaN
 			if ok {
-				t.Errorf("%s = %g, want absent", k, g)
+				out = append(out, fmt.Sprintf("%s = %g, want absent", k, g))
 			}
 		case !ok:
-			t.Errorf("%s missing", k)
+			out = append(out, fmt.Sprintf("%s missing", k))
 		case g != w:
-			t.Errorf("%s = %g, want %g", k, g, w)
+			out = append(out, fmt.Sprintf("%s = %g, want %g", k, g, w))
 		}
 	}
+	sort.Strings(out)
+	return out
 }
 
 // eventually polls until every wanted value shows (the poller's client
-// caches metadata for MetadataMinAge), or fails at the deadline.
+// caches metadata for MetadataMinAge), or fails at the deadline with every
+// value still wrong.
 func eventually(t *testing.T, h *Poller, want map[string]float64) map[string]float64 {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := scrape(t, h)
-		if h.PollOnce(context.Background()) {
-			got = scrape(t, h)
-			if matches(got, want) {
-				return got
-			}
+	var got map[string]float64
+	testbed.Eventually(t, 10*time.Second, func() []string {
+		if !h.PollOnce(context.Background()) {
+			return []string{"poll failed"}
 		}
-		if time.Now().After(deadline) {
-			expect(t, got, want)
-			t.FailNow()
-		}
-	}
-}
-
-func matches(got, want map[string]float64) bool {
-	for k, w := range want {
-		g, ok := got[k]
-		if w != w {
-			if ok {
-				return false
-			}
-		} else if !ok || g != w {
-			return false
-		}
-	}
-	return true
+		got = scrape(t, h)
+		return mismatches(got, want)
+	})
+	return got
 }
 
 var absent = func() float64 { var z float64; return z / z }()
@@ -741,3 +733,4 @@ func TestHealthKafkaExporterNames(t *testing.T) {
 		}
 	}
 }
+

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
@@ -40,14 +41,10 @@ func TestVictoriaLogsAcceptsThePush(t *testing.T) {
 
 	// VictoriaLogs makes new data searchable within about a second.
 	var rows []map[string]string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testbed.WaitFor(t, fmt.Sprintf("%d lines searchable in VictoriaLogs", n), 15*time.Second, func() bool {
 		rows = queryVL(t, vl.URL, `{job="vl-test"}`)
-		if len(rows) >= n || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return len(rows) >= n
+	})
 	if len(rows) != n {
 		t.Fatalf("VictoriaLogs holds %d lines, want %d", len(rows), n)
 	}
