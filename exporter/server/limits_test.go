@@ -404,3 +404,23 @@ type discardWriter struct{ header http.Header }
 func (d discardWriter) Header() http.Header         { return d.header }
 func (d discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d discardWriter) WriteHeader(int)             {}
+
+// Connections that never send a request (slowloris) take no room from the
+// probes: at the limit the oldest of them is closed for a new one.
+func TestSilentConnectionsDoNotStarveProbes(t *testing.T) {
+	const limit = 10
+	_, addr := startServer(t, Config{Limits: Limits{MaxConnections: limit, ReadHeaderTimeout: time.Minute}}, prometheus.NewRegistry())
+	for range 3 * limit {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := fetch(t, client, "http://"+addr+path, "", ""); code != http.StatusOK {
+			t.Errorf("%s with %d silent connections: %d %s", path, 3*limit, code, body)
+		}
+	}
+}
