@@ -62,6 +62,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	brokers := serve.Flag("kafka.brokers", "Comma-separated seed brokers; overrides kafka.brokers of the config file.").String()
 	embedded := serve.Flag("kafka.embedded", "Start an in-process 3-broker Kafka fed by the traffic generator, and consume it (the demo `make run` starts).").Bool()
 	embeddedRate := serve.Flag("kafka.embedded.rate", "Lines per second the embedded generator writes.").Default("500").Float64()
+	roles := serve.Flag("roles", "Comma-separated sinks this process feeds, each through its own consumer group: metrics, logs or both; overrides roles of the config file.").String()
+	shutdownTimeout := serve.Flag("shutdown.timeout", "The whole shutdown after SIGTERM: waiting for counted and acknowledged lines, the final commits and leaving the consumer groups. loki.shutdown_timeout bounds the log path within it.").Default("30s").Duration()
 
 	replay := app.Command("replay", "Process log lines from files (or stdin) exactly as the Kafka path does; print the metrics to stdout and a summary to stderr.")
 	replayFormat := replay.Flag("log-format", "log_format string or preset name; overrides input.format.").String()
@@ -116,10 +118,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	// The flag wins over the file, on start and on every reload.
 	override := func(c *config.Config) error {
-		if *brokers == "" {
+		if *brokers == "" && *roles == "" {
 			return nil
 		}
-		c.Kafka.Brokers = strings.Split(*brokers, ",")
+		if *brokers != "" {
+			c.Kafka.Brokers = strings.Split(*brokers, ",")
+		}
+		if *roles != "" {
+			c.Roles = strings.Split(*roles, ",")
+		}
 		return c.Validate()
 	}
 	if err := override(cfg); err != nil {
@@ -156,6 +163,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Reloads:         reloads,
 		Embedded:        *embedded,
 		EmbeddedRate:    *embeddedRate,
+		ShutdownTimeout: *shutdownTimeout,
 		Version:         version.Info(),
 		Logger:          logger,
 		Started: func(s *server.Server) {

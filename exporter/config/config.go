@@ -7,13 +7,18 @@ import "time"
 
 // Config is the whole file.
 type Config struct {
-	Kafka   Kafka   `yaml:"kafka"`
-	Input   Input   `yaml:"input"`
-	Metrics Metrics `yaml:"metrics"`
-	Loki    Loki    `yaml:"loki"`
-	Health  Health  `yaml:"health"`
-	Push    Push    `yaml:"push"`
-	Tracing Tracing `yaml:"tracing"`
+	// Roles are the sinks this process feeds, each through its own
+	// consumer-group member: "metrics" (group kafka.group) and "logs"
+	// (group loki.group). Empty means metrics, and logs too when loki.url
+	// is set.
+	Roles   []string `yaml:"roles"`
+	Kafka   Kafka    `yaml:"kafka"`
+	Input   Input    `yaml:"input"`
+	Metrics Metrics  `yaml:"metrics"`
+	Loki    Loki     `yaml:"loki"`
+	Health  Health   `yaml:"health"`
+	Push    Push     `yaml:"push"`
+	Tracing Tracing  `yaml:"tracing"`
 
 	// Where the values came from, so that checks made later by other
 	// packages (Errorf) point at the same file and line as ours do.
@@ -34,6 +39,11 @@ type Kafka struct {
 	FetchMaxBytes          ByteSize      `yaml:"fetch_max_bytes"`
 	FetchMaxPartitionBytes ByteSize      `yaml:"fetch_max_partition_bytes"`
 	CommitInterval         time.Duration `yaml:"commit_interval"`
+	// InstanceID makes the members static (KIP-345): a replica restarted
+	// with the same id gets its partitions back without a rebalance, and a
+	// dead one keeps them until the session timeout. ${VAR} is expanded
+	// from the environment (e.g. ${POD_NAME}); empty means dynamic members.
+	InstanceID string `yaml:"instance_id"`
 	// Workers bounds how many partitions are processed at once.
 	Workers int  `yaml:"workers"`
 	TLS     TLS  `yaml:"tls"`

@@ -11,6 +11,10 @@ import (
 type Loki struct {
 	// URL is Loki's base URL (e.g. http://loki:3100) or the full push URL.
 	URL string `yaml:"url"`
+	// Group is the consumer group of the log path: it commits only what
+	// the log store acknowledged, apart from kafka.group, which commits
+	// what has been counted. Empty means "<kafka.group>-loki".
+	Group string `yaml:"group"`
 	// Timeout bounds one push request.
 	Timeout time.Duration `yaml:"timeout"`
 	// Tenant is sent as X-Scope-OrgID; empty sends none.

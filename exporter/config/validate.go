@@ -30,6 +30,7 @@ var varLabel = regexp.MustCompile(`^var_[a-z0-9_]+$`)
 func (c *Config) validate(tainted func(path string) bool) []*Error {
 	v := validator{c: c, tainted: tainted}
 	v.kafka(&c.Kafka)
+	v.roles(c)
 	v.input(&c.Input)
 	v.metrics(&c.Metrics)
 	v.loki(&c.Loki)

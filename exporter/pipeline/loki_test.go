@@ -97,7 +97,7 @@ func startRun(t *testing.T, c *kfake.Cluster, cfg config.Config) *lokiRun {
 	t.Helper()
 	started := make(chan *server.Server, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &lokiRun{cluster: c, group: cfg.Kafka.Group, cancel: cancel, done: make(chan error, 1)}
+	r := &lokiRun{cluster: c, group: cfg.LokiGroup(), cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		r.done <- Run(ctx, &cfg, Options{
 			Web:       &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: new(bool), WebConfigFile: new(string)},
