@@ -141,14 +141,11 @@ func TestTLSWrongCANamesCAFile(t *testing.T) {
 	cfg := testConfig(c, "g-tls-wrong")
 	caFile := newCA(t, "some other CA").file(t)
 	cfg.TLS = config.TLS{Enabled: true, CAFile: caFile}
-	cons, err := New(cfg, Options{NewProcessor: newCounter().processor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Client().Close()
+	cons, stop := start(t, cfg, newCounter().processor)
+	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = cons.Client().Ping(ctx)
+	err := cons.Client().Ping(ctx)
 	if err == nil {
 		t.Fatal("ping over TLS with the wrong CA succeeded")
 	}
@@ -156,5 +153,17 @@ func TestTLSWrongCANamesCAFile(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
+	}
+	// /readyz says why the group is not joined, not only that it is not.
+	var ready bool
+	var why string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ready, why = cons.Ready()
+		if strings.Contains(why, "kafka.tls.ca_file") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if ready || !strings.Contains(why, "kafka.tls.ca_file") {
+		t.Errorf("Ready() = %v, %q: want not ready, naming kafka.tls.ca_file", ready, why)
 	}
 }
