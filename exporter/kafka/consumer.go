@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net"
 	"runtime"
 	"strconv"
 	"sync"
@@ -92,6 +93,7 @@ type Consumer struct {
 
 	joined  atomic.Bool
 	fetched atomic.Bool
+	dialErr dialError
 
 	inflight atomic.Int64 // record bytes handed out and not yet released
 	pauseMu  sync.Mutex
@@ -182,7 +184,7 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		kgo.WithHooks(fetchSeen{&c.fetched}),
+		kgo.WithHooks(fetchSeen{&c.fetched}, &c.dialErr),
 	)
 	clientCtx, stop := context.WithCancel(context.Background())
 	c.stop = stop
@@ -229,7 +231,11 @@ func (c *Consumer) Client() *kgo.Client { return c.cl }
 func (c *Consumer) Ready() (bool, string) {
 	switch {
 	case !c.joined.Load():
-		return false, fmt.Sprintf("waiting to join consumer group %q (brokers %v)", c.cfg.Group, c.cfg.Brokers)
+		why := fmt.Sprintf("waiting to join consumer group %q (brokers %v)", c.cfg.Group, c.cfg.Brokers)
+		if err := c.dialErr.last(); err != "" {
+			why += ": last connection failed: " + err
+		}
+		return false, why
 	case !c.fetched.Load():
 		return false, fmt.Sprintf("joined group %q, waiting for the first fetch", c.cfg.Group)
 	}
@@ -633,6 +639,27 @@ func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochO
 
 // fetchSeen marks the first answered fetch, for readiness: an empty topic
 // returns no records, yet the path to Kafka works.
+// dialError keeps the last failed broker connection, so that /readyz says
+// why the group is not joined (a wrong kafka.tls.ca_file, say) instead of
+// only that it is not; a connection that succeeds clears it.
+type dialError struct{ err atomic.Pointer[string] }
+
+func (d *dialError) OnBrokerConnect(m kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil {
+		d.err.Store(nil)
+		return
+	}
+	msg := fmt.Sprintf("%s:%d: %v", m.Host, m.Port, err)
+	d.err.Store(&msg)
+}
+
+func (d *dialError) last() string {
+	if p := d.err.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 type fetchSeen struct{ seen *atomic.Bool }
 
 func (f fetchSeen) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {

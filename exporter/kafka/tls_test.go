@@ -136,14 +136,11 @@ func TestTLSWrongCANamesCAFile(t *testing.T) {
 	cfg := testConfig(c, "g-tls-wrong")
 	caFile := newCA(t, "some other CA").file(t)
 	cfg.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: caFile}}
-	cons, err := New(cfg, Options{NewProcessor: newCounter().processor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Client().Close()
+	cons, stop := start(t, cfg, newCounter().processor)
+	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = cons.Client().Ping(ctx)
+	err := cons.Client().Ping(ctx)
 	if err == nil {
 		t.Fatal("ping over TLS with the wrong CA succeeded")
 	}
@@ -152,4 +149,11 @@ func TestTLSWrongCANamesCAFile(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
+	// /readyz says why the group is not joined, not only that it is not.
+	testbed.Eventually(t, 10*time.Second, func() []string {
+		if ready, why := cons.Ready(); ready || !strings.Contains(why, "kafka.tls.ca_file") {
+			return []string{fmt.Sprintf("Ready() = %v, %q: want not ready, naming kafka.tls.ca_file", ready, why)}
+		}
+		return nil
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
@@ -374,5 +375,55 @@ func TestEncodingPanicIs500(t *testing.T) {
 	rec := get(t, s.Handler(), "/metrics")
 	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "panicked: boom") {
 		t.Errorf("status %d, body %q: want 500 naming the panic", rec.Code, rec.Body.String())
+	}
+}
+
+// Scrapes of a 13 MB exposition, one at a time and eight at once: with
+// one shared encoding, concurrent scrapes cost about one gather.
+//
+//	go test -run '^$' -bench Scrape -benchtime 20x -count 5 ./exporter/server/
+func BenchmarkScrape(b *testing.B) {
+	reg := bigRegistry(&testing.T{}, 12)
+	h := New(Config{}, reg, nil, nil).Handler()
+	for _, par := range []int{1, 8} {
+		b.Run(fmt.Sprintf("parallel=%d", par), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for range par {
+					wg.Go(func() {
+						req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+						h.ServeHTTP(discardWriter{header: http.Header{}}, req)
+					})
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
+
+type discardWriter struct{ header http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.header }
+func (d discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d discardWriter) WriteHeader(int)             {}
+
+// Connections that never send a request (slowloris) take no room from the
+// probes: at the limit the oldest of them is closed for a new one.
+func TestSilentConnectionsDoNotStarveProbes(t *testing.T) {
+	const limit = 10
+	_, addr := startServer(t, Config{Limits: Limits{MaxConnections: limit, ReadHeaderTimeout: time.Minute}}, prometheus.NewRegistry())
+	for range 3 * limit {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := fetch(t, client, "http://"+addr+path, "", ""); code != http.StatusOK {
+			t.Errorf("%s with %d silent connections: %d %s", path, 3*limit, code, body)
+		}
 	}
 }
