@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkaclient"
 	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
@@ -385,4 +388,34 @@ func TestSASLAgainstBroker(t *testing.T) {
 			testbed.WaitFor(t, "record over SASL", 20*time.Second, func() bool { return cnt.total.Load() == 1 })
 		})
 	}
+}
+
+// A member reports each offset commit as its component cycle (success and
+// duration), as every component of the exporter does.
+func TestCommitReportsComponentStatus(t *testing.T) {
+	c := testbed.Cluster(t)
+	produce(t, c, 0, 100)
+	set := component.NewSet()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set)
+	cnt := newCounter()
+	cons, err := New(testConfig(c, "g-status"), Options{NewProcessor: cnt.processor, ExtraOpts: fastGroup, Status: set.Component("kafka_metrics")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testbed.Eventually(t, 20*time.Second, func() []string {
+		want := `
+# HELP accesslog_exporter_component_success 1 if the component's last cycle succeeded, else 0: a commit for a Kafka consumer, a push for the log store and push, a poll for the health poller, an export for tracing.
+# TYPE accesslog_exporter_component_success gauge
+accesslog_exporter_component_success{component="kafka_metrics"} 1
+`
+		if err := promtestutil.GatherAndCompare(reg, strings.NewReader(want), "accesslog_exporter_component_success"); err != nil {
+			return []string{err.Error()}
+		}
+		return nil
+	})
 }

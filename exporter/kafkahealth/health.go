@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkaclient"
 )
@@ -27,6 +28,8 @@ type Options struct {
 	// request versions and shorten the metadata cache with them).
 	ExtraOpts []kgo.Opt
 	Logger    *slog.Logger
+	// Status, when set, gets every poll's success and duration.
+	Status *component.Status
 }
 
 // Poller polls the Kafka cluster in the background and exports the last
@@ -60,6 +63,8 @@ type Poller struct {
 	lagCapped   prometheus.Gauge
 	expected    prometheus.Metric // nil unless ExpectedBrokers > 0
 
+	status *component.Status
+
 	pollMu sync.Mutex // one poll at a time (Run, and PollOnce in tests)
 
 	wantMu sync.Mutex
@@ -85,6 +90,8 @@ const (
 	errKindConfigs    = "configs"     // min.insync.replicas and friends
 	errKindLagSeconds = "lag_seconds" // the record at a committed offset
 )
+
+var errPollFailed = errors.New("kafka health poll failed")
 
 var healthErrKinds = []string{errKindTimeout, errKindMetadata, errKindOffsets, errKindGroups, errKindGroup, errKindConfigs, errKindLagSeconds}
 
@@ -121,6 +128,7 @@ func New(kcfg config.Kafka, hcfg config.Health, opts Options) (*Poller, error) {
 		cl:     cl,
 		adm:    kadm.NewClient(cl),
 		filter: filter,
+		status: opts.Status,
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "accesslog_exporter_kafka_up",
 			Help: "1 if the last poll of the Kafka cluster succeeded (metadata and partition offsets read), else 0.",
@@ -184,7 +192,13 @@ func (h *Poller) PollOnce(ctx context.Context) bool {
 	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	snap, errs, fatal := h.poll(pctx)
-	h.duration.Set(time.Since(start).Seconds())
+	took := time.Since(start)
+	h.duration.Set(took.Seconds())
+	if fatal {
+		h.status.Report(took, errPollFailed)
+	} else {
+		h.status.Report(took, nil)
+	}
 	for _, e := range errs {
 		kind := e.kind
 		if errors.Is(e.err, context.DeadlineExceeded) && ctx.Err() == nil {

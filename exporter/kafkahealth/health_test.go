@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
@@ -268,16 +269,9 @@ func TestHealthLagExact(t *testing.T) {
 		t.Errorf("lag seconds = %g, want about 100", first)
 	}
 	// It grows while nothing is consumed...
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if later := lagSec(mustPoll(t, h), 0); later > first {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lag seconds did not grow from %g", first)
-		}
-		time.Sleep(20 * time.Millisecond) // the clock must move; this is not synchronisation
-	}
+	testbed.WaitFor(t, fmt.Sprintf("lag seconds to grow from %g", first), 10*time.Second, func() bool {
+		return lagSec(mustPoll(t, h), 0) > first
+	})
 	// ...and falls to 0 once the group catches up.
 	hc.commit(t, "edge", "nginxlog", 10, 10, 10)
 	got = mustPoll(t, h)
@@ -656,13 +650,9 @@ func TestHealthRunStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- h.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, h)[`accesslog_exporter_kafka_polls_total`] < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not poll three times")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testbed.WaitFor(t, "Run to poll three times", 10*time.Second, func() bool {
+		return scrape(t, h)[`accesslog_exporter_kafka_polls_total`] >= 3
+	})
 	cancel()
 	select {
 	case err := <-errc:
@@ -734,3 +724,48 @@ func TestHealthKafkaExporterNames(t *testing.T) {
 	}
 }
 
+// The poller reports each poll as a component (success, duration), as every
+// component of the exporter does.
+func TestHealthReportsComponentStatus(t *testing.T) {
+	hc := newHealthCluster(t)
+	hc.createTopic(t, "nginxlog", 3, 3, nil)
+	hcfg := testHealthConfig()
+	hcfg.Timeout = 500 * time.Millisecond
+	h := newTestHealth(t, hc, hcfg, kgo.RequestTimeoutOverhead(200*time.Millisecond))
+	set := component.NewSet()
+	h.status = set.Component("kafka_health")
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set)
+	status := func() (success, seconds float64) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "accesslog_exporter_component_success":
+					success = m.GetGauge().GetValue()
+				case "accesslog_exporter_component_duration_seconds":
+					seconds = m.GetGauge().GetValue()
+				}
+			}
+		}
+		return success, seconds
+	}
+
+	mustPoll(t, h)
+	if ok, took := status(); ok != 1 || took <= 0 {
+		t.Errorf("after a good poll: success %v, duration %v; want 1 and positive", ok, took)
+	}
+	hc.c.ControlKey(int16(kmsg.Metadata), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		hc.c.KeepControl()
+		return nil, nil, kr.GetVersion() == 12 // the poller's requests hang
+	})
+	if h.PollOnce(context.Background()) {
+		t.Fatal("poll against a hung cluster succeeded")
+	}
+	if ok, took := status(); ok != 0 || took < hcfg.Timeout.Seconds()/2 {
+		t.Errorf("after a hung poll: success %v, duration %v; want 0 and about the %v timeout", ok, took, hcfg.Timeout)
+	}
+}
