@@ -142,39 +142,6 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 
 var quote = []byte{'"'}
 
-// jsonStringEnd finds the '"' closing a JSON string whose text starts at
-// in[pos]; -1 when there is none. Keys and most values are short, where a
-// loop beats a call; a long message is searched with IndexByte, and a quote
-// found that way is escaped when an odd number of backslashes precede it.
-func jsonStringEnd(in []byte, pos int) int {
-	start := pos
-	end := min(pos+16, len(in))
-	for ; pos < end; pos++ {
-		switch in[pos] {
-		case '"':
-			return pos
-		case '\\':
-			pos++
-		}
-	}
-	for pos < len(in) {
-		i := bytes.IndexByte(in[pos:], '"')
-		if i < 0 {
-			return -1
-		}
-		q := pos + i
-		n := 0
-		for j := q - 1; j >= start && in[j] == '\\'; j-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q
-		}
-		pos = q + 1
-	}
-	return -1
-}
-
 // multiEnd finds the end of an unquoted multi-value upstream variable:
 // values joined by ", " or " : ", followed by a single space.
 func multiEnd(in []byte, pos int) int {
