@@ -184,6 +184,22 @@ func (f *Format) fill(r *Record) error {
 		}
 	}
 
+	f.fillRequest(r)
+	if err := f.fillNumbers(r); err != nil {
+		return err
+	}
+	if err := f.fillUpstream(r); err != nil {
+		return err
+	}
+	f.fillIdentity(r)
+	return nil
+}
+
+// fillRequest fills the method, path, query and protocol, from $request or
+// from the variables that log them apart.
+func (f *Format) fillRequest(r *Record) {
+	s := &f.slotOf
+	v := r.vars
 	if i := s[kRequest]; i >= 0 {
 		f.setRequest(r, v[i])
 	}
@@ -203,7 +219,12 @@ func (f *Format) fill(r *Record) error {
 	if i := s[kProtocol]; i >= 0 && r.Protocol == nil {
 		r.Protocol = dashless(v[i])
 	}
+}
 
+// fillNumbers fills the status, the byte counts and the request time.
+func (f *Format) fillNumbers(r *Record) error {
+	s := &f.slotOf
+	v := r.vars
 	if i := s[kStatus]; i >= 0 && v[i] != nil {
 		st, ok := parseStatus(v[i])
 		if !ok {
@@ -211,19 +232,17 @@ func (f *Format) fill(r *Record) error {
 		}
 		r.Status = st
 	}
-	if i := s[kBodyBytes]; i >= 0 && v[i] != nil {
-		n, ok := parseCount(v[i])
-		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+	for _, c := range [...]struct {
+		k   kind
+		dst *int64
+	}{{kBodyBytes, &r.BodyBytes}, {kBytesSent, &r.BytesSent}} {
+		if i := s[c.k]; i >= 0 && v[i] != nil {
+			n, ok := parseCount(v[i])
+			if !ok {
+				return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+			}
+			*c.dst = n
 		}
-		r.BodyBytes = n
-	}
-	if i := s[kBytesSent]; i >= 0 && v[i] != nil {
-		n, ok := parseCount(v[i])
-		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
-		}
-		r.BytesSent = n
 	}
 	if i := s[kRequestTime]; i >= 0 && v[i] != nil {
 		d, ok := parseSeconds(v[i])
@@ -232,7 +251,15 @@ func (f *Format) fill(r *Record) error {
 		}
 		r.RequestTime = d
 	}
+	return nil
+}
 
+// fillUpstream fills the upstream times, status, address and tries; of
+// several upstreams tried, times add up and the last status and address
+// count.
+func (f *Format) fillUpstream(r *Record) error {
+	s := &f.slotOf
+	v := r.vars
 	tries := -1
 	for _, d := range [...]struct {
 		k   kind
@@ -272,7 +299,13 @@ func (f *Format) fill(r *Record) error {
 	if tries > 0 {
 		r.UpstreamTries = tries
 	}
+	return nil
+}
 
+// fillIdentity fills the virtual host, the request id and the trace id.
+func (f *Format) fillIdentity(r *Record) {
+	s := &f.slotOf
+	v := r.vars
 	for _, k := range [...]kind{kHost, kServerName, kHTTPHost} {
 		if i := s[k]; i >= 0 && dashless(v[i]) != nil {
 			r.VHost = f.hostName(r, v[i])
@@ -288,7 +321,6 @@ func (f *Format) fill(r *Record) error {
 	if i := s[kTraceparent]; i >= 0 && r.TraceID == nil {
 		r.TraceID = traceparentID(v[i])
 	}
-	return nil
 }
 
 // decode returns the text of a raw value: the value itself when it holds no
