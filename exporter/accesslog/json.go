@@ -366,17 +366,9 @@ func (f *Format) compileJSONObject(s string, i int, prefix string, depth int) (i
 		case '$':
 			// An unquoted variable, as in "status":$status, which nginx
 			// allows and which logs a JSON number.
-			end := i + 1
-			if end < len(b) && b[end] == '{' {
-				end = strings.IndexByte(s[i:], '}')
-				if end < 0 {
-					return bad("'}'")
-				}
-				end += i + 1
-			} else {
-				for end < len(b) && isVarByte(b[end]) {
-					end++
-				}
+			end := unquotedVarEnd(s, i)
+			if end < 0 {
+				return bad("'}'")
 			}
 			if err := f.addJSONKey(key, s[i:end]); err != nil {
 				return 0, fmt.Errorf("key %q: %w", key, err)
@@ -402,6 +394,23 @@ func (f *Format) compileJSONObject(s string, i int, prefix string, depth int) (i
 			return bad("',' or '}'")
 		}
 	}
+}
+
+// unquotedVarEnd returns the end of the $name or ${name} at s[i], or -1
+// when a ${ is not closed.
+func unquotedVarEnd(s string, i int) int {
+	end := i + 1
+	if end < len(s) && s[end] == '{' {
+		end = strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return -1
+		}
+		return end + i + 1
+	}
+	for end < len(s) && isVarByte(s[end]) {
+		end++
+	}
+	return end
 }
 
 func (f *Format) addJSONKey(key, value string) error {
