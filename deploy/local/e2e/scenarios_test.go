@@ -39,7 +39,8 @@ func TestScenario1CountsAgree(t *testing.T) {
 
 	sel := fmt.Sprintf(`accesslog_http_requests_total{vhost=~%q}`, static+"|"+api)
 	var byClass map[string]float64
-	eventually(t, 60*time.Second, "Prometheus counts every line", func() (bool, string) {
+	// Every class must agree, not only the total: poll until all do.
+	eventually(t, 60*time.Second, "Prometheus counts every line, in every status class", func() (bool, string) {
 		var err error
 		byClass, err = promBy("sum by (status_class) ("+sel+")", "status_class")
 		if err != nil {
@@ -49,7 +50,11 @@ func TestScenario1CountsAgree(t *testing.T) {
 		for _, v := range byClass {
 			total += v
 		}
-		return total == float64(n), fmt.Sprintf("%v of %d", total, n)
+		ok := total == float64(n)
+		for _, c := range sortedKeys(want) {
+			ok = ok && byClass[c] == float64(want[c])
+		}
+		return ok, fmt.Sprintf("%v of %d, by class %v of %v", total, n, byClass, want)
 	})
 	l.add("in Prometheus by status class", fmt.Sprint(byClass))
 	for _, c := range sortedKeys(want) {
