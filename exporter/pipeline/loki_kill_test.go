@@ -92,7 +92,9 @@ loki:
 	}
 
 	first := run("first")
-	group := "g-" + job
+	// Commits that follow the store's acknowledgements are the log path's,
+	// in its own group (loki.group, derived from kafka.group).
+	group := "g-" + job + "-loki"
 	deadline := time.Now().Add(time.Minute)
 	for {
 		commit, _ := committedTotal(t, c, group)
@@ -109,6 +111,7 @@ loki:
 	}
 	_ = first.Wait()
 	evict(t, c, group)
+	evict(t, c, "g-"+job)
 	atKill, _ := committedTotal(t, c, group)
 	if atKill >= n {
 		t.Fatalf("everything was committed before the kill (%d); the test proves nothing", atKill)

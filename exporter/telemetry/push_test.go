@@ -3,7 +3,6 @@ package telemetry
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -195,16 +194,11 @@ func TestPushBearerToken(t *testing.T) {
 // installs, on a free loopback port, and returns its base URL.
 func pushgateway(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("ACCESSLOG_PUSHGATEWAY_BIN")
-	if bin == "" {
-		bin = "/usr/bin/prometheus-pushgateway"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("Pushgateway not installed (`make pushgateway` or scripts/install-pushgateway.sh): %v", err)
-		if os.Getenv("ACCESSLOG_REQUIRE_EXTERNAL") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	var bin string
+	if os.Getenv("ACCESSLOG_PUSHGATEWAY_BIN") != "" {
+		bin = testenv.Binary(t, "ACCESSLOG_PUSHGATEWAY_BIN", "pushgateway")
+	} else {
+		bin = testenv.LookPath(t, "prometheus-pushgateway", "pushgateway")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
