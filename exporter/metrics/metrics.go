@@ -197,7 +197,7 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		orDefault(cfg.Buckets.ResponseSize, defaultSizeBuckets), factor), names)
 	overflowVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: SeriesOverflow,
-		Help: "Lines whose label set was new after the family reached max_series, counted into the __other__ series instead.",
+		Help: "Lines whose label set was new after the family reached max_series, counted with vhost, route, upstream, host and var_ labels folded into __other__.",
 	}, []string{"metric"})
 	exemplarsVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: ExemplarsInvalid,

@@ -92,9 +92,7 @@ loki:
 	}
 
 	first := run("first")
-	// Commits that follow the store's acknowledgements are the log path's,
-	// in its own group (loki.group, derived from kafka.group).
-	group := "g-" + job + "-loki"
+	group := "g-" + job + "-loki" // the log path's group commits what the store acknowledged
 	deadline := time.Now().Add(time.Minute)
 	for {
 		commit, _ := committedTotal(t, c, group)
