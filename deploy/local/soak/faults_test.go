@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -212,8 +213,11 @@ func procStrings(pid int, file string) ([]string, error) {
 }
 
 // exporterConfig writes the replicas' config: the stack's exporter.yml with
-// the log store's address replaced by the proxy's.
-func exporterConfig(src, dst string, store *url.URL) error {
+// the log store's address replaced by the proxy's, and the in-flight bound
+// set to inflight (empty keeps the file's): the default 64 MiB takes half an
+// hour of the soak's load to fill, so a small one lets a log-store fault
+// reach the point where the log path holds back consumption.
+func exporterConfig(src, dst string, store *url.URL, inflight string) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return err
@@ -221,6 +225,13 @@ func exporterConfig(src, dst string, store *url.URL) error {
 	s := string(b)
 	if !strings.Contains(s, store.Host) {
 		return fmt.Errorf("%s: no %s to point at the proxy", src, store.Host)
+	}
+	if inflight != "" {
+		if re := regexp.MustCompile(`(?m)^(\s+max_inflight_bytes:).*$`); re.MatchString(s) {
+			s = re.ReplaceAllString(s, "${1} "+inflight)
+		} else {
+			s = strings.Replace(s, "\nloki:\n", "\nloki:\n  max_inflight_bytes: "+inflight+"\n", 1)
+		}
 	}
 	s = "# Written by the soak (deploy/local/soak): " + filepath.Base(src) + " with the log store behind the fault proxy.\n" +
 		strings.ReplaceAll(s, store.Host, proxyAddr)

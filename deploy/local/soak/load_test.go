@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,11 +181,13 @@ func (a *appender) copyFrom(r io.Reader) error {
 // loggen runs the traffic generator with args, its lines appended to the
 // access log; it returns when the generator exits (ctx ends the trickle).
 func loggen(ctx context.Context, bin string, a *appender, args ...string) error {
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--format", "main_timed", "--output", "-"}, args...)...)
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--format", "main_timed"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
 	}
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -194,7 +197,7 @@ func loggen(ctx context.Context, bin string, a *appender, args ...string) error 
 		return cerr
 	}
 	if werr != nil && ctx.Err() == nil {
-		return werr
+		return fmt.Errorf("%v: %s", werr, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }

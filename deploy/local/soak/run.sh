@@ -26,7 +26,7 @@ mkdir -p "$ACCESSLOG_LOCAL_RUN" "$here/.run/ledgers"
 "$repo/scripts/install-deploy-tools.sh" >/dev/null
 "$repo/scripts/install-filebeat.sh" >/dev/null
 "$repo/scripts/install-victorialogs.sh" >/dev/null
-(cd "$repo" && $GO build -o /dev/null ./cmd/accesslog-exporter ./cmd/loggen ./deploy/local/kafka ./deploy/local/upstream \
+(cd "$repo" && $GO build -trimpath -o /dev/null ./cmd/accesslog-exporter ./cmd/loggen ./deploy/local/kafka ./deploy/local/upstream \
   ./deploy/local/webhook ./deploy/local/localconf)
 (cd "$repo" && $GO test -c -tags soak -o "$ACCESSLOG_LOCAL_RUN/soak.test" ./deploy/local/soak)
 

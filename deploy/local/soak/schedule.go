@@ -50,7 +50,7 @@ const SessionTimeout = 45 * time.Second
 var specs = map[Kind]spec{
 	BrokerStop:      {20 * time.Second, 45 * time.Second, 3, "broker", 5 * time.Second},
 	ISRShrink:       {15 * time.Second, 30 * time.Second, 6, "isr", 0},
-	StoreDown:       {30 * time.Second, 60 * time.Second, 0, "store", 5 * time.Second},
+	StoreDown:       {60 * time.Second, 90 * time.Second, 0, "store", 5 * time.Second},
 	StoreHang:       {20 * time.Second, 45 * time.Second, 0, "store", 5 * time.Second},
 	StoreSlow:       {20 * time.Second, 45 * time.Second, 0, "store", 0},
 	ReplicaKill:     {3 * time.Second, 10 * time.Second, 2, "replica", SessionTimeout},
