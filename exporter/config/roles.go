@@ -12,8 +12,8 @@ const (
 	RoleLogs    = "logs"
 )
 
-// Sinks says which consumer-group members run: roles when set, else
-// metrics, with logs too when loki.url is set.
+// Sinks says which consumer-group members run: roles when set, else (also
+// for an empty list) metrics, with logs too when loki.url is set.
 func (c *Config) Sinks() (metrics, logs bool) {
 	if len(c.Roles) == 0 {
 		return true, c.Loki.URL != ""
@@ -46,20 +46,19 @@ func (v *validator) roles(c *Config) {
 		}
 		seen[r] = true
 	}
-	if c.Roles != nil && len(c.Roles) == 0 {
-		v.errorf("roles", "empty: list metrics, logs or both, or leave the key out")
-	}
 	if _, logs := c.Sinks(); logs && c.LokiGroup() == c.Kafka.Group {
 		v.errorf("loki.group", "must differ from kafka.group (%q): each sink keeps its own offsets", c.Kafka.Group)
 	}
 	if id := c.Kafka.InstanceID; id != "" {
+		unset := false
 		os.Expand(id, func(name string) string {
 			if _, ok := os.LookupEnv(name); !ok {
 				v.errorf("kafka.instance_id", "environment variable %s is not set", name)
+				unset = true
 			}
 			return ""
 		})
-		if strings.TrimSpace(c.Kafka.ExpandedInstanceID()) == "" {
+		if !unset && strings.TrimSpace(c.Kafka.ExpandedInstanceID()) == "" {
 			v.errorf("kafka.instance_id", "expands to nothing")
 		}
 	}

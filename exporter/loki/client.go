@@ -32,8 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -352,24 +350,31 @@ func (c *Client) send() {
 // sender is one push worker's scratch state, reused from push to push.
 type sender struct {
 	c      *Client
-	pos    []int32 // stream id -> index in req.Streams, -1 when absent
-	req    push.PushRequest
-	meta   []push.LabelAdapter
-	num    []byte
-	raw    []byte
-	body   []byte
+	pos    []int32  // stream id -> position in the push, -1 when absent
+	ids    []int32  // position -> stream id
+	counts []int    // position -> entries, then where its entries start in order
+	sizes  []int    // position -> size of the Stream message
+	labels []string // position -> label set
+	order  []int    // entry indexes grouped by position
+	raw    []byte   // the protobuf body
+	body   []byte   // raw, snappy-compressed
 	idxBuf []int
 }
 
 // deliver pushes b until every entry is acknowledged, rejected or dropped;
 // false when the client closed first.
 func (s *sender) deliver(b *batch) bool {
+	return s.pushRange(b, s.deliverIdx(b), time.Now())
+}
+
+// deliverIdx sets s.idxBuf to every entry of b.
+func (s *sender) deliverIdx(b *batch) []int {
 	idx := s.idxBuf[:0]
 	for i := range b.entries {
 		idx = append(idx, i)
 	}
 	s.idxBuf = idx
-	return s.pushRange(b, idx, time.Now())
+	return idx
 }
 
 type outcome int
@@ -467,84 +472,6 @@ func (c *Client) dropped(b *batch, idx []int, reason string) {
 	c.m.batchDropped.Inc()
 	c.m.dropped(reason).Add(float64(len(idx)))
 	c.log.Warn("loki: dropping lines Loki did not accept in time (loki.drop / loki.retry.max_retries)", "reason", reason, "entries", len(idx))
-}
-
-// encode builds the snappy-compressed protobuf body of b's entries idx.
-func (s *sender) encode(b *batch, idx []int) {
-	c := s.c
-	for i := range s.pos {
-		s.pos[i] = -1
-	}
-	streams := s.req.Streams[:0]
-	if c.meta {
-		s.meta = s.meta[:0]
-		s.num = s.num[:0]
-		if need := 4 * len(idx); cap(s.meta) < need {
-			s.meta = make([]push.LabelAdapter, 0, need)
-		}
-		if need := 32 * len(idx); cap(s.num) < need {
-			s.num = make([]byte, 0, need)
-		}
-	}
-	for _, i := range idx {
-		e := &b.entries[i]
-		for int(e.stream) >= len(s.pos) {
-			s.pos = append(s.pos, -1)
-		}
-		p := s.pos[e.stream]
-		if p < 0 {
-			p = int32(len(streams))
-			s.pos[e.stream] = p
-			if len(streams) < cap(streams) {
-				streams = streams[:p+1]
-				streams[p].Entries = streams[p].Entries[:0]
-			} else {
-				streams = append(streams, push.Stream{})
-			}
-			streams[p].Labels = c.streams.label(e.stream)
-		}
-		pe := push.Entry{Timestamp: time.Unix(0, e.ts), Line: b.line(e)}
-		if c.meta {
-			start := len(s.meta)
-			s.meta = append(s.meta,
-				push.LabelAdapter{Name: "topic", Value: b.topics[e.topic]},
-				push.LabelAdapter{Name: "partition", Value: s.number(int64(e.partition))},
-				push.LabelAdapter{Name: "offset", Value: s.number(e.offset)})
-			if t := b.trace(e); t != "" {
-				s.meta = append(s.meta, push.LabelAdapter{Name: "trace_id", Value: t})
-			}
-			pe.StructuredMetadata = s.meta[start:len(s.meta):len(s.meta)]
-		}
-		streams[p].Entries = append(streams[p].Entries, pe)
-	}
-	s.req.Streams = streams
-	n := s.req.Size()
-	if cap(s.raw) < n {
-		s.raw = make([]byte, n+n/4)
-	}
-	s.raw = s.raw[:n]
-	if _, err := s.req.MarshalToSizedBuffer(s.raw); err != nil {
-		panic("loki: marshal: " + err.Error()) // sized by Size(): cannot fail
-	}
-	if m := snappy.MaxEncodedLen(n); cap(s.body) < m {
-		s.body = make([]byte, m+m/4)
-	}
-	s.body = snappy.Encode(s.body[:cap(s.body)], s.raw)
-	// Drop references into b's buffer held by the reusable request.
-	for i := range s.req.Streams {
-		clear(s.req.Streams[i].Entries)
-	}
-}
-
-// number writes n into the sender's arena and returns it as a string that
-// lives until the next encode.
-func (s *sender) number(n int64) string {
-	if len(s.num)+20 > cap(s.num) {
-		return strconv.FormatInt(n, 10)
-	}
-	start := len(s.num)
-	s.num = strconv.AppendInt(s.num, n, 10)
-	return unsafeString(s.num[start:])
 }
 
 // post sends the encoded body once.

@@ -1,12 +1,8 @@
 package loki
 
 import (
-	"unsafe"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 type clientMetrics struct {
 	sentEntries, sentBytes                                         prometheus.Counter

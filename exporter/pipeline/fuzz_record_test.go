@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -170,13 +171,25 @@ func (p *recordPipeline) check(value []byte) []string {
 	if err != nil {
 		return []string{"newSelfMetrics: " + err.Error()}
 	}
-	proc := newProcessor(l, self, nil, p.app)
+	// The two members a record meets: the metrics member counts it, the
+	// log member forwards it. Either contains a panic and logs it; here a
+	// contained panic is a failure like any other.
+	var panics bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&panics, &slog.HandlerOptions{Level: slog.LevelError}))
 	p.offset++
 	rec := &kgo.Record{Topic: "nginxlog", Value: value, Offset: p.offset, Timestamp: time.Unix(1760097336, 0)}
-	proc.Process(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}))
-	// What forward hands to Loki, read back before the next record.
-	want := proc.h.rec.Line
-	if want == nil && !proc.h.rec.Enveloped {
+	counter := newProcessor(l, self, nil, nil)
+	counter.log = log
+	counter.Process(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}))
+	forwarder := newProcessor(l, self, nil, p.app)
+	forwarder.log = log
+	forwarder.Process(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}))
+	if panics.Len() > 0 {
+		errs = append(errs, "contained panic: "+panics.String())
+	}
+	// What forward handed to Loki, read back before the next record.
+	want := forwarder.h.rec.Line
+	if want == nil && !forwarder.h.rec.Enveloped {
 		want = value
 	}
 

@@ -4,25 +4,22 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
 )
 
@@ -48,73 +45,21 @@ func startRunWith(t *testing.T, c *kfake.Cluster, cfg config.Config, opts Option
 	return r
 }
 
-// memStore is a Loki-protocol receiver in the test process: it keeps every
-// pushed line and can refuse or slow down pushes.
-// TODO: replace with exporter/loki/lokitest's receiver once it lands.
-type memStore struct {
-	srv      *httptest.Server
-	refuse   atomic.Bool
-	delay    atomic.Int64
-	requests atomic.Int64
-
-	mu    sync.Mutex
-	lines map[string]int
-	total int
-}
-
-func newMemStore(t *testing.T) *memStore {
-	s := &memStore{lines: map[string]int{}}
-	s.srv = httptest.NewServer(s)
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *memStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.requests.Add(1)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	if s.refuse.Load() {
-		http.Error(w, "refused by the test", http.StatusServiceUnavailable)
-		return
-	}
-	if d := time.Duration(s.delay.Load()); d > 0 {
-		time.Sleep(d)
-	}
-	raw, err := snappy.Decode(nil, body)
-	var req push.PushRequest
-	if err == nil {
-		err = req.Unmarshal(raw)
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	s.mu.Lock()
-	for _, st := range req.Streams {
-		for _, e := range st.Entries {
-			s.lines[e.Line]++
-			s.total++
-		}
-	}
-	s.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // compare says how many of want (line -> times produced) the store lacks,
 // and how many entries it holds beyond want.
-func (s *memStore) compare(want map[string]int) (missing, extra int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func compare(store *lokitest.Receiver, want map[string]int) (missing, extra int) {
+	got := map[string]int{}
+	for _, e := range store.Entries() {
+		got[e.Line]++
+	}
 	for l, n := range want {
-		if got := s.lines[l]; got < n {
-			missing += n - got
+		if g := got[l]; g < n {
+			missing += n - g
 		}
 	}
-	for l, got := range s.lines {
-		if got > want[l] {
-			extra += got - want[l]
+	for l, g := range got {
+		if g > want[l] {
+			extra += g - want[l]
 		}
 	}
 	return missing, extra
@@ -211,8 +156,8 @@ func wantLines(lines [][]byte) map[string]int {
 // batch is counted and committed on both paths.
 func TestPanicOnOneRecordIsContained(t *testing.T) {
 	c := newCluster(t)
-	store := newMemStore(t)
-	g, err := loggen.New(loggen.Seed(21), loggen.MalformedRatio(0.01))
+	store := newStore(t)
+	g, err := loggen.New(loggen.Seed(21), loggen.MalformedRatio(0.01), loggen.SimulatedClock(time.Now().Add(-time.Minute), 1000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +173,7 @@ func TestPanicOnOneRecordIsContained(t *testing.T) {
 	}
 	tot := g.Totals()
 	produceLines(t, c, lines)
-	cfg := splitConfig(c, store.srv.URL, "panic")
+	cfg := splitConfig(c, store.URL(), "panic")
 	r := startRunWith(t, c, cfg, Options{panicOn: func(v []byte) bool { return bytes.Equal(v, lines[poison]) }})
 
 	n := int64(len(lines))
@@ -250,7 +195,7 @@ func TestPanicOnOneRecordIsContained(t *testing.T) {
 	check("parsed records", s.sum("accesslog_exporter_records_total", map[string]string{"result": "parsed"}), float64(tot.Requests-1))
 	check("internal errors", s.sum("accesslog_exporter_parse_errors_total", map[string]string{"reason": "internal_error"}), 1)
 	check("requests", s.sum("accesslog_http_requests_total", nil), float64(tot.Requests-1))
-	if missing, extra := store.compare(wantLines(lines)); missing != 0 || extra != 0 {
+	if missing, extra := compare(store, wantLines(lines)); missing != 0 || extra != 0 {
 		errs = append(errs, fmt.Sprintf("log store: %d lines missing, %d extra", missing, extra))
 	}
 	if len(errs) > 0 {
@@ -311,10 +256,10 @@ func producePaced(t *testing.T, c *kfake.Cluster, lines [][]byte, rate int) *pac
 func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 	const rate, outage = 5000, 15 * time.Second
 	c := newCluster(t)
-	store := newMemStore(t)
+	store := newStore(t)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	lines := genRaw(t, rate*int((outage+3*time.Second)/time.Second), 31, start)
-	cfg := splitConfig(c, store.srv.URL, "outage-split")
+	cfg := splitConfig(c, store.URL(), "outage-split")
 	cfg.Loki.MaxInflightBytes = 512 << 10
 	cfg.Loki.Timeout = time.Second
 	cfg.Kafka.FetchMaxBytes = 128 << 10
@@ -325,17 +270,17 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 	}
 	p := producePaced(t, c, lines, rate)
 	eventually(t, 20*time.Second, func() string {
-		if store.requests.Load() == 0 {
+		if int64(store.RequestCount()) == 0 {
 			return "no push reached the store"
 		}
 		return ""
 	})
 
-	store.refuse.Store(true)
+	store.SetFault(lokitest.Status(http.StatusServiceUnavailable))
 	outageEnd := time.Now().Add(outage)
 	var errs []string
 	var logBase map[int32]int64
-	var metricsLast int64
+	var producedBefore int64
 	for i := 0; time.Now().Before(outageEnd); i++ {
 		produced := p.acked.Load()
 		by := time.Now().Add(2 * time.Second)
@@ -345,11 +290,12 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 		if got := records(); got < float64(produced) {
 			errs = append(errs, fmt.Sprintf("checkpoint %d: %v records counted 2 s after %d were produced", i, got, produced))
 		}
-		m := sumOffsets(groupCommits(t, c, cfg.Kafka.Group))
-		if i > 0 && m <= metricsLast {
-			errs = append(errs, fmt.Sprintf("checkpoint %d: metrics group committed %d, no more than before (%d)", i, m, metricsLast))
+		// Counted 2 s ago at least, so committed by now (the interval is
+		// 200 ms): the metrics group keeps committing through the outage.
+		if m := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)); i > 0 && m < producedBefore {
+			errs = append(errs, fmt.Sprintf("checkpoint %d: metrics group committed %d, less than the %d produced at the checkpoint before", i, m, producedBefore))
 		}
-		metricsLast = m
+		producedBefore = produced
 		// Pushes acknowledged just before the outage may still commit: the
 		// log group's baseline is taken once the first checkpoint is over.
 		if i == 0 {
@@ -367,7 +313,7 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 		errs = append(errs, "the metrics member's fetching is paused")
 	}
 
-	store.refuse.Store(false)
+	store.SetFault(lokitest.NoFault)
 	<-p.done
 	n := int64(len(lines))
 	eventually(t, time.Minute, func() string {
@@ -379,7 +325,7 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 	})
 	// Duplicates: at most what was in flight (lines are over 100 bytes).
 	inflight := int(cfg.Loki.MaxInflightBytes + 3*cfg.Kafka.FetchMaxBytes)
-	if missing, extra := store.compare(wantLines(lines)); missing != 0 || extra*100 > inflight {
+	if missing, extra := compare(store, wantLines(lines)); missing != 0 || extra*100 > inflight {
 		errs = append(errs, fmt.Sprintf("log store: %d lines missing, %d extra (in-flight bound %d bytes)", missing, extra, inflight))
 	}
 	if got := records(); got != float64(n) {
@@ -396,10 +342,10 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 // uncommitted tail.
 func TestOneGroupToTwoUpgrade(t *testing.T) {
 	c := newCluster(t)
-	store := newMemStore(t)
+	store := newStore(t)
 	lines := genRaw(t, 6000, 41, time.Now().Add(-time.Minute).Truncate(time.Second))
 	recs := produceTracked(t, c, lines)
-	cfg := splitConfig(c, store.srv.URL, "upgrade")
+	cfg := splitConfig(c, store.URL(), "upgrade")
 
 	// The old single group acknowledged about half of every partition.
 	end := map[int32]int64{}
@@ -437,7 +383,7 @@ func TestOneGroupToTwoUpgrade(t *testing.T) {
 		return ""
 	})
 	var errs []string
-	if missing, extra := store.compare(want); missing != 0 || extra != 0 {
+	if missing, extra := compare(store, want); missing != 0 || extra != 0 {
 		errs = append(errs, fmt.Sprintf("log store: %d lines of the uncommitted tail missing, %d lines from before it (or twice)", missing, extra))
 	}
 	if got := parse(t, get(t, r.metrics)).sum("accesslog_exporter_records_total", nil); got != float64(tail) {
@@ -453,11 +399,11 @@ func TestOneGroupToTwoUpgrade(t *testing.T) {
 // is bounded by what was in flight at the two hand-overs.
 func TestRebalanceWhileLogStoreSlow(t *testing.T) {
 	c := newCluster(t)
-	store := newMemStore(t)
-	store.delay.Store(int64(400 * time.Millisecond))
+	store := newStore(t)
+	store.SetFault(lokitest.Delay(400 * time.Millisecond))
 	lines := genRaw(t, 20000, 51, time.Now().Add(-time.Minute).Truncate(time.Second))
 	produceLines(t, c, lines)
-	cfg := splitConfig(c, store.srv.URL, "rebalance-split")
+	cfg := splitConfig(c, store.URL(), "rebalance-split")
 	cfg.Loki.MaxInflightBytes = 512 << 10
 	cfg.Loki.Batch.MaxBytes = 64 << 10
 	cfg.Loki.Batch.MaxConcurrency = 1
@@ -467,7 +413,7 @@ func TestRebalanceWhileLogStoreSlow(t *testing.T) {
 
 	a := startRunWith(t, c, cfg, Options{ShutdownTimeout: 3 * time.Second})
 	eventually(t, 20*time.Second, func() string {
-		if store.requests.Load() < 2 {
+		if int64(store.RequestCount()) < 2 {
 			return "no push reached the store"
 		}
 		return ""
@@ -481,7 +427,7 @@ func TestRebalanceWhileLogStoreSlow(t *testing.T) {
 		return ""
 	})
 	a.stop(t)
-	store.delay.Store(0)
+	store.SetFault(lokitest.NoFault)
 
 	n := int64(len(lines))
 	eventually(t, time.Minute, func() string {
@@ -494,7 +440,7 @@ func TestRebalanceWhileLogStoreSlow(t *testing.T) {
 	// Two hand-overs (the join, the leave), each re-reading at most what
 	// was in flight; lines are over 100 bytes.
 	inflight := 2 * int(cfg.Loki.MaxInflightBytes+3*cfg.Kafka.FetchMaxBytes)
-	missing, extra := store.compare(wantLines(lines))
+	missing, extra := compare(store, wantLines(lines))
 	if missing != 0 || extra*100 > inflight {
 		t.Errorf("log store: %d lines missing, %d extra (in-flight bound %d bytes)", missing, extra, inflight)
 	}
@@ -506,11 +452,11 @@ func TestRebalanceWhileLogStoreSlow(t *testing.T) {
 // left their groups, so their partitions move at once.
 func TestShutdownWithinBudgetLogStoreDown(t *testing.T) {
 	c := newCluster(t)
-	store := newMemStore(t)
-	store.refuse.Store(true)
+	store := newStore(t)
+	store.SetFault(lokitest.Status(http.StatusServiceUnavailable))
 	lines := genRaw(t, 5000, 61, time.Now().Add(-time.Minute).Truncate(time.Second))
 	produceLines(t, c, lines)
-	cfg := splitConfig(c, store.srv.URL, "shutdown-down")
+	cfg := splitConfig(c, store.URL(), "shutdown-down")
 	cfg.Loki.ShutdownTimeout = 30 * time.Second // longer than the budget: the budget wins
 	const budget = 3 * time.Second
 	r := startRunWith(t, c, cfg, Options{ShutdownTimeout: budget})
@@ -527,7 +473,7 @@ func TestShutdownWithinBudgetLogStoreDown(t *testing.T) {
 // SIGTERM while the members are still joining their groups.
 func TestShutdownWithinBudgetDuringJoin(t *testing.T) {
 	c := newCluster(t)
-	store := newMemStore(t)
+	store := newStore(t)
 	release := make(chan struct{})
 	var joins atomic.Int32
 	c.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
@@ -541,7 +487,7 @@ func TestShutdownWithinBudgetDuringJoin(t *testing.T) {
 		})
 		return nil, nil, false
 	})
-	cfg := splitConfig(c, store.srv.URL, "shutdown-join")
+	cfg := splitConfig(c, store.URL(), "shutdown-join")
 	const budget = 3 * time.Second
 	r := startRunWith(t, c, cfg, Options{ShutdownTimeout: budget})
 	eventually(t, 10*time.Second, func() string {
@@ -591,4 +537,40 @@ func checkLeft(t *testing.T, c *kfake.Cluster, took, budget time.Duration, group
 		t.Error(strings.Join(errs, "\n"))
 	}
 	t.Logf("shutdown took %v (budget %v)", took, budget)
+}
+
+// Static membership: a process restarted with the same kafka.instance_id
+// gets its partitions back at once, long before the session timeout that
+// a dynamic member's replacement would wait out after a crash.
+func TestStaticMemberGetsPartitionsBackAtOnce(t *testing.T) {
+	c := newCluster(t)
+	store := newStore(t)
+	cfg := splitConfig(c, store.URL(), "static")
+	t.Setenv("ACCESSLOG_TEST_POD", "exporter-0")
+	cfg.Kafka.InstanceID = "${ACCESSLOG_TEST_POD}"
+	const session = 20 * time.Second
+	opts := Options{ShutdownTimeout: 2 * time.Second, KafkaOpts: []kgo.Opt{kgo.SessionTimeout(session)}}
+	assigned := func(r *lokiRun) string {
+		s := parse(t, get(t, r.metrics))
+		for _, sink := range []string{"metrics", "logs"} {
+			if n := s.sum("accesslog_exporter_assigned_partitions", map[string]string{"sink": sink}); n != 6 {
+				return fmt.Sprintf("the %s member owns %v of 6 partitions", sink, n)
+			}
+		}
+		return ""
+	}
+	a := startRunWith(t, c, cfg, opts)
+	eventually(t, 20*time.Second, func() string { return assigned(a) })
+	// A crash: the group never hears that the member went away.
+	c.ControlKey(int16(kmsg.LeaveGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil, true
+	})
+	a.stop(t)
+	begin := time.Now()
+	b := startRunWith(t, c, cfg, opts)
+	eventually(t, session/2, func() string { return assigned(b) })
+	t.Logf("restarted static member owned its partitions again after %v (session timeout %v)", time.Since(begin), session)
 }

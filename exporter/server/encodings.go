@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
@@ -72,9 +73,16 @@ func (es *encodings) acquire(key renderKey, only map[string]bool) *encoding {
 		es.making.Lock()
 		defer es.making.Unlock()
 		var cw chunkWriter
+		defer func() {
+			// In the handler net/http would have recovered it; here a
+			// panic would take the process down: answer 500 instead.
+			if r := recover(); r != nil {
+				e.size, e.err = 0, fmt.Errorf("encoding metrics panicked: %v", r)
+			}
+			e.chunks = cw.chunks
+			close(e.done)
+		}()
 		e.size, e.err = es.encode(key, only, &cw)
-		e.chunks = cw.chunks
-		close(e.done)
 	}()
 	return e
 }

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 )
 
 // bigRegistry stands in for a full series budget: histograms by vhost and
@@ -127,7 +131,10 @@ func heapInuse() uint64 {
 // families, stated below as a multiple of the body, and /healthz answers
 // throughout.
 func TestSlowReadersAndParallelScrapesBoundMemory(t *testing.T) {
-	const mb = 12
+	mb := 12 // ACCESSLOG_SCRAPE_MB=100 measures a full series budget
+	if v, err := strconv.Atoi(os.Getenv("ACCESSLOG_SCRAPE_MB")); err == nil && v > 0 {
+		mb = v
+	}
 	reg := bigRegistry(t, mb)
 	_, addr := startServer(t, Config{Limits: Limits{MaxRequestsInFlight: 60, WriteTimeout: time.Minute}}, reg)
 	plain := &http.Client{Transport: &http.Transport{DisableCompression: true}}
@@ -194,8 +201,8 @@ func TestSlowReadersAndParallelScrapesBoundMemory(t *testing.T) {
 	// Two bodies (MaxEncodings) and the families of one gather, which
 	// client_golang holds at about three times the text they encode to.
 	bound := 6 * size
-	t.Logf("%d slow readers, %d parallel scrapers x %d: heap grew by %.1f MB at its peak (bound %.1f MB)",
-		slow, parallel, rounds, float64(grew)/1e6, float64(bound)/1e6)
+	t.Logf("%d slow readers, %d parallel scrapers x %d: heap grew by %.1f MB at its peak (bound %.1f MB); peak RSS of the test process %s",
+		slow, parallel, rounds, float64(grew)/1e6, float64(bound)/1e6, peakRSS())
 	if grew > bound {
 		t.Errorf("heap grew by %.1f MB, more than %.1f MB (6 bodies of %.1f MB)", float64(grew)/1e6, float64(bound)/1e6, float64(size)/1e6)
 	}
@@ -335,4 +342,34 @@ func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+// peakRSS is the process's VmHWM from /proc, for the log.
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+type panickingExposition struct{}
+
+func (panickingExposition) Exposition(expfmt.Format, bool) (iter.Seq2[string, []byte], error) {
+	panic("boom")
+}
+
+// Encoding runs outside the handler, where net/http's recover no longer
+// reaches: a panic there is a 500, not a crash.
+func TestEncodingPanicIs500(t *testing.T) {
+	s := New(Config{Expositions: []Exposition{panickingExposition{}}}, testRegistry(t), nil, nil)
+	rec := get(t, s.Handler(), "/metrics")
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "panicked: boom") {
+		t.Errorf("status %d, body %q: want 500 naming the panic", rec.Code, rec.Body.String())
+	}
 }
