@@ -172,7 +172,7 @@ func TestCompileInputNamesTheField(t *testing.T) {
 		want string
 	}{
 		{"default format", func(in *config.Input) { in.Format = "$remote_addr ${time_local" }, "input.format: "},
-		{"escape", func(in *config.Input) { in.Escape = "yaml" }, "input.format: "},
+		{"escape", func(in *config.Input) { in.Escape = "yaml" }, "input.escape: "},
 		{"named format", func(in *config.Input) {
 			in.Formats = []config.NamedFormat{{Name: "ok", Format: "main"}, {Name: "bad", Format: "$x ${y"}}
 		}, "input.formats[1].format: "},
@@ -183,7 +183,7 @@ func TestCompileInputNamesTheField(t *testing.T) {
 		{"rule format", func(in *config.Input) {
 			in.Formats = []config.NamedFormat{{Name: "m", Format: "main"}}
 			in.Rules = []config.FormatRule{{Field: "log.file.path", Match: "x", Format: "nope"}}
-		}, `input.rules[0].format: no format named "nope"`},
+		}, `input.rules[0].format: unknown format "nope"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
