@@ -436,7 +436,7 @@ func (s *soak) inject(a *applied) {
 		if waitFor(ctx, 2*time.Minute, func() bool { return ready(addr) }) {
 			a.ready = time.Now()
 		} else {
-			s.violation("fault %s: replica %s not ready 2 min after its restart", a.Fault, addr)
+			s.violation("fault %s: replica %s not ready 2 min after its restart: %s", a.Fault, addr, readyz(addr))
 		}
 	}
 }
