@@ -48,7 +48,7 @@ unit: victoriametrics victorialogs pushgateway prometheus-tools deploy-tools
 	ACCESSLOG_VICTORIALOGS_BIN=$$(./scripts/install-victorialogs.sh) \
 	ACCESSLOG_VM_BIN=$$(./scripts/install-victoriametrics.sh) \
 	ACCESSLOG_PUSHGATEWAY_BIN=$$(./scripts/install-pushgateway.sh) \
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Real receivers the tests start on loopback, built once into ~/.cache.
 victoriametrics:

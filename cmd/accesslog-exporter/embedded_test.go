@@ -42,6 +42,17 @@ func TestEmbeddedDemo(t *testing.T) {
 		return mismatches
 	})
 
+	// Both paths run, each in its own group.
+	body := scrape(url)
+	for _, want := range []string{
+		`accesslog_exporter_kafka_consumer_info{consumergroup="accesslog-exporter",sink="metrics"} 1`,
+		`accesslog_exporter_kafka_consumer_info{consumergroup="accesslog-exporter-loki",sink="logs"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the demo does not run both members: no %s", want)
+		}
+	}
+
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

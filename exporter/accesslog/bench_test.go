@@ -1,7 +1,9 @@
 package accesslog
 
 import (
+	"syscall"
 	"testing"
+	"time"
 )
 
 const (
@@ -79,11 +81,15 @@ func benchLines(b *testing.B, name string) {
 		}
 		var r Record
 		b.ReportAllocs()
+		cpu := cpuTime()
 		for b.Loop() {
 			if err := hp.run(&r); err != nil {
 				b.Fatal(err)
 			}
 		}
+		// CPU time is what the issue budgets, and it stays meaningful on a
+		// machine shared with other work, where ns/op (wall time) does not.
+		b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		return
 	}
@@ -95,3 +101,10 @@ func BenchmarkParseMainTimed(b *testing.B) { benchLines(b, "ParseMainTimed") }
 func BenchmarkDecodeFilebeat(b *testing.B) { benchLines(b, "DecodeFilebeat") }
 func BenchmarkParseJSON(b *testing.B)      { benchLines(b, "ParseJSON") }
 func BenchmarkDecodeJSON(b *testing.B)     { benchLines(b, "DecodeJSON") }
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

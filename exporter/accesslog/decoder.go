@@ -1,9 +1,11 @@
 package accesslog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Rule chooses Format for the records whose envelope field Field matches
@@ -53,8 +55,11 @@ type Decoder struct {
 	wants []string   // envelope fields read, by index: the fixed ones, then rule fields
 	vals  [][]byte   // their raw values in the current record; nil when absent
 	cache []ruleMemo // by want index; nil map for fields no rule reads
-	path  []byte     // dotted key path while walking nested objects
+	root  field      // wants as a tree of keys, which the walk follows
 	buf   []byte     // an unescaped rule field value
+	// line receives the unescaped message while the envelope is walked:
+	// Record.lineBuf of the record being decoded.
+	line []byte
 	// msgAt is the offset of a top-level "message" whose value is not a
 	// string, or -1: such a record is a broken envelope, not a raw line.
 	msgAt int
@@ -133,6 +138,10 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 		d.rules = append(d.rules, rule{want: w, alt: alt, match: ru.Match, format: ru.Format})
 		d.addFormat(ru.Format)
 	}
+	d.root = field{want: -1}
+	for i, w := range d.wants {
+		d.root.add(w, i)
+	}
 	d.vals = make([][]byte, len(d.wants))
 	d.cache = make([]ruleMemo, len(d.wants))
 	for _, ru := range d.rules {
@@ -168,9 +177,11 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 	value = trimEOL(value)
 	if i := skipWS(value, 0); i < len(value) && value[i] == '{' {
 		clear(d.vals)
-		d.path = d.path[:0]
 		d.msgAt = -1
-		if end, ok := d.walk(value, i, 0); ok && skipWS(value, end) == len(value) {
+		d.line = r.lineBuf[:0]
+		end, ok := d.walk(value, i, &d.root, 0)
+		r.lineBuf, d.line = d.line[:0], nil // the record keeps what the message grew it to
+		if ok && skipWS(value, end) == len(value) {
 			if d.vals[wMessage] != nil {
 				return d.decodeEnvelope(r)
 			}
@@ -186,11 +197,7 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 
 func (d *Decoder) decodeEnvelope(r *Record) error {
 	r.Enveloped = true
-	line := d.vals[wMessage]
-	if needsUnescape(line, EscapeJSON) {
-		r.lineBuf = Unescape(r.lineBuf[:0], line, EscapeJSON)
-		line = r.lineBuf
-	}
+	line := d.vals[wMessage] // unescaped already, by the walk
 	r.Host = d.envString(r, wHostName, wBeatHost, wAgentHost, wHost)
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
 	f := d.choose()
@@ -266,11 +273,12 @@ func (d *Decoder) evaluate(w int, v []byte) uint64 {
 	return mask
 }
 
-// walk reads the object at b[i], keeping the raw values of wanted fields and
-// descending only into objects that hold one. It reports false for
-// malformed JSON.
-func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
-	base := len(d.path)
+// walk reads the object at b[i], whose keys are looked up among the
+// children of n: it keeps the raw values of wanted fields, descends only
+// into objects that hold one, and skips everything else without decoding
+// it. The message, the one long value, is unescaped in the same pass that
+// finds its end. It reports false for malformed JSON.
+func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
@@ -283,7 +291,7 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		key := b[ks:ke]
+		f := n.lookup(b[ks:ke])
 		i = skipWS(b, ke+1)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
@@ -292,32 +300,38 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 		if i >= len(b) {
 			return 0, false
 		}
-		full := key
-		if depth > 0 {
-			d.path = append(append(d.path[:base], '.'), key...)
-			full = d.path
-		}
 		switch c := b[i]; {
-		case c == '{' && depth < maxJSONDepth && d.inside(full):
-			if depth == 0 {
-				d.path = append(d.path[:0], key...)
+		case f == nil:
+			if i = jsonSkip(b, i, depth); i < 0 {
+				return 0, false
 			}
-			end, ok := d.walk(b, i, depth+1)
+		case c == '{' && len(f.kids) > 0 && depth < maxJSONDepth:
+			end, ok := d.walk(b, i, f, depth+1)
 			if !ok {
 				return 0, false
 			}
 			i = end
+		case c == '"' && f.want == wMessage:
+			end, text, copied, ok := scanJSONString(b, i+1, d.line[:0])
+			if !ok {
+				return 0, false
+			}
+			if copied {
+				d.line = text // unescaped into the buffer: keep its growth
+			}
+			d.vals[wMessage] = text
+			i = end + 1
 		case c == '"':
 			vs, ve, ok := jsonStringAt(b, i)
 			if !ok {
 				return 0, false
 			}
-			if w := d.want(full); w >= 0 {
-				d.vals[w] = b[vs:ve]
+			if f.want >= 0 {
+				d.vals[f.want] = b[vs:ve]
 			}
 			i = ve + 1
 		case c == '{' || c == '[':
-			if depth == 0 && d.want(full) == wMessage {
+			if f.want == wMessage {
 				d.msgAt = i
 			}
 			if i = jsonSkip(b, i, depth); i < 0 {
@@ -330,16 +344,14 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 			}
 			// A number or boolean can drive a rule; the message must be a
 			// string for the record to be an envelope.
-			if w := d.want(full); w > wMessage {
-				if v := b[i:end]; string(v) != "null" {
-					d.vals[w] = v
-				}
-			} else if w == wMessage && depth == 0 {
+			switch v := b[i:end]; {
+			case f.want == wMessage:
 				d.msgAt = i
+			case f.want > wMessage && string(v) != "null":
+				d.vals[f.want] = v
 			}
 			i = end
 		}
-		d.path = d.path[:base]
 		i = skipWS(b, i)
 		if i >= len(b) {
 			return 0, false
@@ -355,21 +367,53 @@ func (d *Decoder) walk(b []byte, i, depth int) (int, bool) {
 	}
 }
 
-func (d *Decoder) want(key []byte) int {
-	for i, w := range d.wants {
-		if w == string(key) {
-			return i
-		}
-	}
-	return -1
+// field is a node of the tree of envelope fields a Decoder reads:
+// "log.file.path" is "path" under "file" under "log".
+type field struct {
+	name string
+	want int // index in Decoder.wants, or -1 for an object on the way to one
+	kids []field
 }
 
-// inside reports whether a wanted field lies within the object at key.
-func (d *Decoder) inside(key []byte) bool {
-	for _, w := range d.wants {
-		if len(w) > len(key) && w[len(key)] == '.' && w[:len(key)] == string(key) {
-			return true
+func (n *field) add(path string, want int) {
+	name, rest, nested := strings.Cut(path, ".")
+	for i := range n.kids {
+		if n.kids[i].name == name {
+			if nested {
+				n.kids[i].add(rest, want)
+			} else {
+				n.kids[i].want = want
+			}
+			return
 		}
 	}
-	return false
+	n.kids = append(n.kids, field{name: name, want: -1})
+	k := &n.kids[len(n.kids)-1]
+	if nested {
+		k.add(rest, want)
+	} else {
+		k.want = want
+	}
+}
+
+// lookup finds the child named key. A key with dots ({"log.file.path": ...},
+// as some shippers flatten events) is followed through the tree.
+func (n *field) lookup(key []byte) *field {
+	for {
+		seg, rest, dotted := key, []byte(nil), false
+		if i := bytes.IndexByte(key, '.'); i >= 0 {
+			seg, rest, dotted = key[:i], key[i+1:], true
+		}
+		var next *field
+		for i := range n.kids {
+			if n.kids[i].name == string(seg) {
+				next = &n.kids[i]
+				break
+			}
+		}
+		if next == nil || !dotted {
+			return next
+		}
+		n, key = next, rest
+	}
 }

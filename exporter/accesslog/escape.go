@@ -88,63 +88,96 @@ func unescapeDefault(dst, src []byte) []byte {
 
 func unescapeJSON(dst, src []byte) []byte {
 	for i := 0; i < len(src); {
-		c := src[i]
-		if c != '\\' || i+1 >= len(src) {
-			j := i + 1
-			for j < len(src) && src[j] != '\\' {
-				j++
-			}
-			dst = append(dst, src[i:j]...)
-			i = j
-			continue
+		// Copy the run up to the next backslash in one append.
+		j := bytes.IndexByte(src[i:], '\\')
+		if j < 0 {
+			return append(dst, src[i:]...)
 		}
-		switch src[i+1] {
-		case '"', '\\', '/':
-			dst = append(dst, src[i+1])
-			i += 2
-		case 'b':
-			dst = append(dst, '\b')
-			i += 2
-		case 'f':
-			dst = append(dst, '\f')
-			i += 2
-		case 'n':
-			dst = append(dst, '\n')
-			i += 2
-		case 'r':
-			dst = append(dst, '\r')
-			i += 2
-		case 't':
-			dst = append(dst, '\t')
-			i += 2
-		case 'u':
-			r, ok := hex4(src, i+2)
-			if !ok {
-				dst = append(dst, c)
-				i++
-				continue
-			}
-			n := 6
-			if utf16IsSurrogate(r) {
-				r2, ok2 := rune(0), false
-				if i+7 < len(src) && src[i+6] == '\\' && src[i+7] == 'u' {
-					r2, ok2 = hex4(src, i+8)
-				}
-				if ok2 && r >= 0xd800 && r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000 {
-					r = (r-0xd800)<<10 | (r2 - 0xdc00) + 0x10000
-					n = 12
-				} else {
-					r = utf8.RuneError
-				}
-			}
-			dst = utf8.AppendRune(dst, r)
-			i += n
-		default:
-			dst = append(dst, c)
-			i++
-		}
+		dst = append(dst, src[i:i+j]...)
+		dst, i = unescapeJSONAt(dst, src, i+j)
 	}
 	return dst
+}
+
+// unescapeJSONAt decodes the escape whose backslash is src[i], appending its
+// text to dst, and returns the index after it. A backslash that starts no
+// valid escape is copied as it is, and the byte after it is left for the
+// caller: it is never '"' nor '\\', so a caller looking for the end of a
+// JSON string never sees an escaped quote as the end.
+func unescapeJSONAt(dst, src []byte, i int) ([]byte, int) {
+	if i+1 >= len(src) {
+		return append(dst, '\\'), i + 1
+	}
+	switch src[i+1] {
+	case '"', '\\', '/':
+		return append(dst, src[i+1]), i + 2
+	case 'b':
+		return append(dst, '\b'), i + 2
+	case 'f':
+		return append(dst, '\f'), i + 2
+	case 'n':
+		return append(dst, '\n'), i + 2
+	case 'r':
+		return append(dst, '\r'), i + 2
+	case 't':
+		return append(dst, '\t'), i + 2
+	case 'u':
+		r, ok := hex4(src, i+2)
+		if !ok {
+			return append(dst, '\\'), i + 1
+		}
+		n := 6
+		if utf16IsSurrogate(r) {
+			r2, ok2 := rune(0), false
+			if i+7 < len(src) && src[i+6] == '\\' && src[i+7] == 'u' {
+				r2, ok2 = hex4(src, i+8)
+			}
+			if ok2 && r >= 0xd800 && r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000 {
+				r = (r-0xd800)<<10 | (r2 - 0xdc00) + 0x10000
+				n = 12
+			} else {
+				r = utf8.RuneError
+			}
+		}
+		return utf8.AppendRune(dst, r), i + n
+	}
+	return append(dst, '\\'), i + 1
+}
+
+// scanJSONString finds the end of the JSON string whose text starts at
+// b[start] and decodes it in the same pass: text aliases b when the string
+// holds no escape, else it is appended to dst (copied reports which). end is
+// the index of the closing quote; ok is false when there is none. Both
+// searches are the SIMD byte search, so a long message with a few escaped
+// quotes costs little more than one scan.
+func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copied, ok bool) {
+	i := start
+	q := -1 // the next '"' at or after i, once found
+	for {
+		if q < i {
+			q = bytes.IndexByte(b[i:], '"')
+			if q < 0 {
+				return 0, nil, copied, false
+			}
+			q += i
+		}
+		bs := bytes.IndexByte(b[i:q], '\\')
+		if bs < 0 {
+			if !copied {
+				return q, b[start:q], false, true
+			}
+			return q, append(dst, b[i:q]...), true, true
+		}
+		bs += i
+		if !copied {
+			dst, copied = append(dst, b[start:bs]...), true
+		} else {
+			dst = append(dst, b[i:bs]...)
+		}
+		// The escape may run past the quote found (\" is an escaped quote):
+		// then the search starts again after it.
+		dst, i = unescapeJSONAt(dst, b, bs)
+	}
 }
 
 func utf16IsSurrogate(r rune) bool { return r >= 0xd800 && r < 0xe000 }

@@ -324,3 +324,40 @@ func tooBig(intPart string) bool {
 	n, _ := strconv.ParseInt("0"+intPart, 10, 64)
 	return n > maxSeconds
 }
+
+// FuzzScanJSONString checks jsonStringEnd against a byte loop, and the
+// envelope's one-pass message scan against the two passes it replaces:
+// jsonStringEnd, then Unescape.
+func FuzzScanJSONString(f *testing.F) {
+	for _, s := range []string{`abc"`, `a\"b"`, `a\\"b"`, `\u00e9\ud83d\ude00x"`, `\u12"`, `\ud800\u"`, `\`, `\"`, `x\q"`, envLine + `"`, `""`, `0123456\"9abcdef\\"`, `0123456789abcdef0123456789abcde\"x"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		naive := -1
+		for i := 0; i < len(b); i++ {
+			if b[i] == '\\' {
+				i++
+			} else if b[i] == '"' {
+				naive = i
+				break
+			}
+		}
+		wantEnd := jsonStringEnd(b, 0)
+		if wantEnd != naive {
+			t.Fatalf("%q: jsonStringEnd %d, byte loop %d", b, wantEnd, naive)
+		}
+		end, text, copied, ok := scanJSONString(b, 0, nil)
+		if ok != (wantEnd >= 0) || ok && end != wantEnd {
+			t.Fatalf("%q: end %d ok %v, jsonStringEnd %d", b, end, ok, wantEnd)
+		}
+		if !ok {
+			return
+		}
+		if want := Unescape(nil, b[:end], EscapeJSON); string(text) != string(want) {
+			t.Fatalf("%q: text %q, Unescape %q", b, text, want)
+		}
+		if copied != needsUnescape(b[:end], EscapeJSON) {
+			t.Fatalf("%q: copied %v with escapes %v", b, copied, !copied)
+		}
+	})
+}

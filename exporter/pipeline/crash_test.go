@@ -76,7 +76,7 @@ func TestSIGKILLCrashTail(t *testing.T) {
 	// Kill in steady state, a few seconds into the traffic, right after a
 	// scrape: what that scrape shows was counted by the killed process.
 	var before float64
-	eventually(t, 30*time.Second, func() string {
+	eventually(t, 2*time.Minute, func() string {
 		if before = records(url1); before < 3*rate {
 			return fmt.Sprintf("first run counted %v records", before)
 		}
@@ -104,15 +104,25 @@ func TestSIGKILLCrashTail(t *testing.T) {
 	})
 	after := records(url2)
 	// The scrape before the kill misses what was counted between it and
-	// the kill, so this is a lower bound; the upper one assumes the killed
-	// process had counted everything produced.
+	// the kill, so atLeast is a lower bound of what was counted twice; the
+	// upper one assumes the killed process had counted everything produced,
+	// which holds only while it kept up (not under -race on a loaded
+	// machine, where it is only reported).
 	atLeast := before + after - float64(n)
 	atMost := killedAt - committedAtKill
+	keptUp := float64(killedAt)-before < rate/2
 	missing, dups := compare(store, wantLines(lines))
-	t.Logf("SIGKILL at %d lines/s after %d produced: metrics re-counted %v to %d lines (%.2f to %.2f s of traffic); the log store holds %d duplicates (%.2f s), %d missing",
-		rate, killedAt, atLeast, atMost, atLeast/rate, float64(atMost)/rate, dups, float64(dups)/rate, missing)
-	if atMost > 2*rate || missing != 0 {
-		t.Errorf("re-counted up to %d lines (want at most %d, 2 s of traffic); %d lines missing from the store", atMost, 2*rate, missing)
+	t.Logf("SIGKILL at %d lines/s after %d produced: metrics re-counted %v to %d lines (%.2f to %.2f s of traffic; kept up: %v); the log store holds %d duplicates (%.2f s), %d missing",
+		rate, killedAt, atLeast, atMost, atLeast/rate, float64(atMost)/rate, keptUp, dups, float64(dups)/rate, missing)
+	var errs []string
+	if atLeast > 2*rate || (keptUp && atMost > 2*rate) {
+		errs = append(errs, fmt.Sprintf("re-counted %v to %d lines; want at most %d (2 s of traffic)", atLeast, atMost, 2*rate))
+	}
+	if missing != 0 {
+		errs = append(errs, fmt.Sprintf("%d lines missing from the store", missing))
+	}
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
 	}
 }
 

@@ -115,6 +115,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		defer emb.close()
 		kcfg.Brokers = emb.brokers
+		if cfg.Loki.URL == "" && len(cfg.Roles) == 0 {
+			// The demo shows both paths, each with its own group.
+			url, err := emb.startSink()
+			if err != nil {
+				return err
+			}
+			demo := *cfg
+			demo.Loki.URL = url
+			cfg = &demo
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); emb.generate(ctx) }()
 	}

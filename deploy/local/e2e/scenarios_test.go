@@ -595,9 +595,11 @@ func TestScenario7AlertsDuringLogStoreOutage(t *testing.T) {
 	byClass, n := tl.snapshot()
 	l.add("requests answered", fmt.Sprintf("%d %v", n, byClass))
 
-	// Nothing claimed the exporter or the traffic was gone. The vhost's
-	// 5-minute rate must never have touched 0, or NginxTrafficStopped
-	// could fire given an hour of history.
+	// Nothing claimed, from the start to the end of the outage, that the
+	// exporter or the traffic was gone. The vhost's 5-minute rate must never
+	// have touched 0, or NginxTrafficStopped could fire given an hour of
+	// history. (The catch-up that follows is not covered: on a machine at
+	// load 40 the busy exporter has missed 1 s scrapes then.)
 	window := fmt.Sprintf("%ds", int(time.Since(start).Seconds())+1)
 	for _, q := range []string{
 		`ALERTS{alertstate="firing",alertname=~"AccessLogExporterAbsent|AccessLogExporterDown"}`,
@@ -618,6 +620,9 @@ func TestScenario7AlertsDuringLogStoreOutage(t *testing.T) {
 	}
 	minRate, _ := promScalar(fmt.Sprintf(`min_over_time(vhost:accesslog_http_requests:rate5m{vhost=%q}[%s])`, host, window))
 	l.add("lowest 5m request rate of the vhost", minRate)
+	if minRate <= 0 {
+		t.Errorf("the vhost's 5-minute request rate fell to %v during the outage: the metrics stalled", minRate)
+	}
 
 	eventually(t, 30*time.Second, "access.log has every line", func() (bool, string) {
 		got := accessLogCount(t, host)

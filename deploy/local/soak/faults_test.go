@@ -140,15 +140,6 @@ func (p *proc) start() error {
 	return writePid(p.runDir, p.name, cmd.Process.Pid)
 }
 
-func (p *proc) pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
 // signal sends sig and waits for the process to exit; SIGTERM turns into
 // SIGKILL after grace.
 func (p *proc) signal(sig syscall.Signal, grace time.Duration) error {

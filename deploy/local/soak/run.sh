@@ -38,6 +38,11 @@ inner() {
   "$here/stack-up.sh" >"$ACCESSLOG_LOCAL_RUN/stack-up.out" 2>&1 || { cat "$ACCESSLOG_LOCAL_RUN/stack-up.out" >&2; exit 1; }
   rc=0
   (cd "$here/soak" && "$ACCESSLOG_LOCAL_RUN/soak.test" -test.run '^TestSoak$' -test.v -test.timeout "$(timeout_for "$dur")") || rc=$?
+  # The next stack-up starts clean: keep a failed run's logs beside its ledger.
+  if [ $rc != 0 ]; then
+    keep="$here/.run/ledgers/soak-logs-$(date -u +%Y%m%dT%H%M%S)"
+    cp -r "$ACCESSLOG_LOCAL_RUN/logs" "$keep" && echo "soak: logs of the failed run in $keep"
+  fi
   if [ "${SOAK_KEEP:-}" != 1 ]; then "$here/stack-down.sh" >/dev/null; fi
   exit $rc
 }

@@ -76,6 +76,17 @@ func ready(base string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// readyz is what /readyz answers, for the ledger.
+func readyz(base string) string {
+	resp, err := client.Get("http://" + base + "/readyz")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	return resp.Status + ": " + strings.TrimSpace(string(b))
+}
+
 // --- the exporter's config -------------------------------------------------
 
 // storeURL is loki.url of deploy/local/exporter.yml: the log store the
