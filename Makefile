@@ -20,7 +20,7 @@ LDFLAGS  := -X github.com/prometheus/common/version.Version=$(VERSION) \
             -X github.com/prometheus/common/version.Revision=$(REVISION) \
             -X github.com/prometheus/common/version.Branch=$(BRANCH)
 
-.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics loki victorialogs
+.PHONY: all build run replay test unit fuzz lint vet staticcheck bench bench-e2e clean victoriametrics victorialogs pushgateway deploy-tools
 
 all: build
 
@@ -39,23 +39,32 @@ replay: build
 
 test: lint unit fuzz deploy-test rules-test alertmanager-test dashboards-test
 
-unit: victoriametrics loki victorialogs
-	ACCESSLOG_LOKI_BIN=$$(./scripts/install-loki.sh) \
+# A plain `go test ./...` installs nothing: a test whose external program is
+# missing skips and names the target below that provides it
+# (internal/testenv). Here every program is installed first, and
+# ACCESSLOG_REQUIRE_EXTERNAL=1 turns such a skip into a failure.
+unit: victoriametrics victorialogs pushgateway prometheus-tools deploy-tools
+	ACCESSLOG_REQUIRE_EXTERNAL=1 \
 	ACCESSLOG_VICTORIALOGS_BIN=$$(./scripts/install-victorialogs.sh) \
 	ACCESSLOG_VM_BIN=$$(./scripts/install-victoriametrics.sh) \
-	$(GO) test -race -count=1 -timeout 10m ./...
+	ACCESSLOG_PUSHGATEWAY_BIN=$$(./scripts/install-pushgateway.sh) \
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Real receivers the tests start on loopback, built once into ~/.cache.
 victoriametrics:
 	./scripts/install-victoriametrics.sh >/dev/null
 
-# Grafana Loki 3.7.8 from its Go module (first time ~8.5 min, 2.7 GB memory)
-# and VictoriaLogs, for the Loki push tests (exporter/pipeline, exporter/loki).
-loki:
-	./scripts/install-loki.sh >/dev/null
+pushgateway:
+	./scripts/install-pushgateway.sh >/dev/null
 
+# VictoriaLogs, the real Loki-protocol store of the tests that need one
+# (exporter/loki); the delivery-contract tests use lokitest's in-process
+# receiver and need nothing installed.
 victorialogs:
 	./scripts/install-victorialogs.sh >/dev/null
+
+deploy-tools:
+	./scripts/install-deploy-tools.sh
 
 # Short runs of every fuzz target; longer ones with FUZZTIME=5m.
 fuzz:
@@ -88,20 +97,32 @@ clean:
 	rm -rf $(BIN)
 
 # The whole system on 127.0.0.1 (deploy/local): kfake Kafka x3, nginx,
-# Filebeat, the exporter, Loki, Prometheus, Alertmanager, a webhook recorder.
-# First run builds Filebeat and Loki into ~/.cache/accesslog-exporter.
+# Filebeat, the exporter, VictoriaLogs (the Loki-protocol log store),
+# Prometheus, Alertmanager, a webhook recorder. First run builds Filebeat
+# (~70 s) and VictoriaLogs (~40 s) into ~/.cache/accesslog-exporter.
 .PHONY: stack-up stack-down e2e
 stack-up:
 	./deploy/local/stack-up.sh
 stack-down:
 	./deploy/local/stack-down.sh
 # The end-to-end scenarios against that stack; stops it afterwards unless
-# E2E_KEEP=1. Ledgers: deploy/local/.run/ledgers/.
+# E2E_KEEP=1. Ledgers: deploy/local/.run/ledgers/. A test skipped for a
+# missing program fails here (ACCESSLOG_REQUIRE_EXTERNAL=1).
 E2E_TIMEOUT ?= 20m
 e2e:
 	./deploy/local/stack-up.sh
-	rc=0; $(GO) test -tags e2e -count=1 -v -timeout $(E2E_TIMEOUT) ./deploy/local/... || rc=$$?; \
+	rc=0; ACCESSLOG_REQUIRE_EXTERNAL=1 $(GO) test -tags e2e -count=1 -v -timeout $(E2E_TIMEOUT) ./deploy/local/... || rc=$$?; \
 	if [ "$(E2E_KEEP)" != 1 ]; then ./deploy/local/stack-down.sh; fi; exit $$rc
+
+# The chaos soak (deploy/local/soak): a fresh stack with two exporter
+# replicas under steady load while seeded faults come and go; the ledger goes
+# to deploy/local/.run/ledgers/. Replay a failure with the SEED it printed.
+DURATION   ?= 3m
+SEED       ?=
+FAULT_RATE ?= 3
+.PHONY: soak
+soak:
+	DURATION=$(DURATION) SEED=$(SEED) FAULT_RATE=$(FAULT_RATE) ./deploy/local/soak/run.sh
 
 # deploy/: Kafka HA invariants, Filebeat records through the decoder, nginx
 # -t, compose and Kubernetes checks, and the real keepalived failover between
@@ -109,7 +130,7 @@ e2e:
 .PHONY: deploy-test
 deploy-test:
 	./scripts/install-deploy-tools.sh
-	$(GO) test -count=1 -timeout 10m ./deploy/...
+	ACCESSLOG_REQUIRE_EXTERNAL=1 $(GO) test -count=1 -timeout 10m ./deploy/...
 
 # Prometheus rules, Alertmanager routing and Grafana dashboards (issue 7).
 # The Debian binaries are installed once if missing.
@@ -121,11 +142,11 @@ rules-test: prometheus-tools
 	promtool check rules prometheus/rules/*.yml
 	cd prometheus/tests && promtool test rules *.yml
 	promtool check config prometheus/prometheus.yml
-	$(GO) test -count=1 ./prometheus/
+	ACCESSLOG_REQUIRE_EXTERNAL=1 $(GO) test -count=1 ./prometheus/
 
 alertmanager-test: prometheus-tools
 	amtool check-config alertmanager/alertmanager.yml
 	./alertmanager/routes_test.sh
 
 dashboards-test: prometheus-tools
-	$(GO) test -count=1 -timeout 5m ./dashboards/
+	ACCESSLOG_REQUIRE_EXTERNAL=1 $(GO) test -count=1 -timeout 5m ./dashboards/

@@ -26,10 +26,12 @@ cases=(
   "webhook,observability-page alertname=AccessLogExporterAbsent severity=critical team=observability job=accesslog-exporter"
   "webhook,observability-ticket alertname=AccessLogParseErrorRatioHigh severity=warning team=observability job=accesslog-exporter"
   "webhook,observability-ticket alertname=AccessLogEventDelayHigh severity=warning team=observability job=accesslog-exporter"
-  "webhook,observability-page alertname=AccessLogLokiPushFailing severity=critical team=observability job=accesslog-exporter instance=exporter-1:9717"
+  "webhook,observability-ticket alertname=AccessLogLokiPushFailing severity=warning team=observability job=accesslog-exporter instance=exporter-1:9717"
   "webhook,observability-ticket alertname=AccessLogLokiEntriesDropped severity=warning team=observability job=accesslog-exporter reason=in_flight_full outcome=dropped"
   "webhook,observability-ticket alertname=AccessLogSeriesOverflow severity=warning team=observability job=accesslog-exporter metric=accesslog_http_requests_total"
   "webhook,observability-page alertname=AccessLogRecordsNotConsumed severity=critical team=observability job=accesslog-exporter"
+  "webhook,observability-ticket alertname=AccessLogLogPathLagHigh severity=warning team=observability job=accesslog-exporter sink=logs consumergroup=accesslog-exporter-loki topic=nginxlog"
+  "webhook,observability-page alertname=AccessLogLogPathNearRetention severity=critical team=observability job=accesslog-exporter sink=logs consumergroup=accesslog-exporter-loki topic=nginxlog"
   "webhook,observability-ticket alertname=KafkaHealthPollFailing severity=warning team=observability job=accesslog-exporter instance=exporter-2:9717"
   # the Kafka cluster: team kafka
   "webhook,kafka-ticket alertname=KafkaConsumerGroupLagHigh severity=warning team=kafka job=accesslog-exporter consumergroup=accesslog-exporter topic=nginxlog"

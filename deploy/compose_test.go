@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 type composeService struct {
@@ -332,7 +334,7 @@ func datasourceUIDs(v any) map[string]bool {
 func TestComposeNginxConfigTest(t *testing.T) {
 	nginx := lookTool(t, "nginx")
 	if _, err := os.Stat("/etc/nginx/mime.types"); err != nil {
-		t.Skip("no /etc/nginx/mime.types; run scripts/install-deploy-tools.sh")
+		testenv.Missing(t, "deploy-tools", "no /etc/nginx/mime.types (nginx not installed from Debian)")
 	}
 	dir := t.TempDir()
 	conf := nginxSite(t, dir, nil)

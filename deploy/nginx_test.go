@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // nginxDirectives splits an nginx config into directives (the words up to
@@ -225,7 +226,7 @@ func nginxSite(t *testing.T, dir string, subst map[string]string) string {
 func TestNginxConfigTest(t *testing.T) {
 	nginx := lookTool(t, "nginx")
 	if _, err := os.Stat("/etc/nginx/mime.types"); err != nil {
-		t.Skip("no /etc/nginx/mime.types (nginx not installed from Debian); run scripts/install-deploy-tools.sh")
+		testenv.Missing(t, "deploy-tools", "no /etc/nginx/mime.types (nginx not installed from Debian)")
 	}
 	dir := t.TempDir()
 	conf := nginxSite(t, dir, nil)
@@ -239,7 +240,8 @@ func TestNginxConfigTest(t *testing.T) {
 }
 
 // lookTool finds a tool the deploy tests run, also in /usr/sbin (not on
-// every user's PATH), or skips: `make deploy-test` installs them first.
+// every user's PATH), or skips (fails under ACCESSLOG_REQUIRE_EXTERNAL=1):
+// `make deploy-tools` installs them.
 func lookTool(t *testing.T, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -251,6 +253,6 @@ func lookTool(t *testing.T, name string) string {
 			return p
 		}
 	}
-	t.Skipf("%s is not installed; `make deploy-test` installs it (scripts/install-deploy-tools.sh)", name)
+	testenv.Missing(t, "deploy-tools", "%s is not installed (looked on PATH, /usr/sbin, /sbin)", name)
 	return ""
 }

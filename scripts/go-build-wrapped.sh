@@ -2,12 +2,12 @@
 # go-build-wrapped.sh NAME MODULE VERSION MAIN_PACKAGE OUTPUT [LDFLAGS]
 #
 # Builds MAIN_PACKAGE of MODULE@VERSION into OUTPUT. `go install` refuses
-# modules whose go.mod has replace directives (Loki, beats), so this generates
+# modules whose go.mod has replace directives (beats), so this generates
 # a throwaway wrapper module under ${ACCESSLOG_CACHE:-~/.cache/accesslog-exporter}
 # that requires the module, copies its replace and exclude directives (except
 # those pointing into its own tree), imports the main package from a file
 # behind a build tag, and builds it. Nothing is written into the work tree.
-# Callers (install-loki.sh, install-filebeat.sh) check versions and lock.
+# Callers (install-filebeat.sh) check versions and lock.
 set -euo pipefail
 name=$1 mod=$2 version=$3 main=$4 out=$5 ldflags=${6:-}
 GO=${GO:-go}
@@ -39,7 +39,7 @@ goversion=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod" | head -1)
 } > go.mod
 
 # The tag keeps the wrapper's own package out of ordinary builds; it must not
-# be a tag the wrapped module uses itself (Loki's dependencies use "tools").
+# be a tag the wrapped module uses itself (some modules' dependencies use "tools").
 cat > tools.go <<GO
 //go:build $tag
 

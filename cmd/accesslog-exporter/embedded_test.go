@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // The `make run` path as a user sees it: the real binary with
@@ -20,21 +23,33 @@ import (
 func TestEmbeddedDemo(t *testing.T) {
 	cmd, url, exited := startBinary(t, "--kafka.embedded", "--kafka.embedded.rate=2000", "--web.listen-address=127.0.0.1:0")
 	requests := regexp.MustCompile(`(?m)^accesslog_http_requests_total\{[^}]*\} (\d+)`)
-	deadline := time.Now().Add(20 * time.Second)
+	// Poll until every expectation holds, then report each that does not.
 	var total int
-	for total < 1000 {
-		if time.Now().After(deadline) {
-			t.Fatalf("accesslog_http_requests_total reached only %d within 20s", total)
-		}
-		time.Sleep(100 * time.Millisecond)
+	testbed.Eventually(t, 20*time.Second, func() []string {
 		body := scrape(url)
 		total = 0
 		for _, m := range requests.FindAllStringSubmatch(body, -1) {
 			n, _ := strconv.Atoi(m[1])
 			total += n
 		}
-		if body != "" && !strings.Contains(body, "accesslog_exporter_records_total") {
-			t.Fatal("pipeline self-metrics missing")
+		var mismatches []string
+		if total < 1000 {
+			mismatches = append(mismatches, fmt.Sprintf("accesslog_http_requests_total reached only %d, want 1000", total))
+		}
+		if !strings.Contains(body, "accesslog_exporter_records_total") {
+			mismatches = append(mismatches, "pipeline self-metrics (accesslog_exporter_records_total) missing")
+		}
+		return mismatches
+	})
+
+	// Both paths run, each in its own group.
+	body := scrape(url)
+	for _, want := range []string{
+		`accesslog_exporter_kafka_consumer_info{consumergroup="accesslog-exporter",sink="metrics"} 1`,
+		`accesslog_exporter_kafka_consumer_info{consumergroup="accesslog-exporter-loki",sink="logs"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the demo does not run both members: no %s", want)
 		}
 	}
 
@@ -62,13 +77,9 @@ func TestReloadSignalAndEndpoint(t *testing.T) {
 	cmd, url, _ := startBinary(t, "--config.file="+cfgFile, "--kafka.embedded", "--web.enable-lifecycle", "--web.listen-address=127.0.0.1:0")
 	waitMetric := func(what, want string) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !strings.Contains(scrape(url), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: /metrics never showed %q", what, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testbed.WaitFor(t, fmt.Sprintf("%s: /metrics to show %q", what, want), 15*time.Second, func() bool {
+			return strings.Contains(scrape(url), want)
+		})
 	}
 	waitMetric("start", `accesslog_http_requests_total{status="200",vhost=`)
 

@@ -44,9 +44,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	telemetryPath := serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 	enablePprof := serve.Flag("web.enable-pprof", "Serve /debug/pprof/.").Bool()
 	enableLifecycle := serve.Flag("web.enable-lifecycle", "Serve POST /-/reload, which re-reads the configuration file as SIGHUP does.").Bool()
+	var limits server.Limits
+	serve.Flag("web.max-requests", "Concurrent scrapes of the metrics path; further ones get 503 (negative: no limit). Slow readers count until the write timeout cuts them.").
+		Default("40").IntVar(&limits.MaxRequestsInFlight)
+	serve.Flag("web.scrape-timeout", "A scrape whose metrics take longer to gather gets 503.").
+		Default("30s").DurationVar(&limits.ScrapeTimeout)
+	serve.Flag("web.max-encodings", "Encoded metrics bodies of one format alive at once, shared by concurrent scrapes; each is as large as the exposition.").
+		Default("2").IntVar(&limits.MaxEncodings)
+	serve.Flag("web.max-connections", "Open connections per listen address; at the limit the one idle longest is closed (negative: no limit).").
+		Default("256").IntVar(&limits.MaxConnections)
+	serve.Flag("web.read-header-timeout", "Time a client has to send its request header.").
+		Default("10s").DurationVar(&limits.ReadHeaderTimeout)
+	serve.Flag("web.write-timeout", "Time a client has to read a response (for the metrics path, from when its body is ready).").
+		Default("1m").DurationVar(&limits.WriteTimeout)
+	serve.Flag("web.idle-timeout", "Time a keep-alive connection may idle between requests.").
+		Default("1m").DurationVar(&limits.IdleTimeout)
 	brokers := serve.Flag("kafka.brokers", "Comma-separated seed brokers; overrides kafka.brokers of the config file.").String()
 	embedded := serve.Flag("kafka.embedded", "Start an in-process 3-broker Kafka fed by the traffic generator, and consume it (the demo `make run` starts).").Bool()
 	embeddedRate := serve.Flag("kafka.embedded.rate", "Lines per second the embedded generator writes.").Default("500").Float64()
+	roles := serve.Flag("roles", "Comma-separated sinks this process feeds, each through its own consumer group: metrics, logs or both; overrides roles of the config file.").String()
+	shutdownTimeout := serve.Flag("shutdown.timeout", "The whole shutdown after SIGTERM: waiting for counted and acknowledged lines, the final commits and leaving the consumer groups. loki.shutdown_timeout bounds the log path within it.").Default("30s").Duration()
 
 	replay := app.Command("replay", "Process log lines from files (or stdin) exactly as the Kafka path does; print the metrics to stdout and a summary to stderr.")
 	replayFormat := replay.Flag("log-format", "log_format string or preset name; overrides input.format.").String()
@@ -101,10 +118,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	// The flag wins over the file, on start and on every reload.
 	override := func(c *config.Config) error {
-		if *brokers == "" {
+		if *brokers == "" && *roles == "" {
 			return nil
 		}
-		c.Kafka.Brokers = strings.Split(*brokers, ",")
+		if *brokers != "" {
+			c.Kafka.Brokers = strings.Split(*brokers, ",")
+		}
+		if *roles != "" {
+			c.Roles = strings.Split(*roles, ",")
+		}
 		return c.Validate()
 	}
 	if err := override(cfg); err != nil {
@@ -135,11 +157,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		TelemetryPath:   *telemetryPath,
 		EnablePprof:     *enablePprof,
 		EnableLifecycle: *enableLifecycle,
+		HTTPLimits:      limits,
 		ConfigFile:      *configFile,
 		Override:        override,
 		Reloads:         reloads,
 		Embedded:        *embedded,
 		EmbeddedRate:    *embeddedRate,
+		ShutdownTimeout: *shutdownTimeout,
 		Version:         version.Info(),
 		Logger:          logger,
 		Started: func(s *server.Server) {

@@ -69,6 +69,18 @@ func TestRunNeedsBrokers(t *testing.T) {
 	}
 }
 
+// --roles replaces the file's roles and is validated as the key is.
+func TestRolesFlag(t *testing.T) {
+	code, _, errs := runCmd(t, "", "--kafka.brokers=127.0.0.1:1", "--roles=logs", "--web.listen-address=127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, `roles[0]: "logs" needs loki.url`) {
+		t.Errorf("--roles=logs without loki.url: code %d, stderr %q", code, errs)
+	}
+	code, _, errs = runCmd(t, "", "--kafka.brokers=127.0.0.1:1", "--roles=metrics,traces", "--web.listen-address=127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, `roles[1]: want "metrics" or "logs", got "traces"`) {
+		t.Errorf("--roles=metrics,traces: code %d, stderr %q", code, errs)
+	}
+}
+
 func TestBadFlag(t *testing.T) {
 	code, _, errs := runCmd(t, "", "--no-such-flag")
 	if code != 2 || !strings.Contains(errs, "unknown long flag") {

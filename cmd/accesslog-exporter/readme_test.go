@@ -29,6 +29,7 @@ func TestReadmeSampleConfig(t *testing.T) {
 	sample = strings.ReplaceAll(sample, "/etc/accesslog-exporter/kafka-password", pw)
 	file := filepath.Join(dir, "exporter.yml")
 	write(t, file, sample)
+	t.Setenv("POD_NAME", "exporter-0") // kafka.instance_id: ${POD_NAME}
 	if code, _, errs := runCmd(t, "", "check-config", file); code != 0 {
 		t.Errorf("README sample config does not load:\n%s", errs)
 	}

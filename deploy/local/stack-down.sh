@@ -13,7 +13,7 @@ RUN=${ACCESSLOG_LOCAL_RUN:-$here/.run}
 running() { local s; s=$(sed -n 's/^[0-9]* (.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
 
 # Reverse start order: producers and consumers before what they talk to.
-order=(exporter-2 exporter filebeat nginx prometheus alertmanager loki webhook upstream kafka)
+order=(exporter-2 exporter filebeat nginx prometheus alertmanager victorialogs webhook upstream kafka)
 if [ $# -gt 0 ]; then
   names=("$@")
 else

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the whole system on 127.0.0.1 (see deploy/local/README.md):
 # a 3-broker Kafka-protocol cluster (kfake), the upstream, nginx, Filebeat,
-# the exporter, Loki, Alertmanager, Prometheus and the alert webhook recorder.
+# the exporter, VictoriaLogs (the Loki-protocol log store), Alertmanager,
+# Prometheus and the alert webhook recorder.
 #
 # Idempotent: a component whose recorded PID is alive is left alone, so
 # running it again restarts only what is down (the scenarios use that after
@@ -60,7 +61,7 @@ wait_http() {
 "$repo/scripts/install-prometheus.sh"
 "$repo/scripts/install-deploy-tools.sh"
 FILEBEAT=$("$repo/scripts/install-filebeat.sh" | tail -n 1)
-LOKI=$("$repo/scripts/install-loki.sh" | tail -n 1)
+VICTORIALOGS=$("$repo/scripts/install-victorialogs.sh" | tail -n 1)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 # STACK_SRC=head builds the last commit instead of the work tree (a work
 # tree in the middle of an edit then cannot break the stack).
@@ -74,13 +75,21 @@ fi
   ./deploy/local/kafka ./deploy/local/upstream ./deploy/local/webhook ./deploy/local/localconf)
 
 if ! any_alive; then
+  # The ports are fixed: a second stack on this machine (another work
+  # tree's, a soak's) would have half its daemons fail to listen and the
+  # other half talk to the first stack. Refuse instead.
+  for p in 28080 28081 28082 28089 29092 29093 29094 29099 29100 29190 29193 29195 29196 29717 29718; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      fail "127.0.0.1:$p is taken: another local stack runs on this machine (stop it with its own stack-down.sh)"
+    fi
+  done
   # A fresh stack: Kafka keeps its data in memory, so everything that
   # remembers offsets or lines starts clean with it.
-  rm -rf "$RUN/nginx" "$RUN/filebeat" "$RUN/loki" "$RUN/prometheus" "$RUN/alertmanager" "$RUN/webhook" "$RUN/logs" "$RUN/pids"
+  rm -rf "$RUN/nginx" "$RUN/filebeat" "$RUN/victorialogs" "$RUN/prometheus" "$RUN/alertmanager" "$RUN/webhook" "$RUN/logs" "$RUN/pids"
   mkdir -p "$RUN/pids" "$RUN/logs"
 fi
 
-# Configuration: Prometheus, Alertmanager and Loki from the project's files.
+# Configuration: Prometheus and Alertmanager from the project's files.
 confsum() { { cat "$RUN"/prometheus/prometheus.yml "$RUN"/prometheus/rules/*.yml "$RUN"/alertmanager/alertmanager.yml 2>/dev/null || true; } | md5sum; }
 before=$(confsum)
 "$RUN/bin/localconf" -repo "$repo" -out "$RUN"
@@ -89,7 +98,7 @@ changed=0
 [ -f "$RUN/prometheus/exporters.json" ] || echo '[{"targets":["127.0.0.1:29717"]}]' >"$RUN/prometheus/exporters.json"
 promtool check config "$RUN/prometheus/prometheus.yml" >/dev/null || fail "promtool check config failed"
 amtool check-config "$RUN/alertmanager/alertmanager.yml" >/dev/null || fail "amtool check-config failed"
-mkdir -p "$RUN/nginx/logs" "$RUN/nginx/temp" "$RUN/nginx/html/assets" "$RUN/filebeat/data" "$RUN/loki" "$RUN/webhook" \
+mkdir -p "$RUN/nginx/logs" "$RUN/nginx/temp" "$RUN/nginx/html/assets" "$RUN/filebeat/data" "$RUN/victorialogs" "$RUN/webhook" \
   "$RUN/prometheus/data" "$RUN/alertmanager/data"
 [ -f "$RUN/nginx/html/index.html" ] || {
   echo '<html><body><h1>accesslog-exporter local stack</h1></body></html>' >"$RUN/nginx/html/index.html"
@@ -105,7 +114,11 @@ start upstream "$RUN/bin/upstream" -listen 127.0.0.1:28081,127.0.0.1:28082 -cont
 wait_http upstream http://127.0.0.1:28089/config 20
 start webhook "$RUN/bin/webhook" -listen 127.0.0.1:29195 -file "$RUN/webhook/alerts.jsonl"
 wait_http webhook http://127.0.0.1:29195/alerts 20
-start loki "$LOKI" -config.file="$RUN/loki/loki.yml"
+# The log store: VictoriaLogs takes Loki's push API at /insert/loki/api/v1/push
+# and answers LogsQL at /select/logsql/query. A retention of 100y accepts
+# every timestamp a scenario writes (nothing is ever deleted here).
+start victorialogs "$VICTORIALOGS" -httpListenAddr=127.0.0.1:29100 -storageDataPath="$RUN/victorialogs/data" \
+  -retentionPeriod=100y -loki.disableMessageParsing
 start alertmanager prometheus-alertmanager --config.file="$RUN/alertmanager/alertmanager.yml" \
   --storage.path="$RUN/alertmanager/data" --web.listen-address=127.0.0.1:29193 --cluster.listen-address= \
   --web.external-url=http://127.0.0.1:29193/
@@ -116,7 +129,7 @@ start nginx "$NGINX" -p "$RUN/nginx" -c "$here/nginx.conf" -e "$RUN/nginx/logs/e
 wait_http nginx http://127.0.0.1:28080/ 20
 start filebeat "$FILEBEAT" -e -c "$RUN/filebeat/filebeat.yml" --path.home "$RUN/filebeat" \
   --path.data "$RUN/filebeat/data" --path.logs "$RUN/filebeat/logs"
-wait_http loki http://127.0.0.1:29100/ready 90
+wait_http victorialogs http://127.0.0.1:29100/health 60
 start exporter "$RUN/bin/accesslog-exporter" --config.file="$here/exporter.yml" --web.listen-address=127.0.0.1:29717
 # Ready once it has joined the group: after a SIGKILL that waits for the dead
 # member's session to expire (45 s by default).
@@ -143,7 +156,7 @@ cat <<TXT
   Kafka control    http://127.0.0.1:29099/status   (POST /brokers/{0,1,2}/stop|start)
   Filebeat stats   http://127.0.0.1:29196/stats
   exporter         http://127.0.0.1:29717/metrics
-  Loki             http://127.0.0.1:29100/   (query: /loki/api/v1/query_range)
+  VictoriaLogs     http://127.0.0.1:29100/   (push: /insert/loki/api/v1/push, LogsQL: /select/logsql/query)
   Prometheus       http://127.0.0.1:29190/
   Alertmanager     http://127.0.0.1:29193/
   alert webhook    http://127.0.0.1:29195/alerts   (file $RUN/webhook/alerts.jsonl)

@@ -7,13 +7,18 @@ import "time"
 
 // Config is the whole file.
 type Config struct {
-	Kafka   Kafka   `yaml:"kafka"`
-	Input   Input   `yaml:"input"`
-	Metrics Metrics `yaml:"metrics"`
-	Loki    Loki    `yaml:"loki"`
-	Health  Health  `yaml:"health"`
-	Push    Push    `yaml:"push"`
-	Tracing Tracing `yaml:"tracing"`
+	// Roles are the sinks this process feeds, each through its own
+	// consumer-group member: "metrics" (group kafka.group) and "logs"
+	// (group loki.group). Empty means metrics, and logs too when loki.url
+	// is set.
+	Roles   []string `yaml:"roles"`
+	Kafka   Kafka    `yaml:"kafka"`
+	Input   Input    `yaml:"input"`
+	Metrics Metrics  `yaml:"metrics"`
+	Loki    Loki     `yaml:"loki"`
+	Health  Health   `yaml:"health"`
+	Push    Push     `yaml:"push"`
+	Tracing Tracing  `yaml:"tracing"`
 
 	// Where the values came from, so that checks made later by other
 	// packages (Errorf) point at the same file and line as ours do.
@@ -34,15 +39,27 @@ type Kafka struct {
 	FetchMaxBytes          ByteSize      `yaml:"fetch_max_bytes"`
 	FetchMaxPartitionBytes ByteSize      `yaml:"fetch_max_partition_bytes"`
 	CommitInterval         time.Duration `yaml:"commit_interval"`
+	// InstanceID makes the members static (KIP-345): a replica restarted
+	// with the same id gets its partitions back without a rebalance, and a
+	// dead one keeps them until the session timeout. ${VAR} is expanded
+	// from the environment (e.g. ${POD_NAME}); empty means dynamic members.
+	InstanceID string `yaml:"instance_id"`
 	// Workers bounds how many partitions are processed at once.
-	Workers int  `yaml:"workers"`
-	TLS     TLS  `yaml:"tls"`
-	SASL    SASL `yaml:"sasl"`
+	Workers int      `yaml:"workers"`
+	TLS     KafkaTLS `yaml:"tls"`
+	SASL    SASL     `yaml:"sasl"`
 }
 
-// TLS for the Kafka connection.
+// KafkaTLS turns TLS on for the brokers: Kafka addresses carry no scheme to
+// say so. Setting a CA or a client certificate turns it on too.
+type KafkaTLS struct {
+	Enabled bool `yaml:"enabled"`
+	TLS     `yaml:",inline"`
+}
+
+// TLS is the client side of a TLS connection, the same for every
+// destination (Kafka, the log store): the files are PEM, read at start.
 type TLS struct {
-	Enabled            bool   `yaml:"enabled"`
 	CAFile             string `yaml:"ca_file"`
 	CertFile           string `yaml:"cert_file"`
 	KeyFile            string `yaml:"key_file"`
@@ -99,9 +116,16 @@ type Metrics struct {
 	// status_class, route, upstream, host, and var_NAME for any logged
 	// variable $NAME.
 	Labels []string `yaml:"labels"`
-	// MaxSeries bounds the label sets of each metric family; past it new
-	// label sets are folded into "__other__".
+	// MaxSeries bounds the label sets of each metric family; past it the
+	// unbounded labels of a new label set (vhost, route, upstream, host,
+	// var_NAME) are folded into "__other__", method and status kept.
 	MaxSeries int `yaml:"max_series"`
+	// VHosts, when set, is the list of vhosts that keep their name in the
+	// vhost label: exact names, or RE2 regular expressions written with a
+	// leading "~" as in nginx's server_name. Any other vhost is counted as
+	// "__unlisted__", so a flood of forged Host headers cannot use up
+	// MaxSeries.
+	VHosts []string `yaml:"vhosts"`
 	// Buckets are the classic histogram buckets; native buckets are always on.
 	Buckets                     Buckets `yaml:"buckets"`
 	NativeHistogramBucketFactor float64 `yaml:"native_histogram_bucket_factor"`

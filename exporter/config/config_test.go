@@ -27,7 +27,7 @@ func TestDefault(t *testing.T) {
 		"client_id":    d.Kafka.ClientID == "accesslog-exporter",
 		"start_offset": d.Kafka.StartOffset == "earliest",
 		"fetch":        d.Kafka.FetchMaxBytes == 50<<20 && d.Kafka.FetchMaxPartitionBytes == 1<<20,
-		"commit":       d.Kafka.CommitInterval == 5*time.Second,
+		"commit":       d.Kafka.CommitInterval == time.Second,
 		"workers":      d.Kafka.Workers == 0,
 		"format":       d.Input.Format == "main_timed" && d.Input.Escape == "default",
 		"labels":       reflect.DeepEqual(d.Metrics.Labels, []string{"vhost", "method", "status", "status_class"}),
@@ -250,7 +250,7 @@ func allPaths(t reflect.Type, prefix string) []string {
 			p = prefix + "." + n
 		}
 		out = append(out, p)
-		ft := t.Field(index[n]).Type
+		ft := t.FieldByIndex(index[n]).Type
 		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
 			out = append(out, allPaths(ft.Elem(), p+"[0]")...)
 		} else if ft.Kind() == reflect.Struct {
@@ -276,7 +276,7 @@ func TestRoundTrip(t *testing.T) {
 			if !equal(*back, *c) {
 				t.Errorf("round trip changed the config:\nbefore:\n%s\nafter:\n%s", c, back)
 			}
-			if name == "defaults" && (!strings.Contains(text, "\n  fetch_max_bytes: 50MiB\n") || !strings.Contains(text, "\n  commit_interval: 5s\n")) {
+			if name == "defaults" && (!strings.Contains(text, "\n  fetch_max_bytes: 50MiB\n") || !strings.Contains(text, "\n  commit_interval: 1s\n")) {
 				t.Errorf("sizes and durations are not in human form:\n%s", text)
 			}
 		})

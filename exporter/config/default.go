@@ -20,7 +20,7 @@ func Default() Config {
 			StartOffset:            "earliest",
 			FetchMaxBytes:          50 * miB,
 			FetchMaxPartitionBytes: 1 * miB,
-			CommitInterval:         5 * time.Second,
+			CommitInterval:         time.Second,
 			Workers:                0, // GOMAXPROCS
 		},
 		Input: Input{

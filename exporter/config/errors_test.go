@@ -50,6 +50,13 @@ func TestParseErrors(t *testing.T) {
 		{"byte size garbage", "kafka:\n  fetch_max_bytes: lots\n", `config.yml:2: kafka.fetch_max_bytes: want a size in bytes such as 1048576 or "1MiB" (units B, KB, MB, GB, KiB, MiB, GiB), got "lots"`},
 		{"byte size negative", "kafka:\n  fetch_max_bytes: -1\n", `config.yml:2: kafka.fetch_max_bytes: want a size in bytes such as 1048576 or "1MiB" (units B, KB, MB, GB, KiB, MiB, GiB), got "-1"`},
 
+		// roles.
+		{"unknown role", "roles: [metrics, traces]\n", `config.yml:1: roles[1]: want "metrics" or "logs", got "traces"`},
+		{"role twice", "roles:\n  - metrics\n  - metrics\n", `config.yml:3: roles[1]: "metrics" listed twice`},
+		{"logs without loki", "roles: [logs]\n", `config.yml:1: roles[0]: "logs" needs loki.url`},
+		{"loki group equals kafka group", "kafka:\n  group: g\nloki:\n  url: http://l:3100\n  group: g\n", `config.yml:5: loki.group: must differ from kafka.group ("g"): each sink keeps its own offsets`},
+		{"instance id from an unset variable", "kafka:\n  instance_id: ${ACCESSLOG_TEST_UNSET_POD}\n", "config.yml:2: kafka.instance_id: environment variable ACCESSLOG_TEST_UNSET_POD is not set"},
+
 		// kafka.
 		{"empty broker", "kafka:\n  brokers: [a:9092, '']\n", "config.yml:2: kafka.brokers[1]: empty broker address"},
 		{"no topics", "kafka:\n  topics: []\n", "config.yml:2: kafka.topics: at least one topic is required"},
@@ -106,6 +113,8 @@ func TestParseErrors(t *testing.T) {
 		{"bucket factor one", "metrics:\n  native_histogram_bucket_factor: 1\n", "config.yml:2: metrics.native_histogram_bucket_factor: must be greater than 1, got 1"},
 		{"route without match", "metrics:\n  routes:\n    rules:\n      - replace: /x\n", "config.yml: metrics.routes.rules[0].match: required: a regular expression on the path"},
 		{"route bad match", "metrics:\n  routes:\n    rules:\n      - match: '^/users/(\\d+'\n        replace: /users/:id\n", `config.yml:4: metrics.routes.rules[0].match: invalid regular expression "^/users/(\\d+": missing closing )`},
+		{"vhost bad regexp", "metrics:\n  vhosts:\n    - shop.example.com\n    - '~^api(\\.example\\.com$'\n", `config.yml:4: metrics.vhosts[1]: invalid regular expression "^api(\\.example\\.com$": missing closing )`},
+		{"vhost empty", "metrics:\n  vhosts: [shop.example.com, '']\n", `config.yml:2: metrics.vhosts[1]: empty: want a vhost name, or ~ and a regular expression`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := strings.ReplaceAll(tc.yaml, "{dir}", dir)

@@ -11,12 +11,16 @@ import (
 type Loki struct {
 	// URL is Loki's base URL (e.g. http://loki:3100) or the full push URL.
 	URL string `yaml:"url"`
+	// Group is the consumer group of the log path: it commits only what
+	// the log store acknowledged, apart from kafka.group, which commits
+	// what has been counted. Empty means "<kafka.group>-loki".
+	Group string `yaml:"group"`
 	// Timeout bounds one push request.
 	Timeout time.Duration `yaml:"timeout"`
 	// Tenant is sent as X-Scope-OrgID; empty sends none.
 	Tenant string     `yaml:"tenant"`
 	Auth   LokiAuth   `yaml:"auth"`
-	TLS    LokiTLS    `yaml:"tls"`
+	TLS    TLS        `yaml:"tls"` // used for https URLs
 	Batch  LokiBatch  `yaml:"batch"`
 	Retry  LokiRetry  `yaml:"retry"`
 	Labels LokiLabels `yaml:"labels"`
@@ -28,6 +32,11 @@ type Loki struct {
 	// acknowledged; at the bound fetching pauses until acknowledgements free
 	// room, and Kafka holds the rest.
 	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
+	// MaxLineBytes caps a line sent to the log store; a longer one is cut
+	// to it (counted). The default is Loki's own max_line_size, so a line
+	// Loki would refuse is cut here instead, and a 40 MiB line costs the
+	// push path 256 KB, not several copies of 40 MiB.
+	MaxLineBytes ByteSize `yaml:"max_line_bytes"`
 	// ShutdownTimeout bounds the wait for acknowledgements on shutdown and
 	// on partition revocation; what is not acknowledged by then is not
 	// committed and is read again.
@@ -40,15 +49,6 @@ type LokiAuth struct {
 	Username        string `yaml:"username"`
 	PasswordFile    string `yaml:"password_file"`
 	BearerTokenFile string `yaml:"bearer_token_file"`
-}
-
-// LokiTLS is used for https URLs.
-type LokiTLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
 // LokiBatch says when a push is sent and how many may be outstanding.
@@ -105,6 +105,7 @@ func defaultLoki() Loki {
 		Retry:            LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
 		Labels:           LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
 		MaxInflightBytes: 64 * miB,
+		MaxLineBytes:     256 * kB,
 		ShutdownTimeout:  30 * time.Second,
 	}
 }
@@ -137,6 +138,9 @@ func (v *validator) loki(l *Loki) {
 	} else {
 		v.size("loki.max_inflight_bytes", l.MaxInflightBytes, l.Batch.MaxBytes, maxInflightBytes)
 	}
+	if l.MaxLineBytes <= 0 {
+		v.errorf("loki.max_line_bytes", "must be positive, got %d", int64(l.MaxLineBytes))
+	}
 	if l.Labels.Job == "" {
 		v.errorf("loki.labels.job", "required: Loki needs at least one label on every stream")
 	}
@@ -162,12 +166,7 @@ func (v *validator) loki(l *Loki) {
 	}
 	v.readable("loki.auth.password_file", a.PasswordFile)
 	v.readable("loki.auth.bearer_token_file", a.BearerTokenFile)
-	v.readable("loki.tls.ca_file", l.TLS.CAFile)
-	v.readable("loki.tls.cert_file", l.TLS.CertFile)
-	v.readable("loki.tls.key_file", l.TLS.KeyFile)
-	if (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
-		v.errorf("loki.tls", "cert_file and key_file are set together or not at all")
-	}
+	v.tls("loki.tls", l.TLS)
 	if l.Drop.Enabled && l.Drop.MaxAge <= 0 && l.Drop.MaxBytes <= 0 {
 		v.errorf("loki.drop", "enabled needs max_age or max_bytes (or both)")
 	}

@@ -1,5 +1,6 @@
 // Package kafka consumes the access-log topic as a consumer-group member
-// with at-least-once delivery, and reports on the health of the Kafka path.
+// with at-least-once delivery: a partition commits only what its Processor
+// has released.
 package kafka
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net"
 	"runtime"
 	"strconv"
 	"sync"
@@ -23,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 )
 
@@ -37,8 +40,16 @@ type Processor interface {
 type Options struct {
 	// NewProcessor is called once per worker.
 	NewProcessor func(worker int) Processor
-	// ShutdownTimeout bounds how long Run waits, after its context ends, for
-	// in-flight batches before the final commit. Default 10s.
+	// Sink names what this member feeds ("metrics" or "logs"); it labels
+	// the member's self-metrics (sink="..."), so two members of one
+	// process, each in its own group, report side by side. Default
+	// "metrics".
+	Sink string
+	// ShutdownTimeout bounds all of Run's work after its context ends:
+	// waiting for in-flight batches, the final commit and leaving the
+	// group. A part of it (a quarter, at most 5s) is kept for the commit
+	// and the leave, so a sink that never answers cannot make the member
+	// time out of the group instead of leaving it. Default 10s.
 	ShutdownTimeout time.Duration
 	// RevokeTimeout bounds the wait for a revoked partition's in-flight
 	// batches; what is not done by then is left to the new owner (duplicates,
@@ -62,6 +73,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Tracer traces offset commits; nil for none.
 	Tracer trace.Tracer
+	// Status, when set, gets every offset commit's success and duration:
+	// the member's cycle, as the exporter reports for every component.
+	Status *component.Status
 }
 
 // Consumer is one member of the exporter's consumer group.
@@ -77,8 +91,13 @@ type Consumer struct {
 	mu    sync.Mutex
 	parts map[tp]*partition
 
+	// stop ends the client's own context: the last resort that bounds
+	// Close when the group does not answer within the shutdown budget.
+	stop context.CancelFunc
+
 	joined  atomic.Bool
 	fetched atomic.Bool
+	dialErr dialError
 
 	inflight atomic.Int64 // record bytes handed out and not yet released
 	pauseMu  sync.Mutex
@@ -89,6 +108,8 @@ type Consumer struct {
 	rebalances   *prometheus.CounterVec
 	assigned     prometheus.Gauge
 	pauses       prometheus.Counter
+	info         prometheus.Gauge
+	flow         flowDescs
 }
 
 type tp struct {
@@ -113,6 +134,10 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 	if opts.Tracer == nil {
 		opts.Tracer = noop.NewTracerProvider().Tracer("")
 	}
+	if opts.Sink == "" {
+		opts.Sink = "metrics"
+	}
+	sink := prometheus.Labels{"sink": opts.Sink}
 	workers := cfg.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -125,27 +150,34 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		seed:   maphash.MakeSeed(),
 		parts:  map[tp]*partition{},
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "accesslog_exporter_commits_total",
+			Name: "accesslog_exporter_commits_total", ConstLabels: sink,
 			Help: "Offset commits that succeeded.",
 		}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "accesslog_exporter_commit_errors_total",
+			Name: "accesslog_exporter_commit_errors_total", ConstLabels: sink,
 			Help: "Offset commits that failed, wholly or for some partitions.",
 		}),
 		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "accesslog_exporter_partition_events_total",
+			Name: "accesslog_exporter_partition_events_total", ConstLabels: sink,
 			Help: "Partitions assigned, revoked or lost by group rebalances.",
 		}, []string{"event"}),
 		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "accesslog_exporter_assigned_partitions",
+			Name: "accesslog_exporter_assigned_partitions", ConstLabels: sink,
 			Help: "Partitions this replica owns now.",
 		}),
 		pauses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "accesslog_exporter_fetch_pauses_total",
+			Name: "accesslog_exporter_fetch_pauses_total", ConstLabels: sink,
 			Help: "Times fetching paused because in-flight record bytes reached the bound (loki.max_inflight_bytes).",
 		}),
+		info: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "accesslog_exporter_kafka_consumer_info",
+			Help:        "1 per consumer-group member of this process: which sink it feeds and which group it commits in (join with kafka_consumergroup_lag on consumergroup).",
+			ConstLabels: prometheus.Labels{"sink": opts.Sink, "consumergroup": cfg.Group},
+		}),
+		flow: newFlowDescs(sink),
 	}
-	kopts, err := clientOpts(cfg)
+	c.info.Set(1)
+	kopts, err := consumeOpts(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -156,16 +188,22 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		kgo.WithHooks(fetchSeen{&c.fetched}),
+		kgo.WithHooks(fetchSeen{&c.fetched}, &c.dialErr),
 	)
+	clientCtx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	kopts = append(kopts, kgo.WithContext(clientCtx))
+	if id := cfg.ExpandedInstanceID(); id != "" {
+		kopts = append(kopts, kgo.InstanceID(id))
+	}
 	if opts.Registerer != nil {
-		for _, m := range []prometheus.Collector{c.commits, c.commitErrors, c.rebalances, c.assigned, c.pauses, flowCollector{c}} {
+		for _, m := range []prometheus.Collector{c.commits, c.commitErrors, c.rebalances, c.assigned, c.pauses, c.info, flowCollector{c}} {
 			if err := opts.Registerer.Register(m); err != nil {
 				return nil, err
 			}
 		}
 		kopts = append(kopts, kgo.WithHooks(kprom.NewMetrics("accesslog_exporter",
-			kprom.Subsystem("kafka_client"), kprom.Registerer(opts.Registerer))))
+			kprom.Subsystem("kafka_client"), kprom.Registerer(opts.Registerer), kprom.WithStaticLabel(sink))))
 	}
 	kopts = append(kopts, opts.ExtraOpts...)
 	c.queues = make([]chan *Batch, workers)
@@ -175,9 +213,17 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		c.queues[i] = make(chan *Batch, 2)
 	}
 	if c.cl, err = kgo.NewClient(kopts...); err != nil {
+		stop()
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	return c, nil
+}
+
+// Close releases the client; Run calls it on the way out, so only a
+// consumer that never ran needs it. Safe to call more than once.
+func (c *Consumer) Close() {
+	c.cl.Close()
+	c.stop()
 }
 
 // Client is the underlying client, for callers that share its connection
@@ -189,7 +235,11 @@ func (c *Consumer) Client() *kgo.Client { return c.cl }
 func (c *Consumer) Ready() (bool, string) {
 	switch {
 	case !c.joined.Load():
-		return false, fmt.Sprintf("waiting to join consumer group %q (brokers %v)", c.cfg.Group, c.cfg.Brokers)
+		why := fmt.Sprintf("waiting to join consumer group %q (brokers %v)", c.cfg.Group, c.cfg.Brokers)
+		if err := c.dialErr.last(); err != "" {
+			why += ": last connection failed: " + err
+		}
+		return false, why
 	case !c.fetched.Load():
 		return false, fmt.Sprintf("joined group %q, waiting for the first fetch", c.cfg.Group)
 	}
@@ -218,13 +268,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	err := c.poll(ctx)
+	// One budget from here to the closed client; the leave gets its share
+	// even when a sink never answers, so partitions move at once.
+	end := time.Now().Add(c.opts.ShutdownTimeout)
+	drainBy := end.Add(-min(c.opts.ShutdownTimeout/4, 5*time.Second))
 
 	for _, q := range c.queues {
 		close(q)
 	}
 	workersDone := make(chan struct{})
 	go func() { wg.Wait(); close(workersDone) }()
-	deadline := time.NewTimer(c.opts.ShutdownTimeout)
+	deadline := time.NewTimer(time.Until(drainBy))
 	defer deadline.Stop()
 	select {
 	case <-workersDone:
@@ -239,24 +293,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 				continue
 			case <-deadline.C:
 			}
-			c.log.Warn("shutdown: batches not acknowledged in time; committing what is; the rest is read again after restart", "timeout", c.opts.ShutdownTimeout, "topic", p.topic, "partition", p.id, "outstanding", p.outstanding())
+			c.log.Warn("shutdown: batches not acknowledged in time; committing what is; the rest is read again after restart", "sink", c.opts.Sink, "timeout", c.opts.ShutdownTimeout, "topic", p.topic, "partition", p.id, "outstanding", p.outstanding())
 			break
 		}
 	case <-deadline.C:
-		c.log.Warn("shutdown: in-flight batches not done in time; committing what is done", "timeout", c.opts.ShutdownTimeout)
+		c.log.Warn("shutdown: in-flight batches not done in time; committing what is done", "sink", c.opts.Sink, "timeout", c.opts.ShutdownTimeout)
 	}
 	stopCommits()
 	<-commitsDone
-	finalCtx, cancel := context.WithTimeout(context.Background(), c.opts.ShutdownTimeout)
+	finalCtx, cancel := context.WithDeadline(context.Background(), end)
+	defer cancel()
 	c.commit(finalCtx, c.snapshot(nil))
-	// Leaving (rather than timing out of) the group hands our partitions
-	// over at once; revoke callbacks find nothing outstanding by now.
+	// Forget every partition before leaving: the leave's revoke callback
+	// must not wait for acknowledgements a second time (the final commit
+	// above has what there is), or the leave misses its budget.
+	c.detachAll()
 	c.cl.AllowRebalance()
 	if lerr := c.cl.LeaveGroupContext(finalCtx); lerr != nil && !errors.Is(lerr, context.Canceled) {
-		c.log.Warn("leaving consumer group", "err", lerr)
+		c.log.Warn("leaving consumer group", "sink", c.opts.Sink, "group", c.cfg.Group, "err", lerr)
+		c.stop() // the budget is spent: do not let Close wait on the group
 	}
-	cancel()
-	c.cl.Close()
+	c.Close()
 	return err
 }
 
@@ -398,6 +455,14 @@ func (c *Consumer) detach(m map[string][]int32, event string) []*partition {
 	return out
 }
 
+// detachAll forgets every partition without counting it as revoked.
+func (c *Consumer) detachAll() {
+	c.mu.Lock()
+	clear(c.parts)
+	c.assigned.Set(0)
+	c.mu.Unlock()
+}
+
 func (c *Consumer) allParts() []*partition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -459,38 +524,44 @@ func (c *Consumer) InflightBytes() int64 { return c.inflight.Load() }
 // flight and whether fetching is paused.
 type flowCollector struct{ c *Consumer }
 
-var (
-	pendingDesc = prometheus.NewDesc("accesslog_exporter_partition_pending_offsets",
-		"Offsets fetched but not yet committable (handled and acknowledged by every sink), per owned partition: the committable-versus-fetched gap.",
-		[]string{"topic", "partition"}, nil)
-	inflightDesc = prometheus.NewDesc("accesslog_exporter_inflight_record_bytes",
-		"Record bytes fetched and not yet released by every holder; fetching pauses at loki.max_inflight_bytes.", nil, nil)
-	pausedDesc = prometheus.NewDesc("accesslog_exporter_fetch_paused",
-		"1 while fetching is paused at the in-flight bound.", nil, nil)
-)
+// flowDescs are the flow series' descriptions, with the member's sink as
+// a constant label.
+type flowDescs struct{ pending, inflight, paused *prometheus.Desc }
+
+func newFlowDescs(sink prometheus.Labels) flowDescs {
+	return flowDescs{
+		pending: prometheus.NewDesc("accesslog_exporter_partition_pending_offsets",
+			"Offsets fetched but not yet committable (handled, and acknowledged when the sink acknowledges), per owned partition: the committable-versus-fetched gap.",
+			[]string{"topic", "partition"}, sink),
+		inflight: prometheus.NewDesc("accesslog_exporter_inflight_record_bytes",
+			"Record bytes fetched and not yet released by every holder; fetching pauses at loki.max_inflight_bytes.", nil, sink),
+		paused: prometheus.NewDesc("accesslog_exporter_fetch_paused",
+			"1 while fetching is paused at the in-flight bound.", nil, sink),
+	}
+}
 
 func (f flowCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- pendingDesc
-	ch <- inflightDesc
-	ch <- pausedDesc
+	ch <- f.c.flow.pending
+	ch <- f.c.flow.inflight
+	ch <- f.c.flow.paused
 }
 
 func (f flowCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range f.c.allParts() {
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(p.pending()), p.topic, strconv.Itoa(int(p.id)))
+		ch <- prometheus.MustNewConstMetric(f.c.flow.pending, prometheus.GaugeValue, float64(p.pending()), p.topic, strconv.Itoa(int(p.id)))
 	}
-	ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(f.c.inflight.Load()))
+	ch <- prometheus.MustNewConstMetric(f.c.flow.inflight, prometheus.GaugeValue, float64(f.c.inflight.Load()))
 	paused := 0.0
 	if f.c.Paused() {
 		paused = 1
 	}
-	ch <- prometheus.MustNewConstMetric(pausedDesc, prometheus.GaugeValue, paused)
+	ch <- prometheus.MustNewConstMetric(f.c.flow.paused, prometheus.GaugeValue, paused)
 }
 
 func (c *Consumer) commitLoop(ctx context.Context) {
 	interval := c.cfg.CommitInterval
 	if interval <= 0 {
-		interval = 5 * time.Second
+		interval = time.Second
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -541,6 +612,7 @@ func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochO
 		attribute.Int("partitions", len(offsets))))
 	defer span.End()
 	var failed bool
+	start := time.Now()
 	c.cl.CommitOffsetsSync(ctx, req, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			failed = true
@@ -565,13 +637,38 @@ func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochO
 	if failed {
 		c.commitErrors.Inc()
 		span.SetStatus(codes.Error, "offset commit failed")
+		c.opts.Status.Report(time.Since(start), errCommitFailed)
 	} else {
 		c.commits.Inc()
+		c.opts.Status.Report(time.Since(start), nil)
 	}
 }
 
+var errCommitFailed = errors.New("offset commit failed")
+
 // fetchSeen marks the first answered fetch, for readiness: an empty topic
 // returns no records, yet the path to Kafka works.
+// dialError keeps the last failed broker connection, so that /readyz says
+// why the group is not joined (a wrong kafka.tls.ca_file, say) instead of
+// only that it is not; a connection that succeeds clears it.
+type dialError struct{ err atomic.Pointer[string] }
+
+func (d *dialError) OnBrokerConnect(m kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil {
+		d.err.Store(nil)
+		return
+	}
+	msg := fmt.Sprintf("%s:%d: %v", m.Host, m.Port, err)
+	d.err.Store(&msg)
+}
+
+func (d *dialError) last() string {
+	if p := d.err.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 type fetchSeen struct{ seen *atomic.Bool }
 
 func (f fetchSeen) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {

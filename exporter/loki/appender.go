@@ -3,6 +3,7 @@ package loki
 import (
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Acker is the source of a line: the Kafka batch it came from. A push that
@@ -71,6 +72,11 @@ func (a *Appender) End() {
 // one million as nanoseconds: deterministic on every re-read, distinct for
 // neighbours.
 func (a *Appender) Add(l *Line) {
+	line := l.Line
+	if len(line) > a.c.maxLine {
+		line = truncate(line, a.c.maxLine)
+		a.c.m.truncated.Inc()
+	}
 	a.key = a.c.streams.key(a.key, l.Host, l.VHost, l.Unparsed)
 	var id int32
 	if string(a.key) == string(a.lastK) && a.lastK != nil {
@@ -89,7 +95,7 @@ func (a *Appender) Add(l *Line) {
 	}
 
 	b := a.b
-	if b != nil && len(b.buf)+len(l.Line) > a.c.maxBytes && len(b.entries) > 0 {
+	if b != nil && len(b.buf)+len(line) > a.c.maxBytes && len(b.entries) > 0 {
 		a.seal()
 		b = nil
 	}
@@ -110,8 +116,8 @@ func (a *Appender) Add(l *Line) {
 		}
 		ts += off
 	}
-	e := entry{ts: ts, off: uint32(len(b.buf)), n: uint32(len(l.Line)), stream: id, partition: a.partition, offset: l.Offset}
-	b.buf = append(b.buf, l.Line...)
+	e := entry{ts: ts, off: uint32(len(b.buf)), n: uint32(len(line)), stream: id, partition: a.partition, offset: l.Offset}
+	b.buf = append(b.buf, line...)
 	if a.c.meta {
 		e.topic = b.topicIndex(a.topic)
 		if len(l.TraceID) > 0 {
@@ -120,8 +126,8 @@ func (a *Appender) Add(l *Line) {
 		}
 	}
 	b.entries = append(b.entries, e)
-	b.lineBytes += int64(len(l.Line))
-	a.c.inflight.Add(int64(len(l.Line)))
+	b.lineBytes += int64(len(line))
+	a.c.inflight.Add(int64(len(line)))
 	if len(b.buf) >= a.c.maxBytes {
 		a.seal()
 	}
@@ -145,4 +151,17 @@ func (a *Appender) flush(age time.Duration, now time.Time) {
 		a.seal()
 	}
 	a.mu.Unlock()
+}
+
+// truncate cuts line to at most n bytes, back to the start of a UTF-8
+// sequence when the cut would split one (a store may refuse invalid UTF-8).
+func truncate(line []byte, n int) []byte {
+	cut := n
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(line[cut]); i++ {
+		cut--
+	}
+	if !utf8.RuneStart(line[cut]) {
+		cut = n // not UTF-8 anyway
+	}
+	return line[:cut]
 }

@@ -5,8 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/golang/snappy"
+	"github.com/klauspost/compress/s2"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
 )
 
 func benchLines() [][]byte {
@@ -93,4 +99,102 @@ func BenchmarkPushThroughput(b *testing.B) {
 	}
 	_ = c.Wait(context.Background())
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
+}
+
+// benchBatch is a sealed batch of n lines over two streams, as Add builds it.
+func benchBatch(b testing.TB, meta bool, n int) (*Client, *batch) {
+	cfg := testConfig("http://127.0.0.1:1")
+	cfg.Batch.MaxBytes = 64 << 20
+	cfg.StructuredMetadata = meta
+	c, err := New(cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := c.NewAppender()
+	// Distinct realistic lines: snappy's cost depends on what it finds.
+	g, err := loggen.New(loggen.Seed(7), loggen.WithFormat(loggen.MainTimed))
+	if err != nil {
+		b.Fatal(err)
+	}
+	hosts := [][]byte{[]byte("web-1"), []byte("web-2")}
+	l := Line{VHost: []byte("www.example.com"), TraceID: []byte("4bf92f3577b34da6a3ce929d0e0e4736")}
+	a.Begin("nginxlog", 3, &countAck{})
+	for j := range n {
+		l.Time = time.Unix(1700000000+int64(j/100), int64(j%7)*1e6)
+		l.Line = g.Next(nil)
+		l.Host = hosts[(j>>4)&1]
+		l.Offset = int64(1e6 + j)
+		a.Add(&l)
+	}
+	a.End()
+	c.Flush()
+	return c, c.dequeue()
+}
+
+// processCPU is the CPU time of the process so far, in ns.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkEncode is the per-line cost of building a push body: protobuf
+// and snappy, for a batch of 4096 loggen main_timed lines (about 1 MB).
+func BenchmarkEncode(b *testing.B) {
+	for _, meta := range []bool{false, true} {
+		name := "plain"
+		if meta {
+			name = "metadata"
+		}
+		b.Run(name, func(b *testing.B) {
+			c, bt := benchBatch(b, meta, 4096)
+			s := &sender{c: c}
+			s.deliverIdx(bt)
+			var in int
+			for i := range bt.entries {
+				in += int(bt.entries[i].n)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(in))
+			b.ResetTimer()
+			cpu0 := processCPU()
+			for range b.N {
+				s.encode(bt, s.idxBuf)
+			}
+			// CPU time, not wall time: on a shared machine the wall clock
+			// measures the neighbours too.
+			lines := float64(b.N) * float64(len(bt.entries))
+			b.ReportMetric(float64(processCPU()-cpu0)/lines, "cpu-ns/line")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/lines, "ns/line")
+			b.ReportMetric(float64(len(s.body))/float64(in), "ratio")
+		})
+	}
+}
+
+// BenchmarkCompress compares the two snappy block encoders on the same
+// push body (4096 loggen lines): golang/snappy, which the client used
+// before, and s2's snappy-compatible encoder, which it uses now.
+func BenchmarkCompress(b *testing.B) {
+	c, bt := benchBatch(b, false, 4096)
+	s := &sender{c: c}
+	s.encode(bt, s.deliverIdx(bt))
+	raw := append([]byte(nil), s.raw...)
+	dst := make([]byte, max(snappy.MaxEncodedLen(len(raw)), s2.MaxEncodedLen(len(raw))))
+	for _, enc := range []struct {
+		name string
+		fn   func(dst, src []byte) []byte
+	}{{"golang-snappy", snappy.Encode}, {"s2-snappy", s2.EncodeSnappy}} {
+		b.Run(enc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			var out []byte
+			cpu0 := processCPU()
+			for range b.N {
+				out = enc.fn(dst, raw)
+			}
+			lines := float64(b.N) * float64(len(bt.entries))
+			b.ReportMetric(float64(processCPU()-cpu0)/lines, "cpu-ns/line")
+			b.ReportMetric(float64(len(out))/float64(len(raw)), "ratio")
+		})
+	}
 }

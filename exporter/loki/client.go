@@ -16,30 +16,25 @@ package loki
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/credentials"
 )
 
 // PushPath is added to a base URL that does not name a path.
@@ -73,6 +68,7 @@ type Client struct {
 	m        *clientMetrics
 	streams  *streams
 	maxBytes int
+	maxLine  int
 	meta     bool
 
 	inflight    atomic.Int64 // line bytes added and not yet done with
@@ -98,6 +94,9 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("loki: no url")
 	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = config.Default().Loki.MaxLineBytes
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -116,6 +115,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 		tracer:     opts.Tracer,
 		streams:    newStreams(cfg.Labels),
 		maxBytes:   int(cfg.Batch.MaxBytes),
+		maxLine:    int(cfg.MaxLineBytes),
 		meta:       cfg.StructuredMetadata,
 		wake:       make(chan struct{}, 1),
 		free:       make(chan *batch, 2*cfg.Batch.MaxConcurrency+4),
@@ -123,7 +123,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	}
 	switch {
 	case cfg.Auth.Username != "":
-		pw, err := readSecret(cfg.Auth.PasswordFile)
+		pw, err := credentials.Secret(cfg.Auth.PasswordFile, "loki.auth.password_file")
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +131,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 		req.SetBasicAuth(cfg.Auth.Username, pw)
 		c.auth = req.Header.Get("Authorization")
 	case cfg.Auth.BearerTokenFile != "":
-		tok, err := readSecret(cfg.Auth.BearerTokenFile)
+		tok, err := credentials.Secret(cfg.Auth.BearerTokenFile, "loki.auth.bearer_token_file")
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +141,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	if rt == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = cfg.Batch.MaxConcurrency
-		tc, err := tlsConfig(cfg.TLS)
+		tc, err := credentials.TLS(cfg.TLS, "loki.tls")
 		if err != nil {
 			return nil, err
 		}
@@ -155,37 +155,6 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
-}
-
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("loki: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func tlsConfig(t config.LokiTLS) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("loki: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("loki: tls.ca_file %s: no PEM certificates", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loki: tls client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // NewAppender returns an appender for one worker.
@@ -347,24 +316,31 @@ func (c *Client) send() {
 // sender is one push worker's scratch state, reused from push to push.
 type sender struct {
 	c      *Client
-	pos    []int32 // stream id -> index in req.Streams, -1 when absent
-	req    push.PushRequest
-	meta   []push.LabelAdapter
-	num    []byte
-	raw    []byte
-	body   []byte
+	pos    []int32  // stream id -> position in the push, -1 when absent
+	ids    []int32  // position -> stream id
+	counts []int    // position -> entries, then where its entries start in order
+	sizes  []int    // position -> size of the Stream message
+	labels []string // position -> label set
+	order  []int    // entry indexes grouped by position
+	raw    []byte   // the protobuf body
+	body   []byte   // raw, snappy-compressed
 	idxBuf []int
 }
 
 // deliver pushes b until every entry is acknowledged, rejected or dropped;
 // false when the client closed first.
 func (s *sender) deliver(b *batch) bool {
+	return s.pushRange(b, s.deliverIdx(b), time.Now())
+}
+
+// deliverIdx sets s.idxBuf to every entry of b.
+func (s *sender) deliverIdx(b *batch) []int {
 	idx := s.idxBuf[:0]
 	for i := range b.entries {
 		idx = append(idx, i)
 	}
 	s.idxBuf = idx
-	return s.pushRange(b, idx, time.Now())
+	return idx
 }
 
 type outcome int
@@ -462,84 +438,6 @@ func (c *Client) dropped(b *batch, idx []int, reason string) {
 	c.m.batchDropped.Inc()
 	c.m.dropped(reason).Add(float64(len(idx)))
 	c.log.Warn("loki: dropping lines Loki did not accept in time (loki.drop / loki.retry.max_retries)", "reason", reason, "entries", len(idx))
-}
-
-// encode builds the snappy-compressed protobuf body of b's entries idx.
-func (s *sender) encode(b *batch, idx []int) {
-	c := s.c
-	for i := range s.pos {
-		s.pos[i] = -1
-	}
-	streams := s.req.Streams[:0]
-	if c.meta {
-		s.meta = s.meta[:0]
-		s.num = s.num[:0]
-		if need := 4 * len(idx); cap(s.meta) < need {
-			s.meta = make([]push.LabelAdapter, 0, need)
-		}
-		if need := 32 * len(idx); cap(s.num) < need {
-			s.num = make([]byte, 0, need)
-		}
-	}
-	for _, i := range idx {
-		e := &b.entries[i]
-		for int(e.stream) >= len(s.pos) {
-			s.pos = append(s.pos, -1)
-		}
-		p := s.pos[e.stream]
-		if p < 0 {
-			p = int32(len(streams))
-			s.pos[e.stream] = p
-			if len(streams) < cap(streams) {
-				streams = streams[:p+1]
-				streams[p].Entries = streams[p].Entries[:0]
-			} else {
-				streams = append(streams, push.Stream{})
-			}
-			streams[p].Labels = c.streams.label(e.stream)
-		}
-		pe := push.Entry{Timestamp: time.Unix(0, e.ts), Line: b.line(e)}
-		if c.meta {
-			start := len(s.meta)
-			s.meta = append(s.meta,
-				push.LabelAdapter{Name: "topic", Value: b.topics[e.topic]},
-				push.LabelAdapter{Name: "partition", Value: s.number(int64(e.partition))},
-				push.LabelAdapter{Name: "offset", Value: s.number(e.offset)})
-			if t := b.trace(e); t != "" {
-				s.meta = append(s.meta, push.LabelAdapter{Name: "trace_id", Value: t})
-			}
-			pe.StructuredMetadata = s.meta[start:len(s.meta):len(s.meta)]
-		}
-		streams[p].Entries = append(streams[p].Entries, pe)
-	}
-	s.req.Streams = streams
-	n := s.req.Size()
-	if cap(s.raw) < n {
-		s.raw = make([]byte, n+n/4)
-	}
-	s.raw = s.raw[:n]
-	if _, err := s.req.MarshalToSizedBuffer(s.raw); err != nil {
-		panic("loki: marshal: " + err.Error()) // sized by Size(): cannot fail
-	}
-	if m := snappy.MaxEncodedLen(n); cap(s.body) < m {
-		s.body = make([]byte, m+m/4)
-	}
-	s.body = snappy.Encode(s.body[:cap(s.body)], s.raw)
-	// Drop references into b's buffer held by the reusable request.
-	for i := range s.req.Streams {
-		clear(s.req.Streams[i].Entries)
-	}
-}
-
-// number writes n into the sender's arena and returns it as a string that
-// lives until the next encode.
-func (s *sender) number(n int64) string {
-	if len(s.num)+20 > cap(s.num) {
-		return strconv.FormatInt(n, 10)
-	}
-	start := len(s.num)
-	s.num = strconv.AppendInt(s.num, n, 10)
-	return unsafeString(s.num[start:])
 }
 
 // post sends the encoded body once.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,77 +14,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
-	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
-// fakeLoki decodes pushes as Loki would and answers with what respond says.
-type fakeLoki struct {
-	t       *testing.T
-	mu      sync.Mutex
-	streams map[string][]push.Entry
-	headers []http.Header
-	pushes  int
-	// respond, when set, decides the answer to a decoded push; nil accepts.
-	respond func(req *push.PushRequest, w http.ResponseWriter) bool
-}
-
-func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != PushPath || r.Header.Get("Content-Type") != "application/x-protobuf" {
-		http.Error(w, "bad path or type", http.StatusNotFound)
-		return
-	}
-	body, _ := io.ReadAll(r.Body)
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var req push.PushRequest
-	if err := req.Unmarshal(raw); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	f.mu.Lock()
-	f.pushes++
-	f.headers = append(f.headers, r.Header.Clone())
-	respond := f.respond
-	f.mu.Unlock()
-	if respond != nil && respond(&req, w) {
-		return
-	}
-	f.mu.Lock()
-	for _, s := range req.Streams {
-		f.streams[s.Labels] = append(f.streams[s.Labels], s.Entries...)
-	}
-	f.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (f *fakeLoki) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, es := range f.streams {
-		n += len(es)
-	}
-	return n
-}
-
-func (f *fakeLoki) setRespond(fn func(req *push.PushRequest, w http.ResponseWriter) bool) {
-	f.mu.Lock()
-	f.respond = fn
-	f.mu.Unlock()
-}
-
-func newFake(t *testing.T) (*fakeLoki, *httptest.Server) {
-	f := &fakeLoki{t: t, streams: map[string][]push.Entry{}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
-	return f, srv
+// newStore is the tests' Loki: lokitest's in-process receiver with Loki's
+// default limits except the age checks, since the tests push fixed
+// timestamps of 2023.
+func newStore(t *testing.T) *lokitest.Receiver {
+	l := lokitest.LokiDefaults()
+	l.RejectOldMaxAge, l.CreationGrace, l.OutOfOrderWindow = 0, 0, 0
+	return lokitest.NewReceiver(t, lokitest.WithLimits(l))
 }
 
 func testConfig(url string) config.Loki {
@@ -119,17 +61,6 @@ func (a *countAck) Release() { a.refs.Add(-1); a.releases.Add(1) }
 
 func (a *countAck) held() bool { return a.refs.Load() != 0 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func addLines(a *Appender, ack Acker, from, n int, host string) {
 	a.Begin("nginxlog", 3, ack)
 	for i := from; i < from+n; i++ {
@@ -145,8 +76,8 @@ func addLines(a *Appender, ack Acker, from, n int, host string) {
 }
 
 func TestPushDeliversEveryLineAndReleasesSources(t *testing.T) {
-	f, srv := newFake(t)
-	c, reg := newClient(t, testConfig(srv.URL))
+	store := newStore(t)
+	c, reg := newClient(t, testConfig(store.URL()))
 	acks := make([]*countAck, 6)
 	var wg sync.WaitGroup
 	for w := range 2 {
@@ -165,7 +96,7 @@ func TestPushDeliversEveryLineAndReleasesSources(t *testing.T) {
 	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.count(); got != 3000 {
+	if got := store.Len(); got != 3000 {
 		t.Fatalf("Loki got %d entries, want 3000", got)
 	}
 	for i, a := range acks {
@@ -174,16 +105,16 @@ func TestPushDeliversEveryLineAndReleasesSources(t *testing.T) {
 		}
 	}
 	want := `{job="accesslog", host="web-0", parse_status="parsed"}`
-	es := f.streams[want]
+	es := store.Stream(want)
 	if len(es) != 1500 {
-		t.Fatalf("stream %s has %d entries, want 1500; streams: %v", want, len(es), keys(f.streams))
+		t.Fatalf("stream %s has %d entries, want 1500; streams: %v", want, len(es), store.Streams())
 	}
 	// The timestamp tie-break: offset i adds i ns to a whole-second time.
 	for _, e := range es {
 		var i int
 		fmt.Sscanf(e.Line, "line %d", &i)
-		if want := time.Unix(1700000000+int64(i), int64(i)); !e.Timestamp.Equal(want) {
-			t.Fatalf("entry %d: timestamp %v, want %v", i, e.Timestamp, want)
+		if want := time.Unix(1700000000+int64(i), int64(i)); !e.Time.Equal(want) {
+			t.Fatalf("entry %d: timestamp %v, want %v", i, e.Time, want)
 		}
 	}
 	if v := counterValue(t, reg, "accesslog_exporter_loki_entries_sent_total", "", ""); v != 3000 {
@@ -192,14 +123,6 @@ func TestPushDeliversEveryLineAndReleasesSources(t *testing.T) {
 	if c.InflightBytes() != 0 {
 		t.Errorf("inflight bytes = %d after all acknowledged", c.InflightBytes())
 	}
-}
-
-func keys(m map[string][]push.Entry) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
@@ -233,56 +156,42 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value str
 }
 
 func TestSourcesHeldUntilLokiAcknowledges(t *testing.T) {
-	f, srv := newFake(t)
-	var fail atomic.Bool
-	fail.Store(true)
-	f.setRespond(func(_ *push.PushRequest, w http.ResponseWriter) bool {
-		if fail.Load() {
-			http.Error(w, "ingester unavailable", http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
-	c, reg := newClient(t, testConfig(srv.URL))
+	store := newStore(t)
+	store.SetFault(lokitest.Status(http.StatusServiceUnavailable))
+	c, reg := newClient(t, testConfig(store.URL()))
 	a := c.NewAppender()
 	ack := &countAck{}
 	ack.Retain() // the processor's own reference
 	addLines(a, ack, 0, 200, "web")
 	ack.Release()
 	c.Flush()
-	time.Sleep(300 * time.Millisecond)
-	if !ack.held() {
-		t.Fatal("source released while Loki answered 503")
+	// Wait for a retry: the client has had a 503 and gone on holding.
+	testbed.WaitFor(t, "a retried 503", 5*time.Second, func() bool {
+		return counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "5xx") >= 2
+	})
+	if !ack.held() || store.Len() != 0 {
+		t.Fatalf("source held %v with %d entries stored while Loki answered 503", ack.held(), store.Len())
 	}
-	if counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "5xx") == 0 {
-		t.Error("no 5xx retries counted")
-	}
-	fail.Store(false)
-	waitFor(t, "source released", 5*time.Second, func() bool { return !ack.held() })
-	if got := f.count(); got != 200 {
+	store.SetFault(lokitest.NoFault)
+	testbed.WaitFor(t, "source released", 5*time.Second, func() bool { return !ack.held() })
+	if got := store.Len(); got != 200 {
 		t.Errorf("Loki got %d entries, want 200", got)
 	}
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
-	f, srv := newFake(t)
-	var first atomic.Int64
-	var second atomic.Int64
-	f.setRespond(func(_ *push.PushRequest, w http.ResponseWriter) bool {
-		if first.CompareAndSwap(0, time.Now().UnixNano()) {
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "rate limited", http.StatusTooManyRequests)
-			return true
-		}
-		second.CompareAndSwap(0, time.Now().UnixNano())
-		return false
-	})
-	c, reg := newClient(t, testConfig(srv.URL))
+	store := newStore(t)
+	store.SetFault(lokitest.Status(http.StatusTooManyRequests).RetryAfter("1").Times(1))
+	c, reg := newClient(t, testConfig(store.URL()))
 	addLines(c.NewAppender(), &countAck{}, 0, 10, "web")
 	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if gap := time.Duration(second.Load() - first.Load()); gap < time.Second {
+	reqs := store.Requests()
+	if len(reqs) != 2 || reqs[0].Status != http.StatusTooManyRequests || reqs[1].Status != http.StatusNoContent {
+		t.Fatalf("requests %+v, want a 429 then a 204", reqs)
+	}
+	if gap := reqs[1].At.Sub(reqs[0].At); gap < time.Second {
 		t.Errorf("retried %v after a 429 with Retry-After: 1", gap)
 	}
 	if counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "429") != 1 {
@@ -291,19 +200,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 }
 
 func TestBadLineIsIsolatedAndRejected(t *testing.T) {
-	f, srv := newFake(t)
-	f.setRespond(func(req *push.PushRequest, w http.ResponseWriter) bool {
-		for _, s := range req.Streams {
-			for _, e := range s.Entries {
-				if len(e.Line) > 1000 {
-					http.Error(w, fmt.Sprintf("Max entry size '1000' bytes exceeded for stream '%s' while adding an entry with length '%d' bytes", s.Labels, len(e.Line)), http.StatusBadRequest)
-					return true
-				}
-			}
-		}
-		return false
-	})
-	cfg := testConfig(srv.URL)
+	store := lokitest.NewReceiver(t, lokitest.WithLimits(lokitest.Limits{MaxLineSize: 1000}))
+	cfg := testConfig(store.URL())
 	cfg.Batch.MaxBytes = 64 << 10
 	c, reg := newClient(t, cfg)
 	a := c.NewAppender()
@@ -320,8 +218,13 @@ func TestBadLineIsIsolatedAndRejected(t *testing.T) {
 	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.count(); got != 99 {
-		t.Errorf("Loki got %d entries, want the 99 good ones", got)
+	// Loki stores the good entries of a push it answers 400; the client
+	// cannot know which, so the halves it sends again are duplicates.
+	if got := store.DistinctLines(); got != 99 {
+		t.Errorf("Loki got %d distinct lines, want the 99 good ones", got)
+	}
+	if got := store.Len() - store.Duplicates(); got != 99 {
+		t.Errorf("Loki got %d entries beyond duplicates, want 99", got)
 	}
 	if ack.held() {
 		t.Error("source still held after the bad line was rejected")
@@ -332,31 +235,22 @@ func TestBadLineIsIsolatedAndRejected(t *testing.T) {
 }
 
 func TestSetupErrorsAreRetriedNotRejected(t *testing.T) {
-	f, srv := newFake(t)
-	var n atomic.Int32
-	f.setRespond(func(_ *push.PushRequest, w http.ResponseWriter) bool {
-		if n.Add(1) <= 3 {
-			http.Error(w, "no org id", http.StatusUnauthorized)
-			return true
-		}
-		return false
-	})
-	c, reg := newClient(t, testConfig(srv.URL))
+	store := newStore(t)
+	store.SetFault(lokitest.Status(http.StatusUnauthorized).Times(3))
+	c, reg := newClient(t, testConfig(store.URL()))
 	addLines(c.NewAppender(), &countAck{}, 0, 10, "web")
 	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if f.count() != 10 || counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "4xx") != 3 {
-		t.Errorf("got %d entries and %v 4xx retries, want 10 and 3", f.count(), counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "4xx"))
+	if store.Len() != 10 || counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "4xx") != 3 {
+		t.Errorf("got %d entries and %v 4xx retries, want 10 and 3", store.Len(), counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "4xx"))
 	}
 }
 
 func TestDropIsOptInAndCounted(t *testing.T) {
-	_, srv := newFake(t)
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down", http.StatusInternalServerError)
-	})
-	cfg := testConfig(srv.URL)
+	store := newStore(t)
+	store.SetFault(lokitest.Status(http.StatusInternalServerError))
+	cfg := testConfig(store.URL())
 	cfg.Drop = config.LokiDrop{Enabled: true, MaxAge: 200 * time.Millisecond}
 	c, reg := newClient(t, cfg)
 	ack := &countAck{}
@@ -370,12 +264,10 @@ func TestDropIsOptInAndCounted(t *testing.T) {
 }
 
 func TestCloseAbandonsUnacknowledged(t *testing.T) {
-	_, srv := newFake(t)
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down", http.StatusBadGateway)
-	})
+	store := newStore(t)
+	store.SetFault(lokitest.Status(http.StatusBadGateway))
 	reg := prometheus.NewRegistry()
-	c, err := New(testConfig(srv.URL), Options{Registerer: reg})
+	c, err := New(testConfig(store.URL()), Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,8 +284,8 @@ func TestCloseAbandonsUnacknowledged(t *testing.T) {
 }
 
 func TestHeadersAuthTenantAndTLS(t *testing.T) {
-	f := &fakeLoki{t: t, streams: map[string][]push.Entry{}}
-	srv := httptest.NewTLSServer(f)
+	store := newStore(t)
+	srv := httptest.NewTLSServer(store.Handler())
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
@@ -417,27 +309,27 @@ func TestHeadersAuthTenantAndTLS(t *testing.T) {
 	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	h := f.headers[0]
-	if h.Get("X-Scope-OrgID") != "edge" || h.Get("Authorization") != "Bearer s3cret" {
+	h := store.Requests()[0].Header
+	if h.Get("X-Scope-OrgID") != "edge" || h.Get("Authorization") != "Bearer s3cret" || h.Get("Content-Type") != "application/x-protobuf" {
 		t.Errorf("headers: %v", h)
 	}
-	es := f.streams[`{job="accesslog", parse_status="unparsed"}`]
+	es := store.Stream(`{job="accesslog", parse_status="unparsed"}`)
 	if len(es) != 1 {
-		t.Fatalf("streams: %v", keys(f.streams))
+		t.Fatalf("streams: %v", store.Streams())
 	}
-	got := fmt.Sprint(es[0].StructuredMetadata)
+	got := fmt.Sprint(es[0].Metadata)
 	if want := "[{topic nginxlog} {partition 4} {offset 42} {trace_id 4bf92f3577b34da6a3ce929d0e0e4736}]"; got != want {
 		t.Errorf("structured metadata %s, want %s", got, want)
 	}
 	// 5 ms has a sub-millisecond part of zero: the offset is the tie-break.
-	if want := time.Unix(1700000000, 5e6+42); !es[0].Timestamp.Equal(want) {
-		t.Errorf("timestamp %v, want %v", es[0].Timestamp, want)
+	if want := time.Unix(1700000000, 5e6+42); !es[0].Time.Equal(want) {
+		t.Errorf("timestamp %v, want %v", es[0].Time, want)
 	}
 }
 
 func TestStreamLimitFoldsIntoOther(t *testing.T) {
-	f, srv := newFake(t)
-	cfg := testConfig(srv.URL)
+	store := newStore(t)
+	cfg := testConfig(store.URL())
 	cfg.Labels.MaxStreams = 3
 	cfg.Labels.VHost = true
 	c, _ := newClient(t, cfg)
@@ -450,7 +342,7 @@ func TestStreamLimitFoldsIntoOther(t *testing.T) {
 	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.streams) != 4 || len(f.streams[`{job="accesslog", host="__other__", vhost="__other__", parse_status="parsed"}`]) != 7 {
-		t.Errorf("streams: %v", keys(f.streams))
+	if len(store.Streams()) != 4 || len(store.Stream(`{job="accesslog", host="__other__", vhost="__other__", parse_status="parsed"}`)) != 7 {
+		t.Errorf("streams: %v", store.Streams())
 	}
 }

@@ -1,16 +1,13 @@
 package loki
 
 import (
-	"unsafe"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 type clientMetrics struct {
 	sentEntries, sentBytes                                         prometheus.Counter
 	batchOK, batchRetried, batchSplit, batchRejected, batchDropped prometheus.Counter
+	truncated                                                      prometheus.Counter
 	retriesVec, rejectedVec, droppedVec                            *prometheus.CounterVec
 	duration                                                       prometheus.Histogram
 }
@@ -52,6 +49,10 @@ func newClientMetrics(reg prometheus.Registerer, c *Client) (*clientMetrics, err
 		Name: "accesslog_exporter_loki_dropped_total",
 		Help: "Lines given up on without an acknowledgement (opt-in: loki.drop, loki.retry.max_retries), by reason.",
 	}, []string{"reason"})
+	truncated := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accesslog_exporter_loki_truncated_total",
+		Help: "Lines cut before pushing, by reason: max_line_bytes (longer than loki.max_line_bytes; the rest of the line is not sent).",
+	}, []string{"reason"})
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "accesslog_exporter_loki_inflight_bytes",
 		Help: "Line bytes handed to the Loki client and not yet acknowledged, rejected or dropped.",
@@ -69,7 +70,7 @@ func newClientMetrics(reg prometheus.Registerer, c *Client) (*clientMetrics, err
 		NativeHistogramMinResetDuration: 3600e9,
 	})
 	if reg != nil {
-		for _, m := range []prometheus.Collector{sent, bytes, batches, retries, rejected, dropped, inflight, streams, duration} {
+		for _, m := range []prometheus.Collector{sent, bytes, batches, retries, rejected, dropped, truncated, inflight, streams, duration} {
 			if err := reg.Register(m); err != nil {
 				return nil, err
 			}
@@ -83,7 +84,7 @@ func newClientMetrics(reg prometheus.Registerer, c *Client) (*clientMetrics, err
 		sentEntries: sent, sentBytes: bytes,
 		batchOK: batches.WithLabelValues("ok"), batchRetried: batches.WithLabelValues("retried"),
 		batchSplit: batches.WithLabelValues("split"), batchRejected: batches.WithLabelValues("rejected"),
-		batchDropped: batches.WithLabelValues("dropped"),
-		retriesVec:   retries, rejectedVec: rejected, droppedVec: dropped, duration: duration,
+		batchDropped: batches.WithLabelValues("dropped"), truncated: truncated.WithLabelValues("max_line_bytes"),
+		retriesVec: retries, rejectedVec: rejected, droppedVec: dropped, duration: duration,
 	}, nil
 }

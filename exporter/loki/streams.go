@@ -91,6 +91,11 @@ func (s *streams) id(key []byte) int32 {
 }
 
 func (s *streams) format(host, vhost string, unparsed bool) string {
+	// Label values must be UTF-8 (Loki parses them as Prometheus labels); a
+	// raw log line, or a clip mid-rune, need not be. The same replacement
+	// as the metrics' labels, so both name a vhost alike.
+	host = strings.ToValidUTF8(host, "\uFFFD")
+	vhost = strings.ToValidUTF8(vhost, "\uFFFD")
 	var b strings.Builder
 	b.WriteString(`{job=`)
 	b.WriteString(strconv.Quote(s.cfg.Job))

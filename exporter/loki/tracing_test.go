@@ -6,15 +6,15 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
 )
 
 // tracedAck is a source in a trace, as a kafka.Batch processed with tracing on.
@@ -46,20 +46,13 @@ func (s *syncBuffer) String() string {
 // from, with an event per retry; the log of the failed attempt names the
 // push's trace id.
 func TestPushSpans(t *testing.T) {
-	f, srv := newFake(t)
-	var failed atomic.Bool
-	f.setRespond(func(_ *push.PushRequest, w http.ResponseWriter) bool {
-		if failed.CompareAndSwap(false, true) {
-			http.Error(w, "ingester unavailable", http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
+	store := newStore(t)
+	store.SetFault(lokitest.Status(http.StatusServiceUnavailable).Times(1))
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	_, batchSpan := tp.Tracer("test").Start(t.Context(), "kafka.batch")
 	var logs syncBuffer
-	c, err := New(testConfig(srv.URL), Options{
+	c, err := New(testConfig(store.URL()), Options{
 		Registerer: prometheus.NewRegistry(),
 		Tracer:     tp.Tracer("loki"),
 		Logger:     slog.New(slog.NewTextHandler(&logs, nil)),

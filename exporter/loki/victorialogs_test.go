@@ -6,20 +6,20 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // TestVictoriaLogsAcceptsThePush covers users of VictoriaLogs, which takes
 // Loki's push API at /insert/loki/api/v1/push: every line arrives, with
 // its stream labels and timestamp.
 func TestVictoriaLogsAcceptsThePush(t *testing.T) {
-	bin, err := lokitest.Install("ACCESSLOG_VICTORIALOGS_BIN", "install-victorialogs.sh")
-	if err != nil {
-		t.Skipf("VictoriaLogs cannot be built (scripts/install-victorialogs.sh; or set ACCESSLOG_VICTORIALOGS_BIN): %v", err)
-	}
+	bin := testenv.Binary(t, "ACCESSLOG_VICTORIALOGS_BIN", "victorialogs")
 	dir := t.TempDir()
 	vl, err := lokitest.StartVictoriaLogs(bin, dir)
 	if err != nil {
@@ -27,8 +27,20 @@ func TestVictoriaLogsAcceptsThePush(t *testing.T) {
 	}
 	defer vl.Stop()
 
-	cfg := testConfig(vl.URL + "/insert/loki/api/v1/push")
-	cfg.Labels.Job = "vl-test"
+	for _, meta := range []bool{false, true} {
+		t.Run(fmt.Sprintf("structured_metadata=%v", meta), func(t *testing.T) {
+			pushToVictoriaLogs(t, vl.URL, meta)
+		})
+	}
+}
+
+// pushToVictoriaLogs pushes 2000 lines through the client (protobuf written
+// by encode.go, s2's snappy block) and reads them back with LogsQL.
+func pushToVictoriaLogs(t *testing.T, base string, meta bool) {
+	job := fmt.Sprintf("vl-test-%v", meta)
+	cfg := testConfig(base + "/insert/loki/api/v1/push")
+	cfg.Labels.Job = job
+	cfg.StructuredMetadata = meta
 	c, reg := newClient(t, cfg)
 	ack := &countAck{}
 	const n = 2000
@@ -42,14 +54,10 @@ func TestVictoriaLogsAcceptsThePush(t *testing.T) {
 
 	// VictoriaLogs makes new data searchable within about a second.
 	var rows []map[string]string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		rows = queryVL(t, vl.URL, `{job="vl-test"}`)
-		if len(rows) >= n || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testbed.WaitFor(t, fmt.Sprintf("%d lines searchable in VictoriaLogs", n), 15*time.Second, func() bool {
+		rows = queryVL(t, base, `{job="`+job+`"}`)
+		return len(rows) >= n
+	})
 	if len(rows) != n {
 		t.Fatalf("VictoriaLogs holds %d lines, want %d", len(rows), n)
 	}
@@ -67,6 +75,9 @@ func TestVictoriaLogsAcceptsThePush(t *testing.T) {
 		}
 		if r["host"] != "web-1" || r["parse_status"] != "parsed" {
 			t.Fatalf("labels not kept: %v", r)
+		}
+		if meta && (r["offset"] != strconv.Itoa(i) || r["partition"] != "3" || r["topic"] != "nginxlog") {
+			t.Fatalf("structured metadata not kept for line %d: %v", i, r)
 		}
 	}
 }

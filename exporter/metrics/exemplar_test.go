@@ -36,6 +36,7 @@ func TestExemplars(t *testing.T) {
 		want      string // in the OpenMetrics exposition; "" for no exemplar
 		upstream  bool
 		wantLines int
+		invalid   string // reason counted in ExemplarsInvalid, if any
 	}{
 		{
 			name: "trace id wins over request id",
@@ -61,6 +62,38 @@ func TestExemplars(t *testing.T) {
 			on:   true,
 		},
 		{
+			// The issue 13 reproduction: 10 runes of name plus 119 of value
+			// made client_golang panic.
+			name: "request id of 119 runes is cut to fit 128 with its name",
+			rec:  exRec(func(r *accesslog.Record) { r.RequestID = []byte(strings.Repeat("r", 119)) }),
+			on:   true, want: `# {request_id="` + strings.Repeat("r", 118) + `"} 0.25`, upstream: true, invalid: "too_long",
+		},
+		{
+			name: "request id of 118 runes fits as it is",
+			rec:  exRec(func(r *accesslog.Record) { r.RequestID = []byte(strings.Repeat("r", 118)) }),
+			on:   true, want: `# {request_id="` + strings.Repeat("r", 118) + `"} 0.25`, upstream: true,
+		},
+		{
+			name: "trace id of 130 runes is cut at 120",
+			rec:  exRec(func(r *accesslog.Record) { r.TraceID = []byte(strings.Repeat("a", 130)) }),
+			on:   true, want: `# {trace_id="` + strings.Repeat("a", 120) + `"} 0.25`, upstream: true, invalid: "too_long",
+		},
+		{
+			name: "runes, not bytes, are counted and never split",
+			rec:  exRec(func(r *accesslog.Record) { r.RequestID = []byte(strings.Repeat("é", 200)) }),
+			on:   true, want: `# {request_id="` + strings.Repeat("é", 118) + `"} 0.25`, upstream: true, invalid: "too_long",
+		},
+		{
+			name: "request id that is not UTF-8 is dropped",
+			rec:  exRec(func(r *accesslog.Record) { r.RequestID = []byte("abc\xffdef") }),
+			on:   true, invalid: "invalid_utf8",
+		},
+		{
+			name: "trace id that is not UTF-8 is dropped",
+			rec:  exRec(func(r *accesslog.Record) { r.TraceID = []byte("\xc3\x28") }),
+			on:   true, invalid: "invalid_utf8",
+		},
+		{
 			name: "switched off",
 			rec:  exRec(func(r *accesslog.Record) { r.TraceID = []byte("4bf92f3577b34da6a3ce929d0e0e4736") }),
 			on:   false,
@@ -76,6 +109,15 @@ func TestExemplars(t *testing.T) {
 			}
 			m.Observe(&tc.rec)
 			out := openMetrics(t, reg)
+			for _, reason := range []string{"too_long", "invalid_utf8"} {
+				want := 0.0
+				if reason == tc.invalid {
+					want = 1
+				}
+				if got := counters(t, reg, ExemplarsInvalid)["reason="+reason]; got != want {
+					t.Errorf("%s{reason=%q} = %v, want %v", ExemplarsInvalid, reason, got, want)
+				}
+			}
 			if tc.want == "" {
 				if strings.Contains(out, "# {") {
 					t.Errorf("unexpected exemplar:\n%s", grep(out, "# {"))

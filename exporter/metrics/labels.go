@@ -2,16 +2,20 @@ package metrics
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
 )
 
 // Label values used when a line has nothing better.
 const (
-	unknown  = "unknown"   // method, status, status_class, route, vhost not logged or unusable
-	none     = "-"         // upstream, host or var_NAME empty, as nginx logs it
-	overflow = "__other__" // every label of a label set past max_series
+	unknown  = "unknown"      // method, status, status_class, route, vhost not logged or unusable
+	none     = "-"            // upstream, host or var_NAME empty, as nginx logs it
+	overflow = "__other__"    // unbounded labels of a label set past max_series
+	unlisted = "__unlisted__" // vhost not in metrics.vhosts
 )
 
 // maxValueLen bounds any label value taken from the line: a logged variable
@@ -30,6 +34,16 @@ const (
 	labelHost
 	labelVar
 )
+
+// unbounded reports whether the label's values come from the request
+// itself without a fixed set: these fold into __other__ past max_series.
+func (k labelKind) unbounded() bool {
+	switch k {
+	case labelMethod, labelStatus, labelStatusClass:
+		return false
+	}
+	return true
+}
 
 // dim is one part of a series key: a label of the request metrics, or a
 // value only the nginx compat metrics need.
@@ -163,4 +177,60 @@ type formatInfo struct {
 	f     *accesslog.Format
 	vhost string // vhost for lines that log none
 	slots []int  // variable slot per Requests.vars entry, -1 when not logged
+}
+
+// vhostList is metrics.vhosts: the vhosts that keep their name. Exact names
+// are a map lookup per line; the regular expressions' verdict is cached per
+// distinct vhost, bounded, since a forged Host header is a new value each time.
+type vhostList struct {
+	exact map[string]bool
+	res   []*regexp.Regexp
+	cache *routeCache // vhost -> "" when unlisted; nil without res
+}
+
+func newVHostList(cfg []string) (*vhostList, error) {
+	if len(cfg) == 0 {
+		return nil, nil
+	}
+	l := &vhostList{exact: map[string]bool{}}
+	for i, v := range cfg {
+		expr, ok := strings.CutPrefix(v, "~")
+		if !ok {
+			l.exact[v] = true
+			continue
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: vhosts[%d] %q: %v", i, v, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+		l.res = append(l.res, re)
+	}
+	if len(l.res) > 0 {
+		l.cache = newRouteCache()
+	}
+	return l, nil
+}
+
+// listed reports whether v keeps its name. It allocates only for a vhost
+// the regular expressions have not seen lately.
+func (l *vhostList) listed(v []byte) bool {
+	if l.exact[string(v)] {
+		return true
+	}
+	if l.cache == nil {
+		return false
+	}
+	h := xxhash.Sum64(v)
+	if r, ok := l.cache.get(h, v); ok {
+		return r != ""
+	}
+	r := ""
+	for _, re := range l.res {
+		if re.Match(v) {
+			r = "listed"
+			break
+		}
+	}
+	l.cache.put(h, string(v), r)
+	return r != ""
 }

@@ -31,6 +31,7 @@ const (
 	UpstreamDuration = "accesslog_http_upstream_duration_seconds"
 	ResponseSize     = "accesslog_http_response_size_bytes"
 	SeriesOverflow   = "accesslog_exporter_series_overflow_total"
+	ExemplarsInvalid = "accesslog_exporter_exemplars_invalid_total"
 	NginxRequests    = "nginx_http_requests_total"
 	NginxDuration    = "nginx_http_request_duration_seconds"
 )
@@ -88,10 +89,16 @@ type Requests struct {
 	nginxReq *prometheus.CounterVec
 	nginxDur *prometheus.HistogramVec
 	overflow [6]prometheus.Counter // by family, in famRequests.. order
+	// exTooLong and exBadUTF8 count exemplar ids cut to fit and dropped.
+	exTooLong, exBadUTF8 prometheus.Counter
 
 	router *router
+	vhosts *vhostList // nil: every vhost keeps its name
 	series seriesCache
-	other  *series // the overflow label set, built on first use
+	// folded holds the label sets past max_series: unbounded labels
+	// __other__, method and status kept (see appendKey).
+	folded seriesCache
+	other  *series // every label __other__: past the folded bound too
 	once   sync.Once
 
 	defaultVHost func(*accesslog.Format) string
@@ -125,6 +132,10 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 	if err != nil {
 		return nil, err
 	}
+	vhosts, err := newVHostList(cfg.VHosts)
+	if err != nil {
+		return nil, err
+	}
 	maxSeries := cfg.MaxSeries
 	if maxSeries <= 0 {
 		maxSeries = defaultMaxSeries
@@ -142,9 +153,11 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		compatV:      -1,
 		compatS:      -1,
 		router:       newRouter(rules, cfg.Routes.Auto),
+		vhosts:       vhosts,
 		defaultVHost: o.defaultVHost,
 	}
 	m.series.init(int64(maxSeries))
+	m.folded.init(maxFolded)
 	if m.compat {
 		for i, d := range dims {
 			switch d.kind {
@@ -184,9 +197,15 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		orDefault(cfg.Buckets.ResponseSize, defaultSizeBuckets), factor), names)
 	overflowVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: SeriesOverflow,
-		Help: "Lines whose label set was new after the family reached max_series, counted into the __other__ series instead.",
+		Help: "Lines whose label set was new after the family reached max_series, counted with vhost, route, upstream, host and var_ labels folded into __other__.",
 	}, []string{"metric"})
-	collectors := []prometheus.Collector{m.requests, m.duration, m.upstream, m.size, overflowVec}
+	exemplarsVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ExemplarsInvalid,
+		Help: "Exemplar ids (trace or request id) that did not fit an exemplar: too_long ones were cut to 128 runes with their label name, invalid_utf8 ones were dropped.",
+	}, []string{"reason"})
+	m.exTooLong = exemplarsVec.WithLabelValues("too_long")
+	m.exBadUTF8 = exemplarsVec.WithLabelValues("invalid_utf8")
+	collectors := []prometheus.Collector{m.requests, m.duration, m.upstream, m.size, overflowVec, exemplarsVec}
 	families := []string{RequestsTotal, RequestDuration, UpstreamDuration, ResponseSize}
 	if m.compat {
 		m.nginxReq = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -238,12 +257,11 @@ func orDefault(b, def []float64) []float64 {
 // Observe counts one parsed line. Values of -1 (not logged) are not observed.
 // It allocates nothing once the line's label set has been seen.
 func (m *Requests) Observe(r *accesslog.Record) {
-	// Key and route are built on the stack: cheaper than a sync.Pool, and
-	// workers share nothing. Only a key past 512 bytes (several long var_
-	// labels) moves to the heap.
+	// The key is built on the stack: cheaper than a sync.Pool, and workers
+	// share nothing. Only a key past 512 bytes (several long var_ labels)
+	// moves to the heap.
 	var kb [512]byte
-	var rb [maxRouteLen + 8]byte
-	s := m.lookup(m.appendKey(kb[:0], rb[:0], r))
+	s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
 
 	s.requests.Inc()
 	// An exemplar links a latency bucket to the very line (and trace) in
@@ -251,7 +269,7 @@ func (m *Requests) Observe(r *accesslog.Record) {
 	// per exemplarInterval; the common line pays one atomic load.
 	var ex prometheus.Labels
 	if name, id := exemplarID(r); id != nil && m.exemplars && s.exemplarDue(r.Time) {
-		ex = prometheus.Labels{name: string(id)}
+		ex = m.exemplar(name, id)
 	}
 	if v := r.RequestTime; v >= 0 {
 		s.observe(&s.duration, m.duration, s.labels, v, ex)
@@ -289,14 +307,26 @@ func (m *Requests) Observe(r *accesslog.Record) {
 }
 
 // appendKey encodes the line's label values, each as a uvarint length and
-// the bytes, so that no value can run into the next.
-func (m *Requests) appendKey(key, route []byte, r *accesslog.Record) []byte {
+// the bytes, so that no value can run into the next. With fold, the labels
+// whose values come from the outside world unbounded (vhost, route,
+// upstream, host, var_NAME) are "__other__" and only those with a fixed set
+// of values (method, status, status_class) are kept: the key of the line's
+// label set once max_series is reached.
+func (m *Requests) appendKey(key []byte, r *accesslog.Record, fold bool) []byte {
 	var fi *formatInfo
 	for _, d := range m.dims {
+		if fold && d.kind.unbounded() {
+			key = appendString(key, overflow)
+			continue
+		}
 		switch d.kind {
 		case labelVHost:
 			if len(r.VHost) > 0 {
-				key = appendValue(key, r.VHost)
+				if m.vhosts == nil || m.vhosts.listed(r.VHost) {
+					key = appendValue(key, r.VHost)
+				} else {
+					key = appendString(key, unlisted)
+				}
 			} else {
 				if fi == nil {
 					fi = m.format(r.Format)
@@ -311,6 +341,8 @@ func (m *Requests) appendKey(key, route []byte, r *accesslog.Record) []byte {
 		case labelStatusClass:
 			key = appendString(key, statusClass(r.Status))
 		case labelRoute:
+			// Declared here, the buffer is zeroed only for the route label.
+			var route [maxRouteLen + 8]byte
 			key = appendValue(key, m.router.appendRoute(route[:0], r.Path))
 		case labelUpstream:
 			key = appendOr(key, r.UpstreamAddr, none)
@@ -453,6 +485,36 @@ func exemplarID(r *accesslog.Record) (string, []byte) {
 	return "", nil
 }
 
+// exemplar builds the exemplar labels of id, made to fit what client_golang
+// accepts: it panics on label sets over prometheus.ExemplarMaxRunes runes
+// (names and values together) or not valid UTF-8, and ids come straight from
+// the line. A long id is cut (its prefix still finds the line in the log
+// store); one that is not UTF-8 cannot be matched against anything and is
+// dropped. It runs at most once per series per exemplarInterval.
+func (m *Requests) exemplar(name string, id []byte) prometheus.Labels {
+	if !utf8.Valid(id) {
+		m.exBadUTF8.Inc()
+		return nil
+	}
+	max := prometheus.ExemplarMaxRunes - utf8.RuneCountInString(name)
+	if utf8.RuneCount(id) > max {
+		m.exTooLong.Inc()
+		id = cutRunes(id, max)
+	}
+	return prometheus.Labels{name: string(id)}
+}
+
+// cutRunes returns the first n runes of the valid UTF-8 b.
+func cutRunes(b []byte, n int) []byte {
+	for i := range string(b) {
+		if n == 0 {
+			return b[:i]
+		}
+		n--
+	}
+	return b
+}
+
 func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.HistogramVec, labels []string) prometheus.Observer {
 	if o := p.Load(); o != nil {
 		return o.Observer
@@ -464,15 +526,31 @@ func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.Histogram
 	return o.Observer
 }
 
-// lookup returns the series of key, creating it while under the limit and
-// returning the overflow series past it.
-func (m *Requests) lookup(key []byte) *series {
+// maxFolded bounds the folded label sets. Their values come from fixed sets
+// (18 methods, 501 statuses), and real traffic shows a few dozen; past the
+// bound every label is __other__.
+const maxFolded = 1000
+
+// lookup returns the series of key, creating it while under the limit, and
+// past the limit the series of r's folded label set (see appendKey), built
+// in buf.
+func (m *Requests) lookup(key []byte, buf *[512]byte, r *accesslog.Record) *series {
 	h := xxhash.Sum64(key)
 	if s := m.series.get(h, key); s != nil {
 		return s
 	}
 	if !m.series.full() {
-		if s := m.series.add(h, key, m); s != nil {
+		if s := m.series.add(h, key, m, false); s != nil {
+			return s
+		}
+	}
+	key = m.appendKey(buf[:0], r, true)
+	h = xxhash.Sum64(key)
+	if s := m.folded.get(h, key); s != nil {
+		return s
+	}
+	if !m.folded.full() {
+		if s := m.folded.add(h, key, m, true); s != nil {
 			return s
 		}
 	}
@@ -492,8 +570,8 @@ func (m *Requests) otherSeries() *series {
 }
 
 // newSeries decodes key back into label values; this is the only place
-// label strings are made.
-func (m *Requests) newSeries(key []byte) *series {
+// label strings are made. A folded series counts its lines as overflow.
+func (m *Requests) newSeries(key []byte, folded bool) *series {
 	vals := make([]string, 0, len(m.dims))
 	k := key
 	for len(k) > 0 {
@@ -509,6 +587,7 @@ func (m *Requests) newSeries(key []byte) *series {
 	}
 	s := m.build(vals)
 	s.key = string(key)
+	s.overflow = folded
 	return s
 }
 
@@ -559,7 +638,7 @@ func (c *seriesCache) full() bool { return c.n.Load() >= c.max }
 
 // add inserts the series of key unless another writer did first. It returns
 // nil when the limit was reached meanwhile.
-func (c *seriesCache) add(h uint64, key []byte, m *Requests) *series {
+func (c *seriesCache) add(h uint64, key []byte, m *Requests, folded bool) *series {
 	sh := &c.shards[h%seriesShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -570,7 +649,7 @@ func (c *seriesCache) add(h uint64, key []byte, m *Requests) *series {
 		c.n.Add(-1)
 		return nil
 	}
-	s := m.newSeries(key)
+	s := m.newSeries(key, folded)
 	old := *sh.m.Load()
 	next := make(map[uint64]*series, len(old)+1)
 	for k, v := range old {

@@ -3,7 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -21,6 +24,7 @@ type embedded struct {
 	topic   string
 	rate    float64
 	log     *slog.Logger
+	sink    *http.Server
 }
 
 func startEmbedded(_ context.Context, topic string, rate float64, log *slog.Logger) (*embedded, error) {
@@ -62,4 +66,30 @@ func (e *embedded) generate(ctx context.Context) {
 	}
 }
 
-func (e *embedded) close() { e.cluster.Close() }
+func (e *embedded) close() {
+	e.cluster.Close()
+	if e.sink != nil {
+		e.sink.Close()
+	}
+}
+
+// startSink serves a log store that acknowledges every push and keeps
+// nothing, so that the demo runs the log path's member too (its group, its
+// commits, its lag) when no loki.url is configured.
+func (e *embedded) startSink() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("embedded log sink: %w", err)
+	}
+	e.sink = &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		}),
+	}
+	go func() { _ = e.sink.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	e.log.Info("embedded log sink started (acknowledges and discards every line)", "url", url)
+	return url, nil
+}

@@ -35,6 +35,10 @@ func (h *handler) use(r *rules) {
 	h.rules, h.dec, h.reqs = r, dec, r.reqs
 }
 
+// decode reads one record value into h.rec without counting it: the log
+// member's path.
+func (h *handler) decode(value []byte) error { return h.dec.Decode(value, &h.rec) }
+
 // handle processes one record value. now is taken once per batch by the
 // caller: the delay histogram does not need nanoseconds per line.
 func (h *handler) handle(value []byte, now time.Time) *accesslog.ParseError {

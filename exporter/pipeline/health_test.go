@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -61,21 +62,28 @@ func TestHealthSeriesOnMetrics(t *testing.T) {
 	}
 	url := "http://" + srv.Addr().String() + "/metrics"
 
-	var s scrape
+	mismatches := func(s scrape) []string {
+		var out []string
+		if got := s.sum("kafka_topic_partitions", map[string]string{"topic": "nginxlog"}); got != 6 {
+			out = append(out, fmt.Sprintf("kafka_topic_partitions{topic=nginxlog} = %v, want 6", got))
+		}
+		for _, name := range []string{"accesslog_exporter_kafka_up", "accesslog_exporter_records_total", "promhttp_metric_handler_requests_total"} {
+			if s[name] == nil {
+				out = append(out, name+" missing beside the health series")
+			}
+		}
+		return out
+	}
+	var missing []string
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		s = parse(t, get(t, url))
-		if s["kafka_topic_partitions"] != nil || time.Now().After(deadline) {
+		missing = mismatches(parse(t, get(t, url)))
+		if len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := s.sum("kafka_topic_partitions", map[string]string{"topic": "nginxlog"}); got != 6 {
-		t.Errorf("kafka_topic_partitions{topic=nginxlog} = %v, want 6", got)
-	}
-	for _, name := range []string{"accesslog_exporter_kafka_up", "accesslog_exporter_records_total", "promhttp_metric_handler_requests_total"} {
-		if s[name] == nil {
-			t.Errorf("%s missing beside the health series", name)
-		}
+	for _, m := range missing {
+		t.Error(m)
 	}
 
 	req, _ := http.NewRequest(http.MethodGet, url, nil)

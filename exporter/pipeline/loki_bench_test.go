@@ -17,16 +17,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // The Loki end-to-end benchmark runs the whole exporter (Run: kfake fetch,
 // decode, parse, metrics, Loki push, commit) over ACCESSLOG_BENCH_LOKI_LINES
 // preloaded lines (default 300k) until every offset is committed, which by
-// the delivery contract means Loki acknowledged every line. "sink" pushes
-// to an in-process server answering 204 at once (our cost), "loki" to the
-// real Loki of the package's tests. It reports lines/s and the CPU seconds
-// of this process (exporter + kfake + sink; Loki's own CPU is not in it)
-// per 100k lines. scripts/bench-loki.sh runs it three times for medians.
+// the delivery contract means the store acknowledged every line. "sink"
+// pushes to an in-process server answering 204 at once (our cost),
+// "victorialogs" to a real VictoriaLogs (ACCESSLOG_VICTORIALOGS_BIN, `make
+// victorialogs`). It reports lines/s and the CPU seconds of this process
+// (exporter + kfake + sink; the store's own CPU is not in it) per 100k
+// lines. scripts/bench-loki.sh runs it three times for medians.
 var lokiBench struct {
 	once    sync.Once
 	cluster *kfake.Cluster
@@ -83,11 +86,16 @@ func BenchmarkEndToEndLoki(b *testing.B) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer sink.Close()
-	for _, target := range []string{"sink", "loki"} {
+	for _, target := range []string{"sink", "victorialogs"} {
 		b.Run(target, func(b *testing.B) {
 			url := sink.URL
-			if target == "loki" {
-				url = needLoki(b)
+			if target == "victorialogs" {
+				vl, err := lokitest.StartVictoriaLogs(testenv.Binary(b, "ACCESSLOG_VICTORIALOGS_BIN", "victorialogs"), b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer vl.Stop()
+				url = vl.URL + "/insert/loki/api/v1/push"
 			}
 			c, n := preloadLoki(b)
 			b.ResetTimer()

@@ -6,7 +6,10 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +22,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkahealth"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/telemetry"
@@ -49,9 +54,18 @@ type Options struct {
 	// EnableLifecycle serves POST /-/reload, as Prometheus's
 	// --web.enable-lifecycle does.
 	EnableLifecycle bool
+	// ShutdownTimeout is the whole shutdown after ctx ends (every member
+	// waits, commits and leaves its group within it). Default 30s.
+	ShutdownTimeout time.Duration
+	// panicOn, set by tests, makes handling a record panic when it returns
+	// true: the containment of defects in the per-record path.
+	panicOn func(value []byte) bool
 	// SpanProcessors receive the exporter's spans besides the OTLP exporter
 	// (tests record them in memory).
 	SpanProcessors []sdktrace.SpanProcessor
+	// HTTPLimits bound the HTTP server (--web.max-requests and the like);
+	// zero fields take server's defaults.
+	HTTPLimits server.Limits
 	// Started, when set, is called with the HTTP server once it listens
 	// (tests and the embedded mode's banner need the real address).
 	Started func(*server.Server)
@@ -101,6 +115,16 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		}
 		defer emb.close()
 		kcfg.Brokers = emb.brokers
+		if cfg.Loki.URL == "" && len(cfg.Roles) == 0 {
+			// The demo shows both paths, each with its own group.
+			url, err := emb.startSink()
+			if err != nil {
+				return err
+			}
+			demo := *cfg
+			demo.Loki.URL = url
+			cfg = &demo
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); emb.generate(ctx) }()
 	}
@@ -121,57 +145,95 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if tracing.Enabled() {
 		tracer = tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/pipeline")
 	}
-	kopts := kafka.Options{
-		Tracer:       tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
-		NewProcessor: func(int) kafka.Processor { return newProcessor(l, self, tracer, nil) },
-		Logger:       log,
-		Registerer:   reg,
-		ExtraOpts:    opts.KafkaOpts,
+	metricsOn, logsOn := cfg.Sinks()
+	budget := opts.ShutdownTimeout
+	if budget <= 0 {
+		budget = 30 * time.Second
+	}
+	var members []*kafka.Consumer
+	closeMembers := func() {
+		for _, m := range members {
+			m.Close()
+		}
+	}
+	if metricsOn {
+		// Counted is done: this member never waits for the log store, so
+		// metrics and alerts go on through a log-store outage.
+		cons, err := kafka.New(kcfg, kafka.Options{
+			Sink:            config.RoleMetrics,
+			Tracer:          tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
+			NewProcessor:    func(int) kafka.Processor { return withHooks(newProcessor(l, self, tracer, nil), log, opts) },
+			Logger:          log,
+			Registerer:      reg,
+			ExtraOpts:       opts.KafkaOpts,
+			ShutdownTimeout: budget,
+		})
+		if err != nil {
+			return err
+		}
+		members = append(members, cons)
 	}
 	var lc *loki.Client
-	if cfg.Loki.URL != "" {
+	if logsOn {
 		lopts := loki.Options{Logger: log, Registerer: reg, UserAgent: "accesslog-exporter/" + opts.Version}
 		if tracing.Enabled() {
 			lopts.Tracer = tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/loki")
 		}
 		lc, err = loki.New(cfg.Loki, lopts)
 		if err != nil {
+			closeMembers()
 			return cfg.Errorf("loki", "%v", err)
 		}
-		// An offset is committed only once Loki has every line up to it:
-		// each worker's appender retains the Kafka batch until acknowledged,
-		// and fetching pauses while too much waits for Loki.
-		kopts.NewProcessor = func(int) kafka.Processor {
-			return newProcessor(l, self, tracer, lc.NewAppender())
+		lcfg := kcfg
+		lcfg.Group = cfg.LokiGroup()
+		// A deployment that ran one group for both sinks starts the log
+		// group where that group stopped (docs/delivery.md, upgrading).
+		if n, err := kafka.SeedGroup(ctx, kcfg, kcfg.Group, lcfg.Group, opts.KafkaOpts...); err != nil {
+			closeMembers()
+			return err
+		} else if n > 0 {
+			log.Info("log group had no offsets; started it at the committed offsets of the metrics group", "group", lcfg.Group, "from", kcfg.Group, "partitions", n)
 		}
-		kopts.MaxInflightBytes = int64(cfg.Loki.MaxInflightBytes)
-		kopts.Flush = lc.Flush
-		kopts.ShutdownTimeout = cfg.Loki.ShutdownTimeout
-		kopts.RevokeTimeout = cfg.Loki.ShutdownTimeout
-	}
-	cons, err := kafka.New(kcfg, kopts)
-	if err != nil {
-		return err
-	}
-	if lc != nil {
+		// An offset is committed only once the store has every line up to
+		// it: each worker's appender retains the Kafka batch until
+		// acknowledged, and fetching pauses while too much waits.
+		cons, err := kafka.New(lcfg, kafka.Options{
+			Sink:   config.RoleLogs,
+			Tracer: tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
+			NewProcessor: func(int) kafka.Processor {
+				return withHooks(newProcessor(l, self, tracer, lc.NewAppender()), log, opts)
+			},
+			Logger:           log,
+			Registerer:       reg,
+			ExtraOpts:        opts.KafkaOpts,
+			MaxInflightBytes: int64(cfg.Loki.MaxInflightBytes),
+			Flush:            lc.Flush,
+			ShutdownTimeout:  min(budget, cfg.Loki.ShutdownTimeout),
+			RevokeTimeout:    cfg.Loki.ShutdownTimeout,
+		})
+		if err != nil {
+			closeMembers()
+			return err
+		}
+		members = append(members, cons)
 		lc.Start()
 	}
 	// Every replica polls cluster health; the series do not depend on the
 	// replica, and the shipped rules take max over replicas
 	// (docs/kafka-health.md).
-	var health *kafka.Health
+	var health *kafkahealth.Poller
 	var gatherer prometheus.Gatherer = reg
 	var expositions []server.Exposition
 	if cfg.Health.Enabled {
-		health, err = kafka.NewHealth(kcfg, cfg.Health, kafka.HealthOptions{Logger: log})
+		health, err = kafkahealth.New(kcfg, cfg.Health, kafkahealth.Options{Logger: log})
 		if err != nil {
-			cons.Client().Close()
+			closeMembers()
 			return cfg.Errorf("health", "%v", err)
 		}
 		// The cluster series are encoded once per poll and served beside
 		// the registry: through it, a large cluster costs half a second a scrape.
 		if err := reg.Register(health.Self()); err != nil {
-			cons.Client().Close()
+			closeMembers()
 			health.Close()
 			return err
 		}
@@ -181,7 +243,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	var pusher *telemetry.Pusher
 	if cfg.Push.URL != "" {
 		if pusher, err = telemetry.NewPusher(cfg.Push, gatherer, reg, log); err != nil {
-			cons.Client().Close()
+			closeMembers()
 			return cfg.Errorf("push", "%v", err)
 		}
 	}
@@ -192,9 +254,10 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Version:       opts.Version,
 		Reload:        lifecycle(opts.EnableLifecycle, reloads.Reload),
 		Expositions:   expositions,
-	}, reg, cons, log)
+		Limits:        opts.HTTPLimits,
+	}, reg, allReady(members), log)
 	if err := srv.Listen(ctx); err != nil {
-		cons.Client().Close()
+		closeMembers()
 		if health != nil {
 			health.Close()
 		}
@@ -218,7 +281,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 			}
 		}()
 	}
-	errs := make(chan error, 4)
+	errs := make(chan error, 4+len(members))
 	if health != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- health.Run(ctx) }()
@@ -227,17 +290,28 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- pusher.Run(ctx) }()
 	}
+	// Each member shuts down on its own budget; the log client is closed
+	// once the log member has waited for acknowledgements and committed:
+	// what it still holds is abandoned, uncommitted, and read again.
+	var membersWG sync.WaitGroup
+	for _, m := range members {
+		membersWG.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer membersWG.Done()
+			err := m.Run(ctx)
+			cancel() // one member gone stops the process: a restart rejoins both
+			errs <- err
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		err := cons.Run(ctx)
+		membersWG.Wait()
 		if lc != nil {
-			// The consumer has waited for acknowledgements (bounded) and
-			// committed; what Loki still holds is abandoned, uncommitted.
 			lc.Close()
 		}
-		cancel() // the server has nothing to report once the consumer is gone
-		errs <- err
 	}()
 	go func() {
 		defer wg.Done()
@@ -263,20 +337,43 @@ func lifecycle(on bool, reload func() error) func() error {
 	return nil
 }
 
-// newProcessor builds one worker's processor; tracer is nil when tracing is
-// off.
-func newProcessor(l *live, self *selfMetrics, tracer trace.Tracer, app *loki.Appender) *processor {
-	return &processor{h: newHandler(l.load(), self), live: l, tracer: tracer, app: app}
+// allReady is ready when every member is: each has joined its group and
+// had a fetch answered.
+func allReady(members []*kafka.Consumer) server.Readiness {
+	return server.ReadinessFunc(func() (bool, string) {
+		ok, whys := true, make([]string, 0, len(members))
+		for _, m := range members {
+			r, why := m.Ready()
+			ok = ok && r
+			whys = append(whys, why)
+		}
+		return ok, strings.Join(whys, "; ")
+	})
 }
 
-// processor adapts a handler to the consumer's batches and, when Loki is
-// configured, hands every line to the worker's appender.
+// newProcessor builds one worker's processor; tracer is nil when tracing is
+// off. With app nil it feeds the metrics (the metrics member); with an
+// appender it decodes what the log store needs and forwards (the log
+// member).
+func newProcessor(l *live, self *selfMetrics, tracer trace.Tracer, app *loki.Appender) *processor {
+	return &processor{h: newHandler(l.load(), self), live: l, tracer: tracer, app: app, log: slog.New(slog.DiscardHandler)}
+}
+
+func withHooks(p *processor, log *slog.Logger, opts Options) *processor {
+	p.log, p.panicOn = log, opts.panicOn
+	return p
+}
+
+// processor adapts a handler to the consumer's batches: counting them, or
+// handing every line to the worker's log-store appender.
 type processor struct {
-	h      *handler
-	live   *live
-	tracer trace.Tracer
-	app    *loki.Appender
-	line   loki.Line
+	h       *handler
+	live    *live
+	tracer  trace.Tracer
+	app     *loki.Appender
+	line    loki.Line
+	log     *slog.Logger      // reports contained panics
+	panicOn func([]byte) bool // test hook, see Options
 }
 
 func (p *processor) Process(b *kafka.Batch) {
@@ -291,21 +388,21 @@ func (p *processor) Process(b *kafka.Batch) {
 	now := time.Now()
 	if p.app == nil {
 		for _, r := range b.Records {
-			if p.h.handle(r.Value, now) != nil {
+			if !p.count(b, r, now) {
 				failed++
 			}
 		}
 	} else {
-		// The appender retains b for every Loki batch its lines go into, so
-		// the processor's own Release below does not make b committable by
+		// The appender retains b for every batch its lines go into, so the
+		// processor's own Release below does not make b committable by
 		// itself.
 		p.app.Begin(b.Topic, b.Partition, b)
 		for _, r := range b.Records {
-			pe := p.h.handle(r.Value, now)
-			if pe != nil {
+			ok := p.decode(b, r)
+			if !ok {
 				failed++
 			}
-			p.forward(r, pe != nil)
+			p.forward(r, !ok)
 		}
 		p.app.End()
 	}
@@ -314,6 +411,52 @@ func (p *processor) Process(b *kafka.Batch) {
 		parse.End()
 	}
 	b.Release()
+}
+
+// count decodes, parses and counts one record, and says whether it parsed.
+// A panic on the way (a defect, never bad input alone) is contained to the
+// record: it is counted as failed with reason internal_error, and the
+// pipeline goes on, so one line can never crash-loop the exporter.
+func (p *processor) count(b *kafka.Batch, r *kgo.Record, now time.Time) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.h.self.failed.Inc()
+			p.h.self.internal.Inc()
+			p.contained(b, r, v)
+			ok = false
+		}
+	}()
+	if p.panicOn != nil && p.panicOn(r.Value) {
+		panic("test: injected panic")
+	}
+	return p.h.handle(r.Value, now) == nil
+}
+
+// decode reads what the log store needs (the line, its time, the stream
+// labels), counting nothing: the metrics member counts. A panic is
+// contained as in count, and the record is forwarded as it came.
+func (p *processor) decode(b *kafka.Batch, r *kgo.Record) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.h.rec = accesslog.Record{} // half-filled: forward the raw value
+			p.contained(b, r, v)
+			ok = false
+		}
+	}()
+	if p.panicOn != nil && p.panicOn(r.Value) {
+		panic("test: injected panic")
+	}
+	return p.h.decode(r.Value) == nil
+}
+
+// contained logs a contained panic, at most once a minute per process:
+// a poison line repeated at line rate must not flood the log.
+func (p *processor) contained(b *kafka.Batch, r *kgo.Record, v any) {
+	if n, ok := p.h.self.panics.allow(time.Now()); ok {
+		p.log.Error("internal error handling a record; counted as failed (reason internal_error) and forwarded as it came",
+			"panic", fmt.Sprint(v), "topic", b.Topic, "partition", b.Partition, "offset", r.Offset,
+			"suppressed_since_last", n, "stack", string(debug.Stack()))
+	}
 }
 
 // startSpans starts the batch's trace: a root span that lasts until the

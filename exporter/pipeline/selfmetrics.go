@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
@@ -11,7 +14,31 @@ import (
 type selfMetrics struct {
 	parsed, failed prometheus.Counter
 	reasons        []prometheus.Counter // by accesslog.Reason
-	delay          prometheus.Histogram
+	// internal counts records whose handling panicked (a defect, contained).
+	internal prometheus.Counter
+	delay    prometheus.Histogram
+	panics   rateLimit
+}
+
+// rateLimit lets one event through per minute and counts the rest.
+type rateLimit struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow says whether to report now, and how many were suppressed since the
+// last report.
+func (r *rateLimit) allow(now time.Time) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < time.Minute {
+		r.suppressed++
+		return 0, false
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return n, true
 }
 
 func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
@@ -37,9 +64,10 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		}
 	}
 	m := &selfMetrics{
-		parsed: records.WithLabelValues("parsed"),
-		failed: records.WithLabelValues("failed"),
-		delay:  delay,
+		parsed:   records.WithLabelValues("parsed"),
+		failed:   records.WithLabelValues("failed"),
+		delay:    delay,
+		internal: errs.WithLabelValues("internal_error"),
 	}
 	reasons := accesslog.Reasons()
 	m.reasons = make([]prometheus.Counter, int(reasons[len(reasons)-1])+1)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -40,64 +41,65 @@ var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 // expositions' pre-encoded families. Families are written in name order
 // across the registry and the expositions, so the body is byte for byte
 // what promhttp writes when the same families are gathered from a registry.
+//
+// Unlike promhttp it never buffers a response per request: with the series
+// budget full the body is ~100 MB, and http.TimeoutHandler's buffer per
+// concurrent or slow scraper took the process to gigabytes. Scrapes of one
+// format share one encoding (see encodings), held only while someone reads
+// it; a scrape holds its in-flight slot until its last byte is written, so
+// slow readers count against the limit; the server's write timeout cuts a
+// reader that stalls.
 func (s *Server) metricsHandler(reg *prometheus.Registry, expositions []Exposition) http.Handler {
 	logError := func(msg string, err error) {
 		s.logger.Error(msg, "component", "promhttp", "err", err)
 	}
-	errCnt := prometheus.NewCounterVec(prometheus.CounterOpts{
+	errCnt := registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "promhttp_metric_handler_errors_total",
 		Help: "Total number of internal errors encountered by the promhttp metric handler.",
-	}, []string{"cause"})
-	errCnt.WithLabelValues("gathering")
-	errCnt.WithLabelValues("encoding")
-	if err := reg.Register(errCnt); err != nil {
-		are := &prometheus.AlreadyRegisteredError{}
-		if !errors.As(err, are) {
-			panic(err)
-		}
-		errCnt = are.ExistingCollector.(*prometheus.CounterVec)
-	}
+	}, []string{"cause"}))
 	gatherErrs, encodeErrs := errCnt.WithLabelValues("gathering"), errCnt.WithLabelValues("encoding")
+	rejected := registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accesslog_exporter_http_rejected_total",
+		Help: "Requests and connections the HTTP server turned away to bound its memory and file descriptors, by reason: in_flight (503, --web.max-requests scrapes already running), timeout (503, gathering took longer than --web.scrape-timeout), connection_limit (a new connection closed, --web.max-connections open and none idle), idle_closed (an idle keep-alive connection closed to make room).",
+	}, []string{"reason"}))
+	for _, r := range []string{"in_flight", "timeout", "connection_limit", "idle_closed"} {
+		rejected.WithLabelValues(r)
+	}
+	s.rejected = rejected
 
 	var inFlight chan struct{}
 	if s.cfg.MaxRequestsInFlight > 0 {
 		inFlight = make(chan struct{}, s.cfg.MaxRequestsInFlight)
 	}
 	formats := expfmt.DefaultOpenMetricsAcceptedFormats()
+	enc := &encodings{
+		perKey: s.cfg.MaxEncodings,
+		live:   map[renderKey][]*encoding{},
+		encode: func(key renderKey, only map[string]bool, w io.Writer) (int, error) {
+			return encodeFamilies(reg, expositions, key, only, w, logError, gatherErrs, encodeErrs)
+		},
+	}
+	timeoutMsg := fmt.Sprintf("Exceeded configured timeout of %v.\n", s.cfg.ScrapeTimeout)
 
-	h := http.HandlerFunc(func(rsp http.ResponseWriter, req *http.Request) {
+	return http.HandlerFunc(func(rsp http.ResponseWriter, req *http.Request) {
 		if inFlight != nil {
 			select {
 			case inFlight <- struct{}{}:
+				// Held until the last byte is written: a slow reader is a
+				// scrape in flight.
 				defer func() { <-inFlight }()
 			default:
+				rejected.WithLabelValues("in_flight").Inc()
 				http.Error(rsp, fmt.Sprintf(
 					"Limit of concurrent requests reached (%d), try again later.", s.cfg.MaxRequestsInFlight,
 				), http.StatusServiceUnavailable)
 				return
 			}
 		}
-		mfs, err := reg.Gather()
-		if err != nil {
-			// A failing collector must not hide the others: serve what
-			// gathered, and count the error.
-			logError("error gathering metrics", err)
-			gatherErrs.Inc()
-			if len(mfs) == 0 {
-				httpError(rsp, err)
-				return
-			}
+		key := renderKey{
+			format:  expfmt.NegotiateAccept(req.Header, formats...),
+			gzipped: acceptsGzip(req.Header.Get("Accept-Encoding")),
 		}
-
-		format := expfmt.NegotiateAccept(req.Header, formats...)
-		rsp.Header().Add("Vary", "Accept")
-		rsp.Header().Add("Vary", "Accept-Encoding")
-		rsp.Header().Set("Content-Type", string(format))
-		gzipped := acceptsGzip(req.Header.Get("Accept-Encoding"))
-		if gzipped {
-			rsp.Header().Set("Content-Encoding", "gzip")
-		}
-
 		var only map[string]bool
 		if req.URL != nil {
 			if names := req.URL.Query()["name[]"]; len(names) > 0 {
@@ -107,63 +109,144 @@ func (s *Server) metricsHandler(reg *prometheus.Registry, expositions []Expositi
 				}
 			}
 		}
-		parts := make([]part, 0, len(mfs)+32)
-		seen := make(map[string]bool, len(mfs))
-		for _, mf := range mfs {
-			seen[mf.GetName()] = true
-			if only == nil || only[mf.GetName()] {
-				parts = append(parts, part{name: mf.GetName(), mf: mf})
+		var timeout <-chan time.Time
+		if s.cfg.ScrapeTimeout > 0 {
+			t := time.NewTimer(s.cfg.ScrapeTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		e := enc.acquire(key, only)
+		defer enc.release(e)
+		select {
+		case <-e.done:
+		case <-timeout:
+			rejected.WithLabelValues("timeout").Inc()
+			http.Error(rsp, timeoutMsg, http.StatusServiceUnavailable)
+			return
+		case <-req.Context().Done():
+			return
+		}
+		if e.err != nil {
+			httpError(rsp, e.err)
+			return
+		}
+		h := rsp.Header()
+		h.Add("Vary", "Accept")
+		h.Add("Vary", "Accept-Encoding")
+		h.Set("Content-Type", string(key.format))
+		if key.gzipped {
+			h.Set("Content-Encoding", "gzip")
+		}
+		h.Set("Content-Length", strconv.Itoa(e.size))
+		if s.cfg.WriteTimeout > 0 {
+			// The write timeout bounds the sending, not the wait for
+			// the encoding (--web.scrape-timeout bounds that).
+			_ = http.NewResponseController(rsp).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		}
+		for _, c := range e.chunks {
+			if _, err := rsp.Write(c); err != nil {
+				// The scraper went away or stalled past the write timeout.
+				return
 			}
 		}
-		for _, e := range expositions {
-			fams, err := e.Exposition(format, gzipped)
-			if err != nil {
-				logError("error gathering metrics", err)
+	})
+}
+
+// registerOnce registers c on reg, or returns the collector of the same
+// description registered before (New may be called twice on one registry).
+func registerOnce[C prometheus.Collector](reg *prometheus.Registry, c C) C {
+	if err := reg.Register(c); err != nil {
+		are := &prometheus.AlreadyRegisteredError{}
+		if !errors.As(err, are) {
+			panic(err)
+		}
+		return are.ExistingCollector.(C)
+	}
+	return c
+}
+
+// encodeFamilies gathers reg, merges the expositions' pre-encoded families
+// in name order, and writes the body for key to w. It fails only when
+// nothing at all could be gathered.
+func encodeFamilies(reg prometheus.Gatherer, expositions []Exposition, key renderKey, only map[string]bool,
+	out io.Writer, logError func(string, error), gatherErrs, encodeErrs prometheus.Counter,
+) (int, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		// A failing collector must not hide the others: serve what
+		// gathered, and count the error.
+		logError("error gathering metrics", err)
+		gatherErrs.Inc()
+		if len(mfs) == 0 {
+			return 0, err
+		}
+	}
+	parts := make([]part, 0, len(mfs)+32)
+	seen := make(map[string]bool, len(mfs))
+	for _, mf := range mfs {
+		seen[mf.GetName()] = true
+		if only == nil || only[mf.GetName()] {
+			parts = append(parts, part{name: mf.GetName(), mf: mf})
+		}
+	}
+	mfs = nil // what name[] left out can go now
+	for _, e := range expositions {
+		fams, err := e.Exposition(key.format, key.gzipped)
+		if err != nil {
+			logError("error gathering metrics", err)
+			gatherErrs.Inc()
+			continue
+		}
+		for name, chunk := range fams {
+			if seen[name] {
+				// As a registry refuses a second collector of one
+				// family: the body would not parse.
+				logError("error gathering metrics", fmt.Errorf("metric family %q is both gathered and pre-encoded, or pre-encoded twice", name))
 				gatherErrs.Inc()
 				continue
 			}
-			for name, chunk := range fams {
-				if seen[name] {
-					// As a registry refuses a second collector of one
-					// family: the body would not parse.
-					logError("error gathering metrics", fmt.Errorf("metric family %q is both gathered and pre-encoded, or pre-encoded twice", name))
-					gatherErrs.Inc()
-					continue
-				}
-				seen[name] = true
-				if only == nil || only[name] {
-					parts = append(parts, part{name: name, chunk: chunk})
-				}
+			seen[name] = true
+			if only == nil || only[name] {
+				parts = append(parts, part{name: name, chunk: chunk})
 			}
 		}
-		slices.SortStableFunc(parts, func(a, b part) int { return cmp.Compare(a.name, b.name) })
-
-		w := &memberWriter{w: rsp, gzipped: gzipped}
-		defer w.close()
-		enc := expfmt.NewEncoder(w, format)
-		encodeErr := func(err error) {
-			if err != nil {
-				logError("error encoding and sending metric family", err)
-				encodeErrs.Inc()
-			}
-		}
-		for _, p := range parts {
-			if p.mf != nil {
-				encodeErr(enc.Encode(p.mf))
-			} else {
-				encodeErr(w.writeEncoded(p.chunk))
-			}
-		}
-		if c, ok := enc.(expfmt.Closer); ok {
-			// The final "# EOF" of OpenMetrics, after every part.
-			encodeErr(c.Close())
-		}
-	})
-	if s.cfg.ScrapeTimeout <= 0 {
-		return h
 	}
-	return http.TimeoutHandler(h, s.cfg.ScrapeTimeout, fmt.Sprintf(
-		"Exceeded configured timeout of %v.\n", s.cfg.ScrapeTimeout))
+	slices.SortStableFunc(parts, func(a, b part) int { return cmp.Compare(a.name, b.name) })
+
+	cw := &countingWriter{w: out}
+	w := &memberWriter{w: cw, gzipped: key.gzipped}
+	enc := expfmt.NewEncoder(w, key.format)
+	encodeErr := func(err error) {
+		if err != nil {
+			logError("error encoding and sending metric family", err)
+			encodeErrs.Inc()
+		}
+	}
+	for i, p := range parts {
+		if p.mf != nil {
+			encodeErr(enc.Encode(p.mf))
+		} else {
+			encodeErr(w.writeEncoded(p.chunk))
+		}
+		parts[i] = part{} // encoded: its families can go
+	}
+	if c, ok := enc.(expfmt.Closer); ok {
+		// The final "# EOF" of OpenMetrics, after every part.
+		encodeErr(c.Close())
+	}
+	encodeErr(w.endMember())
+	return cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }
 
 // part is one family of the response: gathered, or pre-encoded.
@@ -210,8 +293,6 @@ func (m *memberWriter) endMember() error {
 	m.gz = nil
 	return err
 }
-
-func (m *memberWriter) close() { _ = m.endMember() }
 
 // acceptsGzip reports whether an Accept-Encoding header prefers gzip to
 // identity, as promhttp negotiates between the two.

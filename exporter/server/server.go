@@ -34,6 +34,11 @@ const (
 	DefaultMaxRequestsInFlight = 40
 	DefaultScrapeTimeout       = 30 * time.Second
 	DefaultShutdownTimeout     = 5 * time.Second
+	DefaultMaxConnections      = 256
+	DefaultMaxEncodings        = 2
+	DefaultReadHeaderTimeout   = 10 * time.Second
+	DefaultWriteTimeout        = time.Minute
+	DefaultIdleTimeout         = time.Minute
 )
 
 // Readiness reports whether the exporter can do its job. why is shown to the
@@ -72,6 +77,24 @@ type Config struct {
 	// error (file, line and field) when it was rejected and the old one stays.
 	Reload func() error
 
+	// Expositions are metric families encoded ahead of the scrape, served
+	// at TelemetryPath with the registry's. Their names must not be the
+	// registry's.
+	Expositions []Exposition
+
+	// ShutdownTimeout bounds how long Run waits for in-flight requests after
+	// its context is done before closing connections. Default 5s.
+	ShutdownTimeout time.Duration
+
+	// Limits bound what clients can make the server hold: memory, file
+	// descriptors, time.
+	Limits
+}
+
+// Limits are the HTTP server's bounds, one flag each (--web.max-requests,
+// --web.scrape-timeout, --web.max-encodings, --web.max-connections,
+// --web.read-header-timeout, --web.write-timeout, --web.idle-timeout).
+type Limits struct {
 	// MaxRequestsInFlight bounds concurrent scrapes; further ones get 503.
 	// Default 40 (node_exporter's): two Prometheus replicas and a few
 	// humans never get close, a runaway client cannot pile up gathers.
@@ -83,21 +106,37 @@ type Config struct {
 	// fires when something is badly wrong. Negative means no timeout.
 	ScrapeTimeout time.Duration
 
-	// Expositions are metric families encoded ahead of the scrape, served
-	// at TelemetryPath with the registry's. Their names must not be the
-	// registry's.
-	Expositions []Exposition
+	// MaxEncodings is how many encoded /metrics bodies of one format may
+	// be alive at once (each as large as the exposition, ~100 MB with the
+	// series budget full). Concurrent scrapes share one; slow readers pin
+	// theirs until done, and past this bound new scrapes join the newest
+	// instead of making another. Default 2.
+	MaxEncodings int
 
-	// ShutdownTimeout bounds how long Run waits for in-flight requests after
-	// its context is done before closing connections. Default 5s.
-	ShutdownTimeout time.Duration
+	// MaxConnections bounds the open connections per listen address; at
+	// the bound the connection idle longest is closed to make room (see
+	// connLimit). Default 256: far above MaxRequestsInFlight, far below
+	// the usual 1024 file descriptors. Negative means no limit.
+	MaxConnections int
+
+	// ReadHeaderTimeout, WriteTimeout and IdleTimeout are the http.Server's.
+	// WriteTimeout cuts a scraper that reads too slowly (it holds a slot of
+	// MaxRequestsInFlight until then); for /metrics it counts from when the
+	// body is ready, and must exceed the time a real scraper needs to read
+	// the largest body. pprof's profile and trace
+	// extend it by the seconds they are asked for. Defaults 10s, 1m, 1m;
+	// negative means none.
+	ReadHeaderTimeout time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 }
 
 // Server serves the exporter's HTTP endpoints. Build one with New.
 type Server struct {
-	cfg     Config
-	logger  *slog.Logger
-	handler http.Handler
+	cfg      Config
+	logger   *slog.Logger
+	handler  http.Handler
+	rejected *prometheus.CounterVec // by reason
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -125,6 +164,23 @@ func New(cfg Config, reg *prometheus.Registry, ready Readiness, logger *slog.Log
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.MaxEncodings <= 0 {
+		cfg.MaxEncodings = DefaultMaxEncodings
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&cfg.WriteTimeout, DefaultWriteTimeout}, {&cfg.IdleTimeout, DefaultIdleTimeout}} {
+		switch {
+		case *d.v == 0:
+			*d.v = d.def
+		case *d.v < 0:
+			*d.v = 0 // http.Server's "none"
+		}
 	}
 	if ready == nil {
 		ready = ReadinessFunc(func() (bool, string) { return true, "ok" })
@@ -191,9 +247,9 @@ func (s *Server) routes(reg *prometheus.Registry, ready Readiness) http.Handler 
 	if s.cfg.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/profile", s.longer(30, pprof.Profile))
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/trace", s.longer(1, pprof.Trace))
 		links = append(links, web.LandingLinks{Address: "/debug/pprof/", Text: "Profiling", Description: "net/http/pprof"})
 		profiling = "true"
 	}
@@ -215,6 +271,21 @@ func (s *Server) routes(reg *prometheus.Registry, ready Readiness) http.Handler 
 		}
 	}
 	return mux
+}
+
+// longer extends the write timeout of a handler that streams for ?seconds=
+// (default def), as pprof's profile and trace do.
+func (s *Server) longer(def int, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.WriteTimeout > 0 {
+			secs, err := strconv.Atoi(r.FormValue("seconds"))
+			if err != nil || secs <= 0 {
+				secs = def
+			}
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Duration(secs)*time.Second + s.cfg.WriteTimeout))
+		}
+		h(w, r)
+	}
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {
@@ -341,11 +412,15 @@ func (s *Server) Run(ctx context.Context) error {
 	for i, l := range listeners {
 		srv := &http.Server{
 			Handler:           s.handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			// No WriteTimeout: /debug/pprof/profile streams for as long as
-			// asked (?seconds=60 on the landing page).
-			IdleTimeout: 2 * time.Minute,
-			ErrorLog:    slog.NewLogLogger(s.logger.With("component", "http").Handler(), slog.LevelWarn),
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+			WriteTimeout:      s.cfg.WriteTimeout,
+			IdleTimeout:       s.cfg.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(s.logger.With("component", "http").Handler(), slog.LevelWarn),
+		}
+		if s.cfg.MaxConnections > 0 {
+			cl := newConnLimit(l, s.cfg.MaxConnections, func(reason string) { s.rejected.WithLabelValues(reason).Inc() })
+			srv.ConnState = cl.track
+			l = cl
 		}
 		servers[i] = srv
 		go func() {

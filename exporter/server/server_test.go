@@ -549,7 +549,7 @@ func TestRunShutdownIsBounded(t *testing.T) {
 	t.Cleanup(func() { close(bc.release) })
 
 	const bound = 300 * time.Millisecond
-	s := New(Config{Flags: flags(""), ShutdownTimeout: bound, ScrapeTimeout: -1}, reg, nil, nil)
+	s := New(Config{Flags: flags(""), ShutdownTimeout: bound, Limits: Limits{ScrapeTimeout: -1}}, reg, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := s.Listen(ctx); err != nil {

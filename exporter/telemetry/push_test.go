@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
 // victoriaMetrics starts the single-node binary that
@@ -27,14 +30,7 @@ import (
 // returns its base URL. `make test` builds it first; a bare `go test` skips.
 func victoriaMetrics(t *testing.T) string {
 	t.Helper()
-	bin := os.Getenv("ACCESSLOG_VM_BIN")
-	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache/accesslog-exporter/victoria-metrics-v1.130.0/victoria-metrics")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("VictoriaMetrics not built (run scripts/install-victoriametrics.sh or make test): %v", err)
-	}
+	bin := testenv.Binary(t, "ACCESSLOG_VM_BIN", "victoriametrics")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +55,7 @@ func victoriaMetrics(t *testing.T) string {
 		}
 	})
 	base := "http://" + addr
-	waitFor(t, "VictoriaMetrics /health", 30*time.Second, func() bool {
+	testbed.WaitFor(t, "VictoriaMetrics /health", 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/health")
 		if err != nil {
 			return false
@@ -68,17 +64,6 @@ func victoriaMetrics(t *testing.T) string {
 		return resp.StatusCode == 200
 	})
 	return base
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestPushToVictoriaMetrics(t *testing.T) {
@@ -103,34 +88,42 @@ func TestPushToVictoriaMetrics(t *testing.T) {
 		t.Errorf("successful pushes = %v, want 1", got)
 	}
 
-	// Query the series back, with the extra labels on them.
-	q := base + "/api/v1/export?match[]=" + url.QueryEscape(`accesslog_http_requests_total{dc="eu-1",replica="a"}`)
-	var body string
-	waitFor(t, "pushed series to be queryable", 20*time.Second, func() bool {
-		resp, err := http.Get(q)
-		if err != nil {
-			return false
+	// Query the series back, with the extra labels on them, and the
+	// pusher's own counter, which went along: poll until every expectation
+	// holds (VictoriaMetrics makes rows searchable a little later), then
+	// report every one that does not.
+	queries := []struct {
+		match string
+		want  []string
+	}{
+		{`accesslog_http_requests_total{dc="eu-1",replica="a"}`,
+			[]string{`"vhost":"shop.example.com"`, `"status":"200"`, `"values":[1234]`, `"vhost":"api.example.com"`, `"values":[7]`}},
+		{`accesslog_exporter_push_total{result="failure"}`, []string{`"dc":"eu-1"`}},
+	}
+	testbed.Eventually(t, 20*time.Second, func() []string {
+		var missing []string
+		for _, q := range queries {
+			body := export(base, q.match)
+			for _, w := range q.want {
+				if !strings.Contains(body, w) {
+					missing = append(missing, fmt.Sprintf("export of %s lacks %s:\n%s", q.match, w, body))
+				}
+			}
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		body = string(b)
-		return strings.Count(body, "\n") >= 2
+		return missing
 	})
-	for _, want := range []string{`"vhost":"shop.example.com"`, `"status":"200"`, `"values":[1234]`, `"vhost":"api.example.com"`, `"values":[7]`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("exported series lack %s:\n%s", want, body)
-		}
-	}
-	// The pusher's own counter went along too.
-	resp, err := http.Get(base + "/api/v1/export?match[]=" + url.QueryEscape(`accesslog_exporter_push_total{result="failure"}`))
+}
+
+// export is VictoriaMetrics' /api/v1/export for one series selector, or the
+// error as text.
+func export(base, match string) string {
+	resp, err := http.Get(base + "/api/v1/export?match[]=" + url.QueryEscape(match))
 	if err != nil {
-		t.Fatal(err)
+		return err.Error()
 	}
+	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), `"dc":"eu-1"`) {
-		t.Errorf("the pusher's own metrics were not pushed: %s", b)
-	}
+	return string(b)
 }
 
 func TestPushFailureIsCounted(t *testing.T) {
@@ -194,4 +187,97 @@ func TestPushBearerToken(t *testing.T) {
 	if r := <-got; r != "PUT Bearer s3cret gzip" {
 		t.Errorf("request = %q, want PUT with the bearer token, gzipped", r)
 	}
+}
+
+// pushgateway starts the Debian Pushgateway that scripts/install-pushgateway.sh
+// installs, on a free loopback port, and returns its base URL.
+func pushgateway(t *testing.T) string {
+	t.Helper()
+	// The Makefile names the binary; a plain `go test` looks on PATH.
+	var bin string
+	if os.Getenv("ACCESSLOG_PUSHGATEWAY_BIN") != "" {
+		bin = testenv.Binary(t, "ACCESSLOG_PUSHGATEWAY_BIN", "pushgateway")
+	} else {
+		bin = testenv.LookPath(t, "prometheus-pushgateway", "pushgateway")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--log.level=error")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	base := "http://" + addr
+	testbed.WaitFor(t, "Pushgateway /-/ready", 30*time.Second, func() bool {
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return base
+}
+
+// Push mode to a real Pushgateway: the grouping key is the URL path
+// (/metrics/job/J/instance/I), PUT replaces the group at every push, and the
+// series come back from the Pushgateway's /metrics with the group's labels
+// and the extra labels.
+func TestPushToPushgateway(t *testing.T) {
+	base := pushgateway(t)
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "accesslog_http_requests_total", Help: "test"}, []string{"vhost", "status"})
+	reg.MustRegister(c)
+	c.WithLabelValues("shop.example.com", "200").Add(1234)
+	c.WithLabelValues("api.example.com", "503").Add(7)
+
+	cfg := config.Default().Push
+	cfg.URL = base + "/metrics/job/accesslog-exporter/instance/replica-a"
+	cfg.Method = "PUT"
+	cfg.ExtraLabels = []string{"dc=eu-1"}
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second PUT replaces the group, it does not fail on it
+		if err := p.Push(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(p.pushes.WithLabelValues("success")); got != 2 {
+		t.Errorf("successful pushes = %v, want 2", got)
+	}
+	wants := []string{
+		`accesslog_http_requests_total{dc="eu-1",instance="replica-a",job="accesslog-exporter",status="200",vhost="shop.example.com"} 1234`,
+		`accesslog_http_requests_total{dc="eu-1",instance="replica-a",job="accesslog-exporter",status="503",vhost="api.example.com"} 7`,
+		`accesslog_exporter_push_total{dc="eu-1",instance="replica-a",job="accesslog-exporter",result="success"} 1`,
+		`push_time_seconds{instance="replica-a",job="accesslog-exporter"}`,
+	}
+	// Poll until every series is there, then report each one missing.
+	testbed.Eventually(t, 10*time.Second, func() []string {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			return []string{err.Error()}
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var missing []string
+		for _, w := range wants {
+			if !strings.Contains(string(b), w) {
+				missing = append(missing, "Pushgateway /metrics lacks "+w)
+			}
+		}
+		if len(missing) > 0 {
+			missing = append(missing, "Pushgateway /metrics:\n"+string(b))
+		}
+		return missing
+	})
 }

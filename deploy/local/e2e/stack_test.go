@@ -2,7 +2,8 @@
 
 // Package e2e holds the scenarios run against the local stack
 // (deploy/local/stack-up.sh): real nginx, Filebeat, a Kafka-protocol cluster,
-// the exporter, Loki, Prometheus and Alertmanager, all on 127.0.0.1. Every
+// the exporter, VictoriaLogs (the log store, fed through its Loki push API),
+// Prometheus and Alertmanager, all on 127.0.0.1. Every
 // scenario uses its own vhosts (with a run id), so counts are absolute and
 // scenarios do not see each other's lines; every wait is a poll with a
 // deadline. Each leaves a ledger in deploy/local/.run/ledgers/ and prints it.
@@ -39,7 +40,7 @@ const (
 	kafkaCtl      = "http://127.0.0.1:29099"
 	exporterURL   = "http://127.0.0.1:29717"
 	exporter2URL  = "http://127.0.0.1:29718"
-	lokiURL       = "http://127.0.0.1:29100"
+	logStoreURL   = "http://127.0.0.1:29100"
 	promURL       = "http://127.0.0.1:29190"
 	webhookURL    = "http://127.0.0.1:29195"
 	filebeatStats = "http://127.0.0.1:29196/stats"
@@ -590,82 +591,127 @@ func hasStatus(rs []received, status string) (received, bool) {
 	return received{}, false
 }
 
-// --- Loki ------------------------------------------------------------------
+// --- the log store (VictoriaLogs) -------------------------------------------
 
-// lokiLines are the lines Loki returns for a LogQL selector since 'since':
-// how many in all, and how many distinct (nginx's $request_id ends each
-// line, so a line delivered twice is counted once in distinct).
-func lokiLines(query string, since time.Time) (total, distinct int, err error) {
-	total, distinct, _, err = lokiStats(query, since, 0)
+// storeCount is what the log store holds for a LogsQL filter: every entry,
+// the distinct lines (nginx's $request_id ends each line, so a line
+// delivered twice counts once), and the bytes of every entry. VictoriaLogs
+// keeps each entry it is sent (Loki folds identical ones), so total minus
+// distinct is what was delivered twice. It counts on the server: a
+// scenario's lines are never read back one by one.
+func storeCount(filter string) (total, distinct int, size int64, err error) {
+	q := filter + " | stats count() total, count_uniq(_msg) distinct, sum_len(_msg) bytes"
+	resp, err := client.PostForm(logStoreURL+"/select/logsql/query", url.Values{"query": {q}})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, 0, fmt.Errorf("LogsQL %s: %s: %s", q, resp.Status, bytes.TrimSpace(b))
+	}
+	var r struct{ Total, Distinct, Bytes string }
+	if len(bytes.TrimSpace(b)) == 0 { // no entry matched: no row
+		return 0, 0, 0, nil
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return 0, 0, 0, fmt.Errorf("LogsQL %s: %v: %s", q, err, b)
+	}
+	total, _ = strconv.Atoi(r.Total)
+	distinct, _ = strconv.Atoi(r.Distinct)
+	n, _ := strconv.ParseInt(r.Bytes, 10, 64)
+	return total, distinct, n, nil
+}
+
+// storeLines is storeCount without the bytes.
+func storeLines(filter string) (total, distinct int, err error) {
+	total, distinct, _, err = storeCount(filter)
 	return total, distinct, err
 }
 
-// lokiStats is lokiLines plus the bytes of all the lines returned, read in
-// slices of the given length (0: one query). Loki 3.7 on 2 cores answers a
-// 1 s slice of 8k lines in 0.1 s but may not answer a 10 s slice of 80k within
-// a minute, so large volumes are read in 1 s slices. Slices do not overlap
-// (start inclusive, end exclusive), so total stays exact.
-func lokiStats(query string, since time.Time, slice time.Duration) (total, distinct int, bytes int64, err error) {
-	seen := map[string]bool{}
-	from, end := since.Add(-2*time.Minute).Truncate(time.Second), time.Now().Add(time.Minute)
-	if slice <= 0 {
-		slice = end.Sub(from)
+// vhostFilter selects the exporter's lines that name one of these vhosts
+// (LogsQL phrase filters on the line, so a line the exporter failed to
+// label is still found).
+func vhostFilter(hosts ...string) string {
+	var ps []string
+	for _, h := range hosts {
+		ps = append(ps, strconv.Quote(h))
 	}
-	for lo := from; lo.Before(end); lo = lo.Add(slice) {
-		v := url.Values{}
-		v.Set("query", query)
-		v.Set("start", strconv.FormatInt(lo.UnixNano(), 10))
-		v.Set("end", strconv.FormatInt(lo.Add(slice).UnixNano(), 10))
-		v.Set("limit", "1000000")
-		v.Set("direction", "forward")
-		var r struct {
-			Data struct {
-				Result []struct {
-					Values [][2]string `json:"values"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if err := getJSON(lokiURL+"/loki/api/v1/query_range?"+v.Encode(), &r); err != nil {
-			return 0, 0, 0, err
-		}
-		for _, s := range r.Data.Result {
-			for _, e := range s.Values {
-				total++
-				bytes += int64(len(e[1]))
-				seen[e[1]] = true
+	return `{job="accesslog"} (` + strings.Join(ps, " OR ") + ")"
+}
+
+// committedEverywhere waits until group has committed on every partition of
+// nginxlog: the health poller reports lag -1 for a partition without a
+// commit and leaves it out of kafka_consumergroup_lag_sum, so lag that piles
+// up on a never-committed partition is invisible to the lag alerts.
+func committedEverywhere(t *testing.T, group string) {
+	t.Helper()
+	eventually(t, 60*time.Second, group+" committed on every partition", func() (bool, string) {
+		v, err := promScalar(fmt.Sprintf(`count(max by (partition) (kafka_consumergroup_current_offset{consumergroup=%q,topic="nginxlog"}) >= 0)`, group))
+		return err == nil && v == 6, fmt.Sprintf("%v of 6 partitions committed", v)
+	})
+}
+
+// lagOf is the records group has not committed on any topic (0 when unknown).
+func lagOf(group string) float64 {
+	v, _ := promScalar(fmt.Sprintf(`sum(consumergroup_topic:kafka_consumergroup_lag:sum{consumergroup=%q})`, group))
+	return v
+}
+
+// metricsCurrent waits until Prometheus has counted, for host, every request
+// nginx had answered when it was called, and the metrics group is less than
+// 1000 records behind: the metrics path is current while the log path is
+// not. It returns the count, the metrics group's lag and what was answered.
+func metricsCurrent(t *testing.T, host string, tl *tally) (counted, lag float64, answered int) {
+	t.Helper()
+	_, answered = tl.snapshot()
+	sel := fmt.Sprintf(`sum(accesslog_http_requests_total{vhost=%q})`, host)
+	eventually(t, 20*time.Second, "the request counters keep moving during the outage", func() (bool, string) {
+		counted, _ = promScalar(sel)
+		lag = lagOf("accesslog-exporter")
+		return counted >= float64(answered) && lag < 1000, fmt.Sprintf("counted %v of %d answered, metrics group lag %v", counted, answered, lag)
+	})
+	return counted, lag, answered
+}
+
+// checkDuplicates records the lines the log store holds twice and fails when
+// they are more than at-least-once delivery allows: what was pushed and not
+// acknowledged when the store went away (loki.max_inflight_bytes), plus one
+// batch for every push that timed out since the scenario began (the store
+// may have kept it, and it is sent again: on a loaded machine a store that
+// catches up answers late). avg is the mean bytes of a line.
+func checkDuplicates(t *testing.T, l *ledger, lines int, avg float64, timeouts int) {
+	t.Helper()
+	bound := maxInflight + timeouts*batchMaxBytes
+	l.add("duplicates (lines, ~bytes)", fmt.Sprintf("%d, %.0f (bound %d: %d in flight + %d timed-out pushes of at most %d)",
+		lines, float64(lines)*avg, bound, maxInflight, timeouts, batchMaxBytes))
+	if float64(lines)*avg > float64(bound) {
+		t.Errorf("%d duplicate lines (~%.0f bytes): more than loki.max_inflight_bytes plus the timed-out pushes can have sent twice (%d)", lines, float64(lines)*avg, bound)
+	}
+}
+
+// pushTimeouts is how many pushes of the exporter on 29717 timed out so far
+// (accesslog_exporter_loki_retries_total{reason="timeout"}), read from the
+// exporter itself, so that nothing a scrape has not seen yet is missed.
+func pushTimeouts() int {
+	n := 0.0
+	for _, line := range strings.Split(metricsText(exporterURL), "\n") {
+		if strings.HasPrefix(line, "accesslog_exporter_loki_retries_total{") && strings.Contains(line, `reason="timeout"`) {
+			if f := strings.Fields(line); len(f) >= 2 {
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				n += v
 			}
 		}
 	}
-	return total, len(seen), bytes, nil
+	return int(n)
 }
 
-// lokiCount is the number of entries a LogQL stream selector matches over
-// the last window, counted by Loki (count_over_time), for large volumes.
-func lokiCount(selector string, window time.Duration) (int, error) {
-	v := url.Values{}
-	v.Set("query", fmt.Sprintf("sum(count_over_time(%s[%ds]))", selector, int(window.Seconds())))
-	var r struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := getJSON(lokiURL+"/loki/api/v1/query?"+v.Encode(), &r); err != nil {
-		return 0, err
-	}
-	if len(r.Data.Result) == 0 {
-		return 0, nil
-	}
-	return int(sampleValue(r.Data.Result[0].Value)), nil
-}
-
-// requireLoki fails unless the running exporter forwards to Loki (it then
+// requireLoki fails unless the running exporter forwards to the log store (it then
 // exposes accesslog_exporter_loki_* metrics).
 func requireLoki(t *testing.T) {
 	t.Helper()
 	if !exporterHas("accesslog_exporter_loki_") {
-		t.Fatal("the exporter does not forward to Loki: no accesslog_exporter_loki_* metrics on /metrics (loki.url in deploy/local/exporter.yml?)")
+		t.Fatal("the exporter does not forward to the log store: no accesslog_exporter_loki_* metrics on /metrics (loki.url in deploy/local/exporter.yml?)")
 	}
 }
 

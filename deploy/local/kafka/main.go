@@ -12,7 +12,14 @@
 //
 //	POST /brokers/{id}/stop    remove broker id (0, 1 or 2) from the cluster
 //	POST /brokers/{id}/start   bring it back on its port
-//	GET  /status               live and stopped brokers, as JSON
+//	POST /partitions/{p}/shrink-isr   report partition p's ISR as its leader alone
+//	POST /partitions/{p}/restore-isr  report it in sync again
+//	GET  /status               live and stopped brokers, shrunk partitions, as JSON
+//
+// A shrunk ISR is only reported (kfake does not replicate): the partition
+// keeps its leader and every replica, and only the followers leave the ISR,
+// as when they fall behind on a real cluster. With min.insync.replicas 2 the
+// partition is then under its minimum ISR.
 package main
 
 import (
@@ -66,7 +73,7 @@ func main() {
 		log.Fatalf("kafka: %v", err)
 	}
 	defer c.Close()
-	k := &cluster{c: c, topic: *topic, ports: ps, stopped: map[int32]bool{}}
+	k := &cluster{c: c, topic: *topic, ports: ps, partitions: int32(*partitions), stopped: map[int32]bool{}, shrunk: map[int32]bool{}}
 	c.ControlKey(int16(kmsg.Metadata), k.rewriteMetadata)
 	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), k.offsetForLeaderEpoch)
 
@@ -91,9 +98,10 @@ func main() {
 }
 
 type cluster struct {
-	c     *kfake.Cluster
-	topic string
-	ports []int
+	c          *kfake.Cluster
+	topic      string
+	ports      []int
+	partitions int32
 
 	// op serialises stop and start. mu guards stopped and is never held
 	// while calling into kfake: the Metadata control runs on kfake's loop,
@@ -101,6 +109,7 @@ type cluster struct {
 	op      sync.Mutex
 	mu      sync.Mutex
 	stopped map[int32]bool
+	shrunk  map[int32]bool // partitions whose ISR is reported as the leader alone
 }
 
 func (k *cluster) isStopped(id int32) bool {
@@ -134,7 +143,29 @@ func (k *cluster) routes() http.Handler {
 		}
 		k.writeStatus(w)
 	})
+	mux.HandleFunc("POST /partitions/{p}/shrink-isr", func(w http.ResponseWriter, r *http.Request) { k.setShrunk(w, r, true) })
+	mux.HandleFunc("POST /partitions/{p}/restore-isr", func(w http.ResponseWriter, r *http.Request) { k.setShrunk(w, r, false) })
 	return mux
+}
+
+func (k *cluster) setShrunk(w http.ResponseWriter, r *http.Request, shrunk bool) {
+	p, err := strconv.Atoi(r.PathValue("p"))
+	if err != nil || p < 0 || int32(p) >= k.partitions {
+		http.Error(w, fmt.Sprintf("no partition %q: want 0..%d", r.PathValue("p"), k.partitions-1), http.StatusNotFound)
+		return
+	}
+	k.mu.Lock()
+	if shrunk {
+		if k.shrunk == nil {
+			k.shrunk = map[int32]bool{}
+		}
+		k.shrunk[int32(p)] = true
+	} else {
+		delete(k.shrunk, int32(p))
+	}
+	k.mu.Unlock()
+	log.Printf("kafka: partition %d ISR shrunk: %v", p, shrunk)
+	k.writeStatus(w)
 }
 
 func (k *cluster) node(w http.ResponseWriter, r *http.Request) (int32, bool) {
@@ -193,18 +224,20 @@ func (k *cluster) writeStatus(w http.ResponseWriter) {
 			live = append(live, int32(i))
 		}
 	}
+	shrunk := slices.Sorted(maps.Keys(k.shrunk))
 	k.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"live": live, "stopped": stopped, "ports": k.ports, "topic": k.topic})
+	_ = json.NewEncoder(w).Encode(map[string]any{"live": live, "stopped": stopped, "shrunk_isr": shrunk, "ports": k.ports, "topic": k.topic})
 }
 
-// rewriteMetadata answers Metadata while a broker is stopped (see the
-// package comment); with none stopped it lets kfake answer.
+// rewriteMetadata answers Metadata while a broker is stopped or an ISR is
+// shrunk (see the package comment); otherwise it lets kfake answer.
 func (k *cluster) rewriteMetadata(kreq kmsg.Request) (kmsg.Response, error, bool) {
 	k.mu.Lock()
 	stopped := maps.Clone(k.stopped)
+	shrunk := maps.Clone(k.shrunk)
 	k.mu.Unlock()
-	if len(stopped) == 0 {
+	if len(stopped) == 0 && len(shrunk) == 0 {
 		return nil, nil, false
 	}
 	k.c.KeepControl()
@@ -261,6 +294,9 @@ func (k *cluster) rewriteMetadata(kreq kmsg.Request) (kmsg.Response, error, bool
 			p.LeaderEpoch = pi.Epoch
 			p.Replicas = append([]int32{pi.Leader}, slices.DeleteFunc(slices.Clone(all), func(id int32) bool { return id == pi.Leader })...)
 			p.ISR = slices.DeleteFunc(slices.Clone(p.Replicas), func(id int32) bool { return slices.Contains(offline, id) })
+			if shrunk[pi.Partition] {
+				p.ISR = []int32{pi.Leader}
+			}
 			p.OfflineReplicas = slices.Clone(offline)
 			t.Partitions = append(t.Partitions, p)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -136,4 +138,79 @@ func TestConsumerKeepsItsPlaceAcrossBrokerStop(t *testing.T) {
 	if len(seen) != 400 {
 		t.Errorf("read %d distinct records, want 400", len(seen))
 	}
+}
+
+// A shrunk ISR (the control the soak uses) must show as a partition under
+// its minimum ISR: the leader alone in sync, every replica still listed, no
+// broker offline; the other partitions untouched; and it must come back.
+func TestShrunkISRIsReportedAndRestored(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"), kfake.ClusterID(clusterID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ports []int
+	for _, a := range c.ListenAddrs() {
+		_, port, _ := net.SplitHostPort(a)
+		p, _ := strconv.Atoi(port)
+		ports = append(ports, p)
+	}
+	k := &cluster{c: c, topic: "nginxlog", ports: ports, partitions: 6, stopped: map[int32]bool{}}
+	c.ControlKey(int16(kmsg.Metadata), k.rewriteMetadata)
+	srv := httptest.NewServer(k.routes())
+	defer srv.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MetadataMinAge(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	post := func(path string, want int) {
+		t.Helper()
+		resp, err := http.Post(srv.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("POST %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	// isr polls Metadata until partition 4 shows wantISR in-sync replicas and
+	// every other partition 3, then checks the rest of the answer.
+	isr := func(wantISR int) {
+		t.Helper()
+		var last string
+		for ctx.Err() == nil {
+			md, err := adm.Metadata(ctx, "nginxlog")
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			ok := len(md.Brokers) == 3 && len(md.Topics["nginxlog"].Partitions) == 6
+			for _, p := range md.Topics["nginxlog"].Partitions {
+				want := 3
+				if p.Partition == 4 {
+					want = wantISR
+				}
+				ok = ok && len(p.Replicas) == 3 && len(p.ISR) == want && len(p.OfflineReplicas) == 0 && p.Err == nil &&
+					p.ISR[0] == p.Leader
+			}
+			if ok {
+				return
+			}
+			last = fmt.Sprintf("%d brokers, partitions %+v", len(md.Brokers), md.Topics["nginxlog"].Partitions)
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("metadata never showed partition 4 with ISR %d and the others 3: %s", wantISR, last)
+	}
+	isr(3)
+	post("/partitions/4/shrink-isr", http.StatusOK)
+	isr(1)
+	post("/partitions/6/shrink-isr", http.StatusNotFound)
+	post("/partitions/4/restore-isr", http.StatusOK)
+	isr(3)
 }

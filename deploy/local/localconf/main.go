@@ -13,9 +13,7 @@
 //   - every Alertmanager receiver becomes a webhook to the local recorder
 //     (URL path = receiver name), with send_resolved; routing, grouping and
 //     inhibition are kept, the route timers divided by -factor;
-//   - Loki (deploy/compose/loki/loki.yml) listens on loopback with its data
-//     under -out, and may return every line of a scenario to a query
-//     (max_entries_limit_per_query); its ingestion limits are the shipped ones.
+//   - the log store (VictoriaLogs) needs no file: stack-up.sh gives it flags.
 //
 // Thresholds and label logic are never touched.
 package main
@@ -24,11 +22,9 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +40,6 @@ func main() {
 	alertmanager := flag.String("alertmanager", "127.0.0.1:29193", "Alertmanager address")
 	self := flag.String("prometheus", "127.0.0.1:29190", "Prometheus's own address")
 	webhook := flag.String("webhook", "http://127.0.0.1:29195", "base URL of the alert recorder")
-	lokiHTTP := flag.String("loki", "127.0.0.1:29100", "Loki's HTTP address (its gRPC port is the next one)")
 	flag.Parse()
 	s := scaler{factor: *factor, minRange: *minRange}
 
@@ -80,71 +75,6 @@ func main() {
 		log.Fatalf("localconf: %v", err)
 	}
 	write(filepath.Join(adir, "alertmanager.yml"), acfg)
-
-	ldir, err := filepath.Abs(filepath.Join(*out, "loki"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.MkdirAll(ldir, 0o755); err != nil {
-		log.Fatal(err)
-	}
-	lcfg, err := lokiConfig(filepath.Join(*repo, "deploy", "compose", "loki", "loki.yml"), *lokiHTTP, ldir)
-	if err != nil {
-		log.Fatalf("localconf: %v", err)
-	}
-	write(filepath.Join(ldir, "loki.yml"), lcfg)
-}
-
-// lokiConfig is the project's Loki config on loopback: its listen addresses
-// and the data paths (everything under /loki) moved under dir.
-func lokiConfig(path, httpAddr, dir string) (doc, error) {
-	d, err := load(path)
-	if err != nil {
-		return nil, err
-	}
-	host, port, err := net.SplitHostPort(httpAddr)
-	if err != nil {
-		return nil, err
-	}
-	p, _ := strconv.Atoi(port)
-	srv, _ := d["server"].(doc)
-	if srv == nil {
-		srv = doc{}
-	}
-	srv["http_listen_address"], srv["http_listen_port"] = host, p
-	srv["grpc_listen_address"], srv["grpc_listen_port"] = host, p+1
-	d["server"] = srv
-	var walk func(v any) any
-	walk = func(v any) any {
-		switch x := v.(type) {
-		case doc:
-			for k, e := range x {
-				x[k] = walk(e)
-			}
-		case []any:
-			for i, e := range x {
-				x[i] = walk(e)
-			}
-		case time.Time:
-			// YAML reads schema_config's "from: 2024-01-01" as a time; Loki
-			// wants the day back.
-			return x.Format("2006-01-02")
-		case string:
-			if x == "/loki" || strings.HasPrefix(x, "/loki/") {
-				return dir + strings.TrimPrefix(x, "/loki")
-			}
-		}
-		return v
-	}
-	walk(d)
-	lim, _ := d["limits_config"].(doc)
-	if lim == nil {
-		lim = doc{}
-	}
-	// The scenarios read every line of a run back to find duplicates.
-	lim["max_entries_limit_per_query"] = 1000000
-	d["limits_config"] = lim
-	return d, nil
 }
 
 func write(path string, v any) {

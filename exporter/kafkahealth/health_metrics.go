@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import "github.com/prometheus/client_golang/prometheus"
 
@@ -47,6 +47,12 @@ var (
 	descMinISR = prometheus.NewDesc("accesslog_exporter_kafka_topic_min_insync_replicas",
 		"The topic's effective min.insync.replicas, as DescribeConfigs reports it.",
 		[]string{"topic"}, nil)
+	descRetentionSeconds = prometheus.NewDesc("accesslog_exporter_kafka_topic_retention_seconds",
+		"The topic's effective retention.ms in seconds, as DescribeConfigs reports it: records older than this are deleted (a whole segment at a time, so they may live somewhat longer). -1 when unlimited (retention.ms -1, or a cleanup.policy without delete).",
+		[]string{"topic"}, nil)
+	descRetentionBytes = prometheus.NewDesc("accesslog_exporter_kafka_topic_retention_bytes",
+		"The topic's effective retention.bytes: the size per partition beyond which its oldest segments are deleted. -1 when unlimited.",
+		[]string{"topic"}, nil)
 	descReplicationFactor = prometheus.NewDesc("accesslog_exporter_kafka_topic_replication_factor",
 		"The topic's replication factor: the fewest replicas any of its partitions lists.",
 		[]string{"topic"}, nil)
@@ -70,5 +76,5 @@ var healthDescs = []*prometheus.Desc{
 	descPartitionUnderReplicated, descGroupCurrentOffset, descGroupCurrentOffsetSum, descGroupLag,
 	descGroupLagSum, descGroupMembers,
 	descOfflinePartitions, descUnderMinISRPartitions, descMinISR, descReplicationFactor,
-	descDurabilityRisk, descGroupLagSeconds, descGroupUncommitted,
+	descDurabilityRisk, descGroupLagSeconds, descGroupUncommitted, descRetentionSeconds, descRetentionBytes,
 }

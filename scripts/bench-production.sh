@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The production path, measured as users run it: Filebeat 8 JSON envelopes of
+# main_timed lines on the standalone 3-broker kfake of deploy/local -> the real
+# exporter binary (decode, parse, metrics, push, commit) -> a push endpoint that
+# answers 204 at once (deploy/local/pushsink).
+#
+# LINES envelopes (default 1M) are preloaded once across every partition; then
+# the exporter runs RUNS times (default 5), each with a fresh consumer group
+# from earliest, until every line is counted and acknowledged. Per run it
+# prints lines/s (steady: 10 % to 90 % of the lines), CPU us/line (user+system
+# of the exporter process over the whole run) and peak RSS (VmHWM); then the
+# medians. CONFIG_EXTRA is YAML appended to the run's config (a lever to try),
+# EXPORTER_FLAGS extra flags. EXPORTERS="before=/path/a after=/path/b" compares
+# binaries: each run goes through every one in turn, so the ratios come from
+# one machine state; the medians are printed per name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${LINES:-1000000}
+runs=${RUNS:-5}
+base=${BASE_PORT:-39090}
+kafka_ports="$((base + 2)),$((base + 3)),$((base + 4))"
+control="127.0.0.1:$((base + 9))"
+sink="127.0.0.1:$((base + 10))"
+web="127.0.0.1:$((base + 11))"
+brokers="127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3)),127.0.0.1:$((base + 4))"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/" ./cmd/accesslog-exporter ./cmd/loggen ./deploy/local/kafka ./deploy/local/pushsink
+exporters=${EXPORTERS:-"this=$work/accesslog-exporter"}
+
+"$work/kafka" -ports "$kafka_ports" -control "$control" -topic nginxlog -partitions 6 >"$work/kafka.log" 2>&1 &
+pids+=($!)
+"$work/pushsink" -listen "$sink" >"$work/sink.log" 2>&1 &
+pids+=($!)
+
+wait_http() {
+  for _ in $(seq 1 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench-production: $1 did not answer" >&2
+  return 1
+}
+wait_http "http://$control/status"
+wait_http "http://$sink/stats"
+
+# Enough hosts (the record key) that every partition gets lines.
+hosts=$(seq -s, -f 'web-%g' 1 24)
+"$work/loggen" --format main_timed --envelope --rate 0 --count "$lines" --clock simulated \
+  --hosts "$hosts" --kafka.brokers "$brokers" --kafka.topic nginxlog 2>&1 | tail -1
+
+# A counter's value summed over its series, from the exposition.
+metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d\n", s }' "$2"; }
+
+clk=$(getconf CLK_TCK)
+results="$work/results"
+: >"$results"
+n=0
+for i in $(seq 1 "$runs"); do
+for named in $exporters; do
+  name=${named%%=*} bin=${named#*=}
+  n=$((n + 1))
+  cfg="$work/run$n.yml"
+  cat >"$cfg" <<EOF
+kafka:
+  brokers: [${brokers//,/, }]
+  topics: [nginxlog]
+  group: bench-$n-$$
+  start_offset: earliest
+input:
+  format: main_timed
+loki:
+  url: http://$sink
+health:
+  enabled: false
+${CONFIG_EXTRA:-}
+EOF
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  "$bin" --config.file "$cfg" --web.listen-address "$web" --log.level warn ${EXPORTER_FLAGS:-} \
+    >"$work/exporter$n.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  t10="" t90="" done_at=""
+  deadline=$(( $(date +%s) + 600 ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "bench-production: the exporter exited; its log:" >&2
+      tail -20 "$work/exporter$n.log" >&2
+      exit 1
+    fi
+    if curl -fsS -o "$work/m" "http://$web/metrics" 2>/dev/null; then
+      now=$(date +%s.%N)
+      counted=$(metric_sum accesslog_exporter_records_total "$work/m")
+      acked=$(metric_sum accesslog_exporter_loki_entries_sent_total "$work/m")
+      least=$(( counted < acked ? counted : acked ))
+      [ -z "$t10" ] && [ "$least" -ge $(( lines / 10 )) ] && t10=$now
+      [ -z "$t90" ] && [ "$least" -ge $(( lines * 9 / 10 )) ] && t90=$now
+      if [ "$least" -ge "$lines" ]; then done_at=$now; break; fi
+    fi
+    sleep 0.1
+  done
+  if [ -z "$done_at" ]; then
+    echo "bench-production: run $i did not finish; counted=$counted acked=$acked of $lines" >&2
+    exit 1
+  fi
+  read -r utime stime < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
+  hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+  awk -v n="$lines" -v t10="$t10" -v t90="$t90" -v s="$start" -v d="$done_at" -v u="$utime" -v st="$stime" \
+    -v clk="$clk" -v hwm="$hwm" -v i="$i" -v name="$name" 'BEGIN {
+      steady = (t90 > t10) ? 0.8 * n / (t90 - t10) : n / (d - s)
+      cpu = (u + st) / clk * 1e6 / n
+      printf "%s run %d: %.0f lines/s steady, %.0f lines/s overall, %.2f us CPU/line, peak RSS %.0f MiB\n", name, i, steady, n / (d - s), cpu, hwm / 1024
+      printf "%s %f %f %f\n", name, steady, cpu, hwm / 1024 > "/dev/stderr"
+    }' 2>>"$results"
+done
+done
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+for named in $exporters; do
+  name=${named%%=*}
+  col() { awk -v name="$name" -v c="$1" '$1 == name { print $c }' "$results" | median; }
+  printf '%s: median over %d runs of %d lines: %.0f lines/s, %.2f us CPU/line, peak RSS %.0f MiB\n' "$name" "$runs" "$lines" \
+    "$(col 2)" "$(col 3)" "$(col 4)"
+done
