@@ -85,258 +85,313 @@ func NewRegistry() *prometheus.Registry {
 
 // Run consumes until ctx ends, serving metrics over HTTP meanwhile, then
 // shuts down: in-flight batches are finished and committed, the group is
-// left, the server stops. A bad config fails before anything starts.
+// left, the server stops. It builds every component first and starts them
+// only when all are built, so a bad config fails before anything starts
+// and leaves nothing open.
 func Run(ctx context.Context, cfg *config.Config, opts Options) error {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	reg := NewRegistry()
-	l, err := newLive(cfg, reg)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p, err := build(ctx, cfg, opts)
+	if p != nil {
+		defer p.release()
+	}
 	if err != nil {
 		return err
 	}
-	reloads, err := newReloader(opts.ConfigFile, opts.Override, cfg, l, reg, log)
-	if err != nil {
-		return err
+	if opts.Started != nil {
+		opts.Started(p.srv)
 	}
-	self, err := newSelfMetrics(reg)
-	if err != nil {
-		return err
+	return p.supervise(ctx, cancel, opts)
+}
+
+// parts are the components of one run, built before any of them starts.
+type parts struct {
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	l       *live
+	self    *selfMetrics
+	comps   *component.Set
+	reloads *reloader
+	kcfg    config.Kafka // kafka section, with the embedded brokers
+	emb     *embedded
+	tracing *telemetry.Tracing
+	tracer  trace.Tracer // nil when tracing is off: no span work at all
+	members []*kafka.Consumer
+	lc      *loki.Client
+	health  *kafkahealth.Poller
+	pusher  *telemetry.Pusher
+	srv     *server.Server
+	started bool // supervise took over closing the components
+}
+
+// build constructs every component of cfg; on error what was built so far
+// is closed by release.
+func build(ctx context.Context, cfg *config.Config, opts Options) (*parts, error) {
+	p := &parts{log: opts.Logger, reg: NewRegistry(), kcfg: cfg.Kafka}
+	var err error
+	if p.l, err = newLive(cfg, p.reg); err != nil {
+		return p, err
+	}
+	if p.reloads, err = newReloader(opts.ConfigFile, opts.Override, cfg, p.l, p.reg, p.log); err != nil {
+		return p, err
+	}
+	if p.self, err = newSelfMetrics(p.reg); err != nil {
+		return p, err
 	}
 	// Every component reports its last cycle the same way
 	// (accesslog_exporter_component_success and _duration_seconds).
-	components := component.NewSet()
-	if err := reg.Register(components); err != nil {
-		return err
+	p.comps = component.NewSet()
+	if err := p.reg.Register(p.comps); err != nil {
+		return p, err
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	kcfg := cfg.Kafka
 	if opts.Embedded {
-		emb, err := startEmbedded(ctx, kcfg.Topics[0], opts.EmbeddedRate, log)
-		if err != nil {
-			return err
+		if p.emb, err = startEmbedded(ctx, p.kcfg.Topics[0], opts.EmbeddedRate, p.log); err != nil {
+			return p, err
 		}
-		defer emb.close()
-		kcfg.Brokers = emb.brokers
+		p.kcfg.Brokers = p.emb.brokers
 		if cfg.Loki.URL == "" && len(cfg.Roles) == 0 {
 			// The demo shows both paths, each with its own group.
-			url, err := emb.startSink()
+			url, err := p.emb.startSink()
 			if err != nil {
-				return err
+				return p, err
 			}
 			demo := *cfg
 			demo.Loki.URL = url
 			cfg = &demo
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); emb.generate(ctx) }()
 	}
-
-	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, components.Component("tracing"), opts.SpanProcessors...)
-	if err != nil {
-		return cfg.Errorf("tracing", "%v", err)
+	if p.tracing, err = telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, p.comps.Component("tracing"), opts.SpanProcessors...); err != nil {
+		return p, cfg.Errorf("tracing", "%v", err)
 	}
-	// Spans still buffered are sent on the way out, after the final commit.
-	defer func() {
-		if err := tracing.Shutdown(5 * time.Second); err != nil {
-			log.Warn("tracing shutdown", "err", err)
-		}
-	}()
 	// With tracing off the processor gets no tracer and skips span work
 	// altogether, so the hot path is what it was without tracing.
-	var tracer trace.Tracer
-	if tracing.Enabled() {
-		tracer = tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/pipeline")
+	if p.tracing.Enabled() {
+		p.tracer = p.tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/pipeline")
 	}
+	if err := p.buildMembers(ctx, cfg, opts); err != nil {
+		return p, err
+	}
+	if err := p.buildReporters(cfg); err != nil {
+		return p, err
+	}
+	return p, p.buildServer(ctx, opts)
+}
+
+// buildMembers builds one consumer-group member per sink, and the log
+// store's client for the log member.
+func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Options) error {
 	metricsOn, logsOn := cfg.Sinks()
 	budget := opts.ShutdownTimeout
 	if budget <= 0 {
 		budget = 30 * time.Second
 	}
-	var members []*kafka.Consumer
-	closeMembers := func() {
-		for _, m := range members {
-			m.Close()
-		}
-	}
+	kafkaTracer := p.tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka")
 	if metricsOn {
 		// Counted is done: this member never waits for the log store, so
 		// metrics and alerts go on through a log-store outage.
-		cons, err := kafka.New(kcfg, kafka.Options{
+		cons, err := kafka.New(p.kcfg, kafka.Options{
 			Sink:            config.RoleMetrics,
-			Status:          components.Component("kafka_metrics"),
-			Tracer:          tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
-			NewProcessor:    func(int) kafka.Processor { return withHooks(newProcessor(l, self, tracer, nil), log, opts) },
-			Logger:          log,
-			Registerer:      reg,
+			Status:          p.comps.Component("kafka_metrics"),
+			Tracer:          kafkaTracer,
+			NewProcessor:    func(int) kafka.Processor { return withHooks(newProcessor(p.l, p.self, p.tracer, nil), p.log, opts) },
+			Logger:          p.log,
+			Registerer:      p.reg,
 			ExtraOpts:       opts.KafkaOpts,
 			ShutdownTimeout: budget,
 		})
 		if err != nil {
 			return err
 		}
-		members = append(members, cons)
+		p.members = append(p.members, cons)
 	}
-	var lc *loki.Client
-	if logsOn {
-		lopts := loki.Options{Logger: log, Registerer: reg, UserAgent: "accesslog-exporter/" + opts.Version, Status: components.Component("loki")}
-		if tracing.Enabled() {
-			lopts.Tracer = tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/loki")
-		}
-		lc, err = loki.New(cfg.Loki, lopts)
-		if err != nil {
-			closeMembers()
-			return cfg.Errorf("loki", "%v", err)
-		}
-		lcfg := kcfg
-		lcfg.Group = cfg.LokiGroup()
-		// A deployment that ran one group for both sinks starts the log
-		// group where that group stopped (docs/delivery.md, upgrading).
-		if n, err := kafka.SeedGroup(ctx, kcfg, kcfg.Group, lcfg.Group, opts.KafkaOpts...); err != nil {
-			closeMembers()
-			return err
-		} else if n > 0 {
-			log.Info("log group had no offsets; started it at the committed offsets of the metrics group", "group", lcfg.Group, "from", kcfg.Group, "partitions", n)
-		}
-		// An offset is committed only once the store has every line up to
-		// it: each worker's appender retains the Kafka batch until
-		// acknowledged, and fetching pauses while too much waits.
-		cons, err := kafka.New(lcfg, kafka.Options{
-			Sink:   config.RoleLogs,
-			Status: components.Component("kafka_logs"),
-			Tracer: tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
-			NewProcessor: func(int) kafka.Processor {
-				return withHooks(newProcessor(l, self, tracer, lc.NewAppender()), log, opts)
-			},
-			Logger:           log,
-			Registerer:       reg,
-			ExtraOpts:        opts.KafkaOpts,
-			MaxInflightBytes: int64(cfg.Loki.MaxInflightBytes),
-			Flush:            lc.Flush,
-			ShutdownTimeout:  min(budget, cfg.Loki.ShutdownTimeout),
-			RevokeTimeout:    cfg.Loki.ShutdownTimeout,
-		})
-		if err != nil {
-			closeMembers()
-			return err
-		}
-		members = append(members, cons)
-		lc.Start()
+	if !logsOn {
+		return nil
 	}
+	lopts := loki.Options{Logger: p.log, Registerer: p.reg, UserAgent: "accesslog-exporter/" + opts.Version, Status: p.comps.Component("loki")}
+	if p.tracing.Enabled() {
+		lopts.Tracer = p.tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/loki")
+	}
+	lc, err := loki.New(cfg.Loki, lopts)
+	if err != nil {
+		return cfg.Errorf("loki", "%v", err)
+	}
+	p.lc = lc
+	lcfg := p.kcfg
+	lcfg.Group = cfg.LokiGroup()
+	// A deployment that ran one group for both sinks starts the log
+	// group where that group stopped (docs/delivery.md, upgrading).
+	if n, err := kafka.SeedGroup(ctx, p.kcfg, p.kcfg.Group, lcfg.Group, opts.KafkaOpts...); err != nil {
+		return err
+	} else if n > 0 {
+		p.log.Info("log group had no offsets; started it at the committed offsets of the metrics group", "group", lcfg.Group, "from", p.kcfg.Group, "partitions", n)
+	}
+	// An offset is committed only once the store has every line up to
+	// it: each worker's appender retains the Kafka batch until
+	// acknowledged, and fetching pauses while too much waits.
+	cons, err := kafka.New(lcfg, kafka.Options{
+		Sink:   config.RoleLogs,
+		Status: p.comps.Component("kafka_logs"),
+		Tracer: kafkaTracer,
+		NewProcessor: func(int) kafka.Processor {
+			return withHooks(newProcessor(p.l, p.self, p.tracer, lc.NewAppender()), p.log, opts)
+		},
+		Logger:           p.log,
+		Registerer:       p.reg,
+		ExtraOpts:        opts.KafkaOpts,
+		MaxInflightBytes: int64(cfg.Loki.MaxInflightBytes),
+		Flush:            lc.Flush,
+		ShutdownTimeout:  min(budget, cfg.Loki.ShutdownTimeout),
+		RevokeTimeout:    cfg.Loki.ShutdownTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	p.members = append(p.members, cons)
+	return nil
+}
+
+// buildReporters builds the health poller and the pusher.
+func (p *parts) buildReporters(cfg *config.Config) error {
 	// Every replica polls cluster health; the series do not depend on the
 	// replica, and the shipped rules take max over replicas
 	// (docs/kafka-health.md).
-	var health *kafkahealth.Poller
-	var gatherer prometheus.Gatherer = reg
-	var expositions []server.Exposition
+	var gatherer prometheus.Gatherer = p.reg
 	if cfg.Health.Enabled {
-		health, err = kafkahealth.New(kcfg, cfg.Health, kafkahealth.Options{Logger: log, Status: components.Component("kafka_health")})
+		h, err := kafkahealth.New(p.kcfg, cfg.Health, kafkahealth.Options{Logger: p.log, Status: p.comps.Component("kafka_health")})
 		if err != nil {
-			closeMembers()
 			return cfg.Errorf("health", "%v", err)
 		}
+		p.health = h
 		// The cluster series are encoded once per poll and served beside
 		// the registry: through it, a large cluster costs half a second a scrape.
-		if err := reg.Register(health.Self()); err != nil {
-			closeMembers()
-			health.Close()
+		if err := p.reg.Register(h.Self()); err != nil {
 			return err
 		}
-		gatherer = prometheus.Gatherers{reg, health.ClusterGatherer()}
-		expositions = append(expositions, health)
+		gatherer = prometheus.Gatherers{p.reg, h.ClusterGatherer()}
 	}
-	var pusher *telemetry.Pusher
 	if cfg.Push.URL != "" {
-		if pusher, err = telemetry.NewPusher(cfg.Push, gatherer, reg, log, components.Component("push")); err != nil {
-			closeMembers()
+		var err error
+		if p.pusher, err = telemetry.NewPusher(cfg.Push, gatherer, p.reg, p.log, p.comps.Component("push")); err != nil {
 			return cfg.Errorf("push", "%v", err)
 		}
 	}
-	srv := server.New(server.Config{
+	return nil
+}
+
+// buildServer builds the HTTP server and binds its addresses.
+func (p *parts) buildServer(ctx context.Context, opts Options) error {
+	var expositions []server.Exposition
+	if p.health != nil {
+		expositions = append(expositions, p.health)
+	}
+	p.srv = server.New(server.Config{
 		Flags:         opts.Web,
 		TelemetryPath: opts.TelemetryPath,
 		EnablePprof:   opts.EnablePprof,
 		Version:       opts.Version,
-		Reload:        lifecycle(opts.EnableLifecycle, reloads.Reload),
+		Reload:        lifecycle(opts.EnableLifecycle, p.reloads.Reload),
 		Expositions:   expositions,
 		Limits:        opts.HTTPLimits,
-	}, reg, allReady(members), log)
-	if err := srv.Listen(ctx); err != nil {
-		closeMembers()
-		if health != nil {
-			health.Close()
-		}
-		return err
-	}
-	if opts.Started != nil {
-		opts.Started(srv)
-	}
+	}, p.reg, allReady(p.members), p.log)
+	return p.srv.Listen(ctx)
+}
 
-	if opts.Reloads != nil {
+// release closes what the run opened: on a setup error every component
+// built, which never ran; always the demo cluster and, last, tracing, so
+// that spans still buffered are sent after the final commit.
+func (p *parts) release() {
+	if !p.started {
+		for _, m := range p.members {
+			m.Close()
+		}
+		if p.health != nil {
+			p.health.Close()
+		}
+		if p.lc != nil {
+			p.lc.Close()
+		}
+	}
+	if p.emb != nil {
+		p.emb.close()
+	}
+	if p.tracing != nil {
+		if err := p.tracing.Shutdown(5 * time.Second); err != nil {
+			p.log.Warn("tracing shutdown", "err", err)
+		}
+	}
+}
+
+// supervise runs every component until ctx ends or a consumer member or the
+// server stops (which cancels the rest: a restart rejoins both groups), and
+// returns their errors joined. Each component closes what it opened on its
+// way out; the log client is closed once the log member has waited for
+// acknowledgements and committed: what it still holds is abandoned,
+// uncommitted, and read again.
+func (p *parts) supervise(ctx context.Context, cancel context.CancelFunc, opts Options) error {
+	p.started = true
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var all []error
+	goRun := func(run func() error, stopsAll bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-opts.Reloads:
-					_ = reloads.Reload() // logged and reported by the reloader
-				}
+			err := run()
+			if stopsAll {
+				cancel()
+			}
+			if err != nil {
+				mu.Lock()
+				all = append(all, err)
+				mu.Unlock()
 			}
 		}()
 	}
-	errs := make(chan error, 4+len(members))
-	if health != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs <- health.Run(ctx) }()
+	if p.emb != nil {
+		goRun(func() error { p.emb.generate(ctx); return nil }, false)
 	}
-	if pusher != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs <- pusher.Run(ctx) }()
+	if opts.Reloads != nil {
+		goRun(func() error { p.reloadOn(ctx, opts.Reloads); return nil }, false)
 	}
-	// Each member shuts down on its own budget; the log client is closed
-	// once the log member has waited for acknowledgements and committed:
-	// what it still holds is abandoned, uncommitted, and read again.
+	if p.health != nil {
+		goRun(func() error { return p.health.Run(ctx) }, false)
+	}
+	if p.pusher != nil {
+		goRun(func() error { return p.pusher.Run(ctx) }, false)
+	}
+	if p.lc != nil {
+		p.lc.Start()
+	}
 	var membersWG sync.WaitGroup
-	for _, m := range members {
+	for _, m := range p.members {
 		membersWG.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer membersWG.Done()
-			err := m.Run(ctx)
-			cancel() // one member gone stops the process: a restart rejoins both
-			errs <- err
-		}()
+		goRun(func() error { defer membersWG.Done(); return m.Run(ctx) }, true)
 	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	goRun(func() error {
 		membersWG.Wait()
-		if lc != nil {
-			lc.Close()
+		if p.lc != nil {
+			p.lc.Close()
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		err := srv.Run(ctx)
-		cancel()
-		errs <- err
-	}()
+		return nil
+	}, false)
+	goRun(func() error { return p.srv.Run(ctx) }, true)
 	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		if err != nil {
-			all = append(all, err)
+	return errors.Join(all...)
+}
+
+// reloadOn reloads the file on every signal until ctx ends.
+func (p *parts) reloadOn(ctx context.Context, reloads <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reloads:
+			_ = p.reloads.Reload() // logged and reported by the reloader
 		}
 	}
-	return errors.Join(all...)
 }
 
 func lifecycle(on bool, reload func() error) func() error {
