@@ -9,7 +9,8 @@
 # from earliest, until every line is counted and acknowledged. Per run it
 # prints lines/s (steady: 10 % to 90 % of the lines), CPU us/line (user+system
 # of the exporter process over the whole run) and peak RSS (VmHWM); then the
-# medians. CONFIG_EXTRA is YAML appended to the run's config (a lever to try),
+# medians. KAFKA_EXTRA and LOKI_EXTRA are YAML lines added to the run's kafka
+# and loki sections (a lever to try, e.g. KAFKA_EXTRA='fetch_max_bytes: 8MiB'),
 # EXPORTER_FLAGS extra flags. EXPORTERS="before=/path/a after=/path/b" compares
 # binaries: each run goes through every one in turn, so the ratios come from
 # one machine state; the medians are printed per name.
@@ -72,13 +73,14 @@ kafka:
   topics: [nginxlog]
   group: bench-$n-$$
   start_offset: earliest
+${KAFKA_EXTRA:+  $KAFKA_EXTRA}
 input:
   format: main_timed
 loki:
   url: http://$sink
+${LOKI_EXTRA:+  $LOKI_EXTRA}
 health:
   enabled: false
-${CONFIG_EXTRA:-}
 EOF
   start=$(date +%s.%N)
   # shellcheck disable=SC2086

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // The `make run` path as a user sees it: the real binary with
@@ -22,28 +25,22 @@ func TestEmbeddedDemo(t *testing.T) {
 	requests := regexp.MustCompile(`(?m)^accesslog_http_requests_total\{[^}]*\} (\d+)`)
 	// Poll until every expectation holds, then report each that does not.
 	var total int
-	var selfMetrics bool
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	testbed.Eventually(t, 20*time.Second, func() []string {
 		body := scrape(url)
 		total = 0
 		for _, m := range requests.FindAllStringSubmatch(body, -1) {
 			n, _ := strconv.Atoi(m[1])
 			total += n
 		}
-		selfMetrics = strings.Contains(body, "accesslog_exporter_records_total")
-		if total >= 1000 && selfMetrics || time.Now().After(deadline) {
-			break
+		var mismatches []string
+		if total < 1000 {
+			mismatches = append(mismatches, fmt.Sprintf("accesslog_http_requests_total reached only %d, want 1000", total))
 		}
-	}
-	if total < 1000 {
-		t.Errorf("accesslog_http_requests_total reached only %d within 20s", total)
-	}
-	if !selfMetrics {
-		t.Error("pipeline self-metrics (accesslog_exporter_records_total) missing")
-	}
-	if t.Failed() {
-		return
-	}
+		if !strings.Contains(body, "accesslog_exporter_records_total") {
+			mismatches = append(mismatches, "pipeline self-metrics (accesslog_exporter_records_total) missing")
+		}
+		return mismatches
+	})
 
 	// Both paths run, each in its own group.
 	body := scrape(url)
@@ -80,13 +77,9 @@ func TestReloadSignalAndEndpoint(t *testing.T) {
 	cmd, url, _ := startBinary(t, "--config.file="+cfgFile, "--kafka.embedded", "--web.enable-lifecycle", "--web.listen-address=127.0.0.1:0")
 	waitMetric := func(what, want string) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !strings.Contains(scrape(url), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: /metrics never showed %q", what, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testbed.WaitFor(t, fmt.Sprintf("%s: /metrics to show %q", what, want), 15*time.Second, func() bool {
+			return strings.Contains(scrape(url), want)
+		})
 	}
 	waitMetric("start", `accesslog_http_requests_total{status="200",vhost=`)
 

@@ -66,6 +66,13 @@ func hasAt(in []byte, pos int, lit []byte) bool {
 // indexFrom finds the first lit in in[pos:]: the SIMD byte search for its
 // first byte, then a check of the rest, which nearly always succeeds at once.
 func indexFrom(in []byte, pos int, lit []byte) int {
+	if len(lit) == 1 && pos <= len(in) {
+		// The common delimiter, '"' or ' ': the byte search is the answer.
+		if i := bytes.IndexByte(in[pos:], lit[0]); i >= 0 {
+			return pos + i
+		}
+		return -1
+	}
 	for pos <= len(in) {
 		i := bytes.IndexByte(in[pos:], lit[0])
 		if i < 0 {

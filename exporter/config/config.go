@@ -45,14 +45,21 @@ type Kafka struct {
 	// from the environment (e.g. ${POD_NAME}); empty means dynamic members.
 	InstanceID string `yaml:"instance_id"`
 	// Workers bounds how many partitions are processed at once.
-	Workers int  `yaml:"workers"`
-	TLS     TLS  `yaml:"tls"`
-	SASL    SASL `yaml:"sasl"`
+	Workers int      `yaml:"workers"`
+	TLS     KafkaTLS `yaml:"tls"`
+	SASL    SASL     `yaml:"sasl"`
 }
 
-// TLS for the Kafka connection.
+// KafkaTLS turns TLS on for the brokers: Kafka addresses carry no scheme to
+// say so. Setting a CA or a client certificate turns it on too.
+type KafkaTLS struct {
+	Enabled bool `yaml:"enabled"`
+	TLS     `yaml:",inline"`
+}
+
+// TLS is the client side of a TLS connection, the same for every
+// destination (Kafka, the log store): the files are PEM, read at start.
 type TLS struct {
-	Enabled            bool   `yaml:"enabled"`
 	CAFile             string `yaml:"ca_file"`
 	CertFile           string `yaml:"cert_file"`
 	KeyFile            string `yaml:"key_file"`

@@ -250,7 +250,7 @@ func allPaths(t reflect.Type, prefix string) []string {
 			p = prefix + "." + n
 		}
 		out = append(out, p)
-		ft := t.Field(index[n]).Type
+		ft := t.FieldByIndex(index[n]).Type
 		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
 			out = append(out, allPaths(ft.Elem(), p+"[0]")...)
 		} else if ft.Kind() == reflect.Struct {

@@ -271,26 +271,35 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		d.lines[p] = k.Line
-		d.decode(val, v.Field(f), p)
+		d.decode(val, v.FieldByIndex(f), p)
 	}
 }
 
 // fieldsOf lists the YAML names of t's exported fields, in order, and maps
-// each to its field index.
-func fieldsOf(t reflect.Type) ([]string, map[string]int) {
+// each to its field index path; the fields of a struct marked ",inline" are
+// t's own, as yaml.v3 has them.
+func fieldsOf(t reflect.Type) ([]string, map[string][]int) {
 	var names []string
-	index := map[string]int{}
+	index := map[string][]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			inner, innerIndex := fieldsOf(f.Type)
+			for _, n := range inner {
+				names = append(names, n)
+				index[n] = append([]int{i}, innerIndex[n]...)
+			}
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
 		names = append(names, name)
-		index[name] = i
+		index[name] = []int{i}
 	}
 	return names, index
 }

@@ -20,7 +20,7 @@ type Loki struct {
 	// Tenant is sent as X-Scope-OrgID; empty sends none.
 	Tenant string     `yaml:"tenant"`
 	Auth   LokiAuth   `yaml:"auth"`
-	TLS    LokiTLS    `yaml:"tls"`
+	TLS    TLS        `yaml:"tls"` // used for https URLs
 	Batch  LokiBatch  `yaml:"batch"`
 	Retry  LokiRetry  `yaml:"retry"`
 	Labels LokiLabels `yaml:"labels"`
@@ -49,15 +49,6 @@ type LokiAuth struct {
 	Username        string `yaml:"username"`
 	PasswordFile    string `yaml:"password_file"`
 	BearerTokenFile string `yaml:"bearer_token_file"`
-}
-
-// LokiTLS is used for https URLs.
-type LokiTLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
 // LokiBatch says when a push is sent and how many may be outstanding.
@@ -175,12 +166,7 @@ func (v *validator) loki(l *Loki) {
 	}
 	v.readable("loki.auth.password_file", a.PasswordFile)
 	v.readable("loki.auth.bearer_token_file", a.BearerTokenFile)
-	v.readable("loki.tls.ca_file", l.TLS.CAFile)
-	v.readable("loki.tls.cert_file", l.TLS.CertFile)
-	v.readable("loki.tls.key_file", l.TLS.KeyFile)
-	if (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
-		v.errorf("loki.tls", "cert_file and key_file are set together or not at all")
-	}
+	v.tls("loki.tls", l.TLS)
 	if l.Drop.Enabled && l.Drop.MaxAge <= 0 && l.Drop.MaxBytes <= 0 {
 		v.errorf("loki.drop", "enabled needs max_age or max_bytes (or both)")
 	}

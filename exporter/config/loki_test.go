@@ -27,6 +27,8 @@ func TestLokiValidation(t *testing.T) {
 		{"reserved extra name", "loki:\n  url: http://l\n  labels:\n    extra:\n      - name: host\n        value: v\n", `loki.labels.extra[0].name: "host" is set by the exporter`},
 		{"username alone", "loki:\n  url: http://l\n  auth:\n    username: u\n", "loki.auth: username and password_file are set together"},
 		{"missing token file", "loki:\n  url: http://l\n  auth:\n    bearer_token_file: /nonexistent/token\n", "loki.auth.bearer_token_file: open /nonexistent/token"},
+		{"tls cert without key, worded as kafka.tls", "loki:\n  url: https://l\n  tls:\n    cert_file: " + secret + "\n", "config.yml:4: loki.tls.cert_file: set without loki.tls.key_file; a client certificate needs both"},
+		{"tls enabled is kafka's alone", "loki:\n  url: https://l\n  tls:\n    enabled: true\n", "config.yml:4: loki.tls.enabled: unknown field"},
 		{"drop without bound", "loki:\n  url: http://l\n  drop:\n    enabled: true\n", "loki.drop: enabled needs max_age or max_bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -83,15 +83,7 @@ func (v *validator) kafka(k *Kafka) {
 	v.interval("kafka.commit_interval", k.CommitInterval, minCommitInterval, maxPollInterval)
 	v.count("kafka.workers", k.Workers, 0, maxWorkers, "0: as many as GOMAXPROCS")
 
-	v.readable("kafka.tls.ca_file", k.TLS.CAFile)
-	v.readable("kafka.tls.cert_file", k.TLS.CertFile)
-	v.readable("kafka.tls.key_file", k.TLS.KeyFile)
-	switch {
-	case k.TLS.CertFile != "" && k.TLS.KeyFile == "":
-		v.errorf("kafka.tls.cert_file", "set without kafka.tls.key_file; a client certificate needs both")
-	case k.TLS.KeyFile != "" && k.TLS.CertFile == "":
-		v.errorf("kafka.tls.key_file", "set without kafka.tls.cert_file; a client certificate needs both")
-	}
+	v.tls("kafka.tls", k.TLS.TLS)
 
 	s := &k.SASL
 	switch m := strings.ToUpper(s.Mechanism); m {
@@ -194,6 +186,20 @@ func (v *validator) regexp(path, re string) *regexp.Regexp {
 // readable checks a file the exporter will open at start, so that a wrong
 // path fails check-config rather than the first connection. Paths are
 // relative to the working directory, not to the config file.
+// tls checks a TLS section the same way wherever it stands: every file set
+// is readable, and a client certificate has both its halves.
+func (v *validator) tls(path string, t TLS) {
+	v.readable(path+".ca_file", t.CAFile)
+	v.readable(path+".cert_file", t.CertFile)
+	v.readable(path+".key_file", t.KeyFile)
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		v.errorf(path+".cert_file", "set without %s.key_file; a client certificate needs both", path)
+	case t.KeyFile != "" && t.CertFile == "":
+		v.errorf(path+".key_file", "set without %s.cert_file; a client certificate needs both", path)
+	}
+}
+
 func (v *validator) readable(path, file string) {
 	if file == "" {
 		return

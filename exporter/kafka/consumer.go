@@ -1,5 +1,6 @@
 // Package kafka consumes the access-log topic as a consumer-group member
-// with at-least-once delivery, and reports on the health of the Kafka path.
+// with at-least-once delivery: a partition commits only what its Processor
+// has released.
 package kafka
 
 import (
@@ -24,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 )
 
@@ -71,6 +73,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Tracer traces offset commits; nil for none.
 	Tracer trace.Tracer
+	// Status, when set, gets every offset commit's success and duration:
+	// the member's cycle, as the exporter reports for every component.
+	Status *component.Status
 }
 
 // Consumer is one member of the exporter's consumer group.
@@ -172,7 +177,7 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		flow: newFlowDescs(sink),
 	}
 	c.info.Set(1)
-	kopts, err := clientOpts(cfg)
+	kopts, err := consumeOpts(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -607,6 +612,7 @@ func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochO
 		attribute.Int("partitions", len(offsets))))
 	defer span.End()
 	var failed bool
+	start := time.Now()
 	c.cl.CommitOffsetsSync(ctx, req, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			failed = true
@@ -631,10 +637,14 @@ func (c *Consumer) commit(ctx context.Context, offsets map[*partition]kgo.EpochO
 	if failed {
 		c.commitErrors.Inc()
 		span.SetStatus(codes.Error, "offset commit failed")
+		c.opts.Status.Report(time.Since(start), errCommitFailed)
 	} else {
 		c.commits.Inc()
+		c.opts.Status.Report(time.Since(start), nil)
 	}
 }
+
+var errCommitFailed = errors.New("offset commit failed")
 
 // fetchSeen marks the first answered fetch, for readiness: an empty topic
 // returns no records, yet the path to Kafka works.

@@ -11,24 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkaclient"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
-const topic = "nginxlog"
-
-func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
-	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3), kfake.SeedTopics(6, topic), kfake.GroupMinSessionTimeout(time.Second)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
+const topic = testbed.Topic
 
 // produce writes n records with values "0".."n-1", spread over partitions.
 func produce(t *testing.T, c *kfake.Cluster, from, n int) {
@@ -123,17 +118,6 @@ func start(t *testing.T, cfg config.Kafka, p func(int) Processor, extra ...kgo.O
 	return c, stop
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // committed returns the group's committed offsets summed over partitions,
 // and the topic's end offsets likewise.
 func committed(t *testing.T, c *kfake.Cluster, group string) (commit, end int64) {
@@ -164,13 +148,13 @@ func committed(t *testing.T, c *kfake.Cluster, group string) (commit, end int64)
 }
 
 func TestConsumeAllAndCommitToEnd(t *testing.T) {
-	c := newCluster(t)
+	c := testbed.Cluster(t)
 	const n = 5000
 	produce(t, c, 0, n)
 	cnt := newCounter()
 	cons, stop := start(t, testConfig(c, "g1"), cnt.processor)
-	waitFor(t, "all records processed", 20*time.Second, func() bool { return cnt.total.Load() >= n })
-	waitFor(t, "readiness", 5*time.Second, func() bool { ok, _ := cons.Ready(); return ok })
+	testbed.WaitFor(t, "all records processed", 20*time.Second, func() bool { return cnt.total.Load() >= n })
+	testbed.WaitFor(t, "readiness", 5*time.Second, func() bool { ok, _ := cons.Ready(); return ok })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +190,7 @@ func TestNotReadyBeforeJoin(t *testing.T) {
 // committed offsets. Duplicates are exactly the processed-but-uncommitted
 // tail; nothing is lost.
 func TestRestartResumesFromCommitted(t *testing.T) {
-	c := newCluster(t)
+	c := testbed.Cluster(t)
 	const n = 6000
 	produce(t, c, 0, n)
 
@@ -227,7 +211,7 @@ func TestRestartResumesFromCommitted(t *testing.T) {
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	done1 := make(chan error, 1)
 	go func() { done1 <- cons1.Run(ctx1) }()
-	waitFor(t, "first member to hang", 20*time.Second, holding.Load)
+	testbed.WaitFor(t, "first member to hang", 20*time.Second, holding.Load)
 	cancel1()
 	select {
 	case <-done1:
@@ -243,7 +227,7 @@ func TestRestartResumesFromCommitted(t *testing.T) {
 
 	second := newCounter()
 	start(t, cfg, second.processor)
-	waitFor(t, "second member to reach the end", 20*time.Second, func() bool { c2, _ := committed(t, c, "g-restart"); return c2 == n })
+	testbed.WaitFor(t, "second member to reach the end", 20*time.Second, func() bool { c2, _ := committed(t, c, "g-restart"); return c2 == n })
 	processed2 := second.total.Load()
 	if processed2 != n-commit1 {
 		t.Errorf("second member processed %d, want exactly the uncommitted %d", processed2, n-commit1)
@@ -269,23 +253,23 @@ func TestRestartResumesFromCommitted(t *testing.T) {
 }
 
 func TestTwoMembersOneLeaves(t *testing.T) {
-	c := newCluster(t)
+	c := testbed.Cluster(t)
 	const n = 4000
 	cfg := testConfig(c, "g-two")
 	a, b := newCounter(), newCounter()
 	consA, stopA := start(t, cfg, a.processor)
 	consB, _ := start(t, cfg, b.processor)
-	waitFor(t, "both members to own partitions", 20*time.Second, func() bool {
+	testbed.WaitFor(t, "both members to own partitions", 20*time.Second, func() bool {
 		return len(consA.owned()) > 0 && len(consB.owned()) > 0 && len(consA.owned())+len(consB.owned()) == 6
 	})
 	produce(t, c, 0, n)
-	waitFor(t, "first half", 20*time.Second, func() bool { return a.total.Load()+b.total.Load() >= n })
+	testbed.WaitFor(t, "first half", 20*time.Second, func() bool { return a.total.Load()+b.total.Load() >= n })
 	if err := stopA(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "B to own every partition", 20*time.Second, func() bool { return len(consB.owned()) == 6 })
+	testbed.WaitFor(t, "B to own every partition", 20*time.Second, func() bool { return len(consB.owned()) == 6 })
 	produce(t, c, n, n)
-	waitFor(t, "everything committed", 20*time.Second, func() bool { cm, _ := committed(t, c, "g-two"); return cm == 2*n })
+	testbed.WaitFor(t, "everything committed", 20*time.Second, func() bool { cm, _ := committed(t, c, "g-two"); return cm == 2*n })
 	seen := map[string]bool{}
 	for _, cn := range []*counter{a, b} {
 		cn.mu.Lock()
@@ -303,23 +287,23 @@ func TestTwoMembersOneLeaves(t *testing.T) {
 }
 
 func TestBrokerLossKeepsConsuming(t *testing.T) {
-	c := newCluster(t)
+	c := testbed.Cluster(t)
 	cnt := newCounter()
 	start(t, testConfig(c, "g-loss"), cnt.processor, kgo.MetadataMinAge(50*time.Millisecond), kgo.MetadataMaxAge(time.Second))
 	produce(t, c, 0, 1000)
-	waitFor(t, "first records", 20*time.Second, func() bool { return cnt.total.Load() >= 1000 })
+	testbed.WaitFor(t, "first records", 20*time.Second, func() bool { return cnt.total.Load() >= 1000 })
 	// Remove a broker that is not the group coordinator's only home: kfake
 	// moves its partitions' leadership to the survivors.
 	if err := c.RemoveNode(2); err != nil {
 		t.Fatal(err)
 	}
 	produce(t, c, 1000, 1000)
-	waitFor(t, "records after broker loss", 30*time.Second, func() bool { return cnt.distinct() == 2000 })
-	waitFor(t, "commits after broker loss", 30*time.Second, func() bool { cm, _ := committed(t, c, "g-loss"); return cm == 2000 })
+	testbed.WaitFor(t, "records after broker loss", 30*time.Second, func() bool { return cnt.distinct() == 2000 })
+	testbed.WaitFor(t, "commits after broker loss", 30*time.Second, func() bool { cm, _ := committed(t, c, "g-loss"); return cm == 2000 })
 }
 
 func TestShutdownFinishesInFlightAndCommits(t *testing.T) {
-	c := newCluster(t)
+	c := testbed.Cluster(t)
 	const n = 3000
 	produce(t, c, 0, n)
 	cnt := newCounter()
@@ -358,7 +342,9 @@ func TestBadConfigNamesField(t *testing.T) {
 	}{
 		{"unknown sasl mechanism", func(k *config.Kafka) { k.SASL = config.SASL{Mechanism: "GSSAPI", Username: "u", PasswordFile: pw} }, "kafka.sasl.mechanism"},
 		{"sasl without password file", func(k *config.Kafka) { k.SASL = config.SASL{Mechanism: "PLAIN", Username: "u"} }, "kafka.sasl.password_file"},
-		{"missing CA file", func(k *config.Kafka) { k.TLS = config.TLS{Enabled: true, CAFile: filepath.Join(dir, "nope.pem")} }, "kafka.tls.ca_file"},
+		{"missing CA file", func(k *config.Kafka) {
+			k.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: filepath.Join(dir, "nope.pem")}}
+		}, "kafka.tls.ca_file"},
 		{"empty topic list", func(k *config.Kafka) { k.Topics = nil }, "kafka.topics"},
 		{"no brokers", func(k *config.Kafka) { k.Brokers = nil }, "kafka.brokers"},
 		{"bad start offset", func(k *config.Kafka) { k.StartOffset = "middle" }, "kafka.start_offset"},
@@ -382,14 +368,14 @@ func TestSASLAgainstBroker(t *testing.T) {
 	}
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
-			c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(mech, "admin", "s3cret"))
+			c := testbed.Cluster(t, kfake.EnableSASL(), kfake.Superuser(mech, "admin", "s3cret"))
 			cfg := testConfig(c, "g-sasl")
 			cfg.SASL = config.SASL{Mechanism: mech, Username: "admin", PasswordFile: pw}
-			m, err := saslMechanism(cfg.SASL)
+			opts, err := kafkaclient.Opts(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(m))
+			cl, err := kgo.NewClient(opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -399,7 +385,37 @@ func TestSASLAgainstBroker(t *testing.T) {
 			cl.Close()
 			cnt := newCounter()
 			start(t, cfg, cnt.processor)
-			waitFor(t, "record over SASL", 20*time.Second, func() bool { return cnt.total.Load() == 1 })
+			testbed.WaitFor(t, "record over SASL", 20*time.Second, func() bool { return cnt.total.Load() == 1 })
 		})
 	}
+}
+
+// A member reports each offset commit as its component cycle (success and
+// duration), as every component of the exporter does.
+func TestCommitReportsComponentStatus(t *testing.T) {
+	c := testbed.Cluster(t)
+	produce(t, c, 0, 100)
+	set := component.NewSet()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set)
+	cnt := newCounter()
+	cons, err := New(testConfig(c, "g-status"), Options{NewProcessor: cnt.processor, ExtraOpts: fastGroup, Status: set.Component("kafka_metrics")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testbed.Eventually(t, 20*time.Second, func() []string {
+		want := `
+# HELP accesslog_exporter_component_success 1 if the component's last cycle succeeded, else 0: a commit for a Kafka consumer, a push for the log store and push, a poll for the health poller, an export for tracing.
+# TYPE accesslog_exporter_component_success gauge
+accesslog_exporter_component_success{component="kafka_metrics"} 1
+`
+		if err := promtestutil.GatherAndCompare(reg, strings.NewReader(want), "accesslog_exporter_component_success"); err != nil {
+			return []string{err.Error()}
+		}
+		return nil
+	})
 }

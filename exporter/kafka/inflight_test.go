@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // holder is a Processor standing in for Loki: it retains every batch (as
@@ -44,7 +46,7 @@ func (h *holder) releaseAll() {
 }
 
 func TestFetchPausesAtInflightBound(t *testing.T) {
-	c := newCluster(t)
+	c := testbed.Cluster(t)
 	// Small record batches, so that one fetch cannot overshoot the bound by much.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchMaxBytes(2000), kgo.ProducerLinger(0))
 	if err != nil {
@@ -78,7 +80,7 @@ func TestFetchPausesAtInflightBound(t *testing.T) {
 	go func() { cons.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, "fetching to pause", 10*time.Second, cons.Paused)
+	testbed.WaitFor(t, "fetching to pause", 10*time.Second, cons.Paused)
 	time.Sleep(500 * time.Millisecond)
 	first := h.handed.Load()
 	time.Sleep(500 * time.Millisecond)
@@ -96,8 +98,8 @@ func TestFetchPausesAtInflightBound(t *testing.T) {
 	// Acknowledge: room frees, fetching resumes and everything is committed.
 	h.open.Store(true)
 	h.releaseAll()
-	waitFor(t, "all records", 20*time.Second, func() bool { return h.records.Load() >= n })
-	waitFor(t, "all committed", 10*time.Second, func() bool {
+	testbed.WaitFor(t, "all records", 20*time.Second, func() bool { return h.records.Load() >= n })
+	testbed.WaitFor(t, "all committed", 10*time.Second, func() bool {
 		commit, end := committed(t, c, "pause")
 		return commit == end && end == n
 	})

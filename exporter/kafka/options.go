@@ -1,42 +1,28 @@
 package kafka
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkaclient"
 )
 
-// clientOpts turns the kafka section into client options. Secrets are read
-// here, at start, so a missing file fails the start with the field named.
-func clientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, fmt.Errorf("kafka.brokers: no brokers configured")
+// consumeOpts adds to the connection options what makes a consumer of the
+// log topics: the topics, where a new group starts and the fetch sizes.
+func consumeOpts(cfg config.Kafka) ([]kgo.Opt, error) {
+	opts, err := kafkaclient.Opts(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if len(cfg.Topics) == 0 {
 		return nil, fmt.Errorf("kafka.topics: no topic configured")
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumeTopics(cfg.Topics...),
-	}
+	opts = append(opts, kgo.ConsumeTopics(cfg.Topics...))
 	if cfg.TopicsRegex {
 		opts = append(opts, kgo.ConsumeRegex())
-	}
-	if cfg.ClientID != "" {
-		opts = append(opts, kgo.ClientID(cfg.ClientID))
 	}
 	switch strings.ToLower(cfg.StartOffset) {
 	case "", "earliest":
@@ -52,98 +38,5 @@ func clientOpts(cfg config.Kafka) ([]kgo.Opt, error) {
 	if cfg.FetchMaxPartitionBytes > 0 {
 		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(cfg.FetchMaxPartitionBytes)))
 	}
-	if cfg.TLS.Enabled || cfg.TLS.CAFile != "" || cfg.TLS.CertFile != "" {
-		tc, err := tlsConfig(cfg.TLS)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.Dialer(tlsDialer(tc, cfg.TLS.CAFile)))
-	}
-	if cfg.SASL.Mechanism != "" {
-		m, err := saslMechanism(cfg.SASL)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.SASL(m))
-	}
 	return opts, nil
-}
-
-// tlsDialer dials as kgo.DialTLSConfig does (server name from the broker's
-// host unless set), and names the setting to fix when a broker's
-// certificate does not verify: otherwise all the operator sees is a group
-// never joined.
-func tlsDialer(tc *tls.Config, caFile string) func(ctx context.Context, network, host string) (net.Conn, error) {
-	trusted := "the system's roots (kafka.tls.ca_file is not set)"
-	if caFile != "" {
-		trusted = caFile
-	}
-	return func(ctx context.Context, network, host string) (net.Conn, error) {
-		c := tc.Clone()
-		if c.ServerName == "" {
-			server, _, err := net.SplitHostPort(host)
-			if err != nil {
-				return nil, fmt.Errorf("kafka: broker address %q: %w", host, err)
-			}
-			c.ServerName = server
-		}
-		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: c}
-		conn, err := d.DialContext(ctx, network, host)
-		var ve *tls.CertificateVerificationError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: broker %s presents a certificate not signed by %s: %w", host, trusted, err)
-		}
-		return conn, err
-	}
-}
-
-func tlsConfig(c config.TLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		if c.CertFile == "" || c.KeyFile == "" {
-			return nil, fmt.Errorf("kafka.tls: cert_file and key_file go together")
-		}
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
-}
-
-func saslMechanism(c config.SASL) (sasl.Mechanism, error) {
-	if c.Username == "" {
-		return nil, fmt.Errorf("kafka.sasl.username: required with mechanism %s", c.Mechanism)
-	}
-	if c.PasswordFile == "" {
-		return nil, fmt.Errorf("kafka.sasl.password_file: required with mechanism %s", c.Mechanism)
-	}
-	raw, err := os.ReadFile(c.PasswordFile)
-	if err != nil {
-		return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
-	}
-	// A trailing newline is what editors and `echo` leave; it is never part
-	// of a password.
-	pass := strings.TrimRight(string(raw), "\r\n")
-	switch strings.ToUpper(c.Mechanism) {
-	case "PLAIN":
-		return plain.Auth{User: c.Username, Pass: pass}.AsMechanism(), nil
-	case "SCRAM-SHA-256":
-		return scram.Auth{User: c.Username, Pass: pass}.AsSha256Mechanism(), nil
-	case "SCRAM-SHA-512":
-		return scram.Auth{User: c.Username, Pass: pass}.AsSha512Mechanism(), nil
-	}
-	return nil, fmt.Errorf("kafka.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.Mechanism)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkaclient"
 )
 
 // SeedGroup gives group to the committed offsets of from, when group has
@@ -19,13 +20,10 @@ import (
 // how many partition offsets it copied (0 when group had commits, or from
 // had none). Call it before the member of group joins.
 func SeedGroup(ctx context.Context, cfg config.Kafka, from, group string, extra ...kgo.Opt) (int, error) {
-	copts, err := clientOpts(cfg)
+	copts, err := kafkaclient.Opts(cfg)
 	if err != nil {
 		return 0, err
 	}
-	// clientOpts makes a consumer of the topics; an empty topic set makes
-	// an admin client that consumes nothing.
-	copts = append(copts, kgo.ConsumeTopics())
 	copts = append(copts, extra...)
 	cl, err := kgo.NewClient(copts...)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // testCA is a certificate authority made for one test.
@@ -89,13 +90,7 @@ func (ca testCA) file(t *testing.T) string {
 // tlsCluster is a kfake cluster whose brokers listen with TLS only.
 func tlsCluster(t *testing.T, ca testCA) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, topic), kfake.GroupMinSessionTimeout(time.Second),
-		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return testbed.Cluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}))
 }
 
 // The documented kafka.tls settings against brokers that serve TLS: the
@@ -122,10 +117,10 @@ func TestConsumeOverTLS(t *testing.T) {
 	prod.Close()
 
 	cfg := testConfig(c, "g-tls")
-	cfg.TLS = config.TLS{Enabled: true, CAFile: ca.file(t)}
+	cfg.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: ca.file(t)}}
 	cnt := newCounter()
 	_, stop := start(t, cfg, cnt.processor)
-	waitFor(t, "every record over TLS", 20*time.Second, func() bool { return cnt.distinct() == n })
+	testbed.WaitFor(t, "every record over TLS", 20*time.Second, func() bool { return cnt.distinct() == n })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +135,7 @@ func TestTLSWrongCANamesCAFile(t *testing.T) {
 	c := tlsCluster(t, newCA(t, "broker CA"))
 	cfg := testConfig(c, "g-tls-wrong")
 	caFile := newCA(t, "some other CA").file(t)
-	cfg.TLS = config.TLS{Enabled: true, CAFile: caFile}
+	cfg.TLS = config.KafkaTLS{Enabled: true, TLS: config.TLS{CAFile: caFile}}
 	cons, stop := start(t, cfg, newCounter().processor)
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -155,15 +150,10 @@ func TestTLSWrongCANamesCAFile(t *testing.T) {
 		}
 	}
 	// /readyz says why the group is not joined, not only that it is not.
-	var ready bool
-	var why string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		ready, why = cons.Ready()
-		if strings.Contains(why, "kafka.tls.ca_file") || time.Now().After(deadline) {
-			break
+	testbed.Eventually(t, 10*time.Second, func() []string {
+		if ready, why := cons.Ready(); ready || !strings.Contains(why, "kafka.tls.ca_file") {
+			return []string{fmt.Sprintf("Ready() = %v, %q: want not ready, naming kafka.tls.ca_file", ready, why)}
 		}
-	}
-	if ready || !strings.Contains(why, "kafka.tls.ca_file") {
-		t.Errorf("Ready() = %v, %q: want not ready, naming kafka.tls.ca_file", ready, why)
-	}
+		return nil
+	})
 }

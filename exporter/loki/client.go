@@ -16,16 +16,12 @@ package loki
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/credentials"
 )
 
 // PushPath is added to a base URL that does not name a path.
@@ -126,7 +123,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	}
 	switch {
 	case cfg.Auth.Username != "":
-		pw, err := readSecret(cfg.Auth.PasswordFile)
+		pw, err := credentials.Secret(cfg.Auth.PasswordFile, "loki.auth.password_file")
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +131,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 		req.SetBasicAuth(cfg.Auth.Username, pw)
 		c.auth = req.Header.Get("Authorization")
 	case cfg.Auth.BearerTokenFile != "":
-		tok, err := readSecret(cfg.Auth.BearerTokenFile)
+		tok, err := credentials.Secret(cfg.Auth.BearerTokenFile, "loki.auth.bearer_token_file")
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +141,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	if rt == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = cfg.Batch.MaxConcurrency
-		tc, err := tlsConfig(cfg.TLS)
+		tc, err := credentials.TLS(cfg.TLS, "loki.tls")
 		if err != nil {
 			return nil, err
 		}
@@ -158,37 +155,6 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
-}
-
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("loki: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-func tlsConfig(t config.LokiTLS) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("loki: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("loki: tls.ca_file %s: no PEM certificates", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loki: tls client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // NewAppender returns an appender for one worker.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // newStore is the tests' Loki: lokitest's in-process receiver with Loki's
@@ -59,17 +60,6 @@ func (a *countAck) Retain()  { a.refs.Add(1); a.retains.Add(1) }
 func (a *countAck) Release() { a.refs.Add(-1); a.releases.Add(1) }
 
 func (a *countAck) held() bool { return a.refs.Load() != 0 }
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func addLines(a *Appender, ack Acker, from, n int, host string) {
 	a.Begin("nginxlog", 3, ack)
@@ -176,14 +166,14 @@ func TestSourcesHeldUntilLokiAcknowledges(t *testing.T) {
 	ack.Release()
 	c.Flush()
 	// Wait for a retry: the client has had a 503 and gone on holding.
-	waitFor(t, "a retried 503", 5*time.Second, func() bool {
+	testbed.WaitFor(t, "a retried 503", 5*time.Second, func() bool {
 		return counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "5xx") >= 2
 	})
 	if !ack.held() || store.Len() != 0 {
 		t.Fatalf("source held %v with %d entries stored while Loki answered 503", ack.held(), store.Len())
 	}
 	store.SetFault(lokitest.NoFault)
-	waitFor(t, "source released", 5*time.Second, func() bool { return !ack.held() })
+	testbed.WaitFor(t, "source released", 5*time.Second, func() bool { return !ack.held() })
 	if got := store.Len(); got != 200 {
 		t.Errorf("Loki got %d entries, want 200", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
@@ -53,14 +54,10 @@ func pushToVictoriaLogs(t *testing.T, base string, meta bool) {
 
 	// VictoriaLogs makes new data searchable within about a second.
 	var rows []map[string]string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testbed.WaitFor(t, fmt.Sprintf("%d lines searchable in VictoriaLogs", n), 15*time.Second, func() bool {
 		rows = queryVL(t, base, `{job="`+job+`"}`)
-		if len(rows) >= n || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return len(rows) >= n
+	})
 	if len(rows) != n {
 		t.Fatalf("VictoriaLogs holds %d lines, want %d", len(rows), n)
 	}

@@ -115,7 +115,10 @@ func TestSIGKILLCrashTail(t *testing.T) {
 	t.Logf("SIGKILL at %d lines/s after %d produced: metrics re-counted %v to %d lines (%.2f to %.2f s of traffic; kept up: %v); the log store holds %d duplicates (%.2f s), %d missing",
 		rate, killedAt, atLeast, atMost, atLeast/rate, float64(atMost)/rate, keptUp, dups, float64(dups)/rate, missing)
 	var errs []string
-	if atLeast > 2*rate || (keptUp && atMost > 2*rate) {
+	// A process that could not keep up with the rate also commits late, so
+	// the 2 s bound is a claim about a machine with room to spare; on an
+	// overloaded one (make test's parallel -race packages) it is reported.
+	if keptUp && (atLeast > 2*rate || atMost > 2*rate) {
 		errs = append(errs, fmt.Sprintf("re-counted %v to %d lines; want at most %d (2 s of traffic)", atLeast, atMost, 2*rate))
 	}
 	if missing != 0 {

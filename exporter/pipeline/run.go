@@ -25,6 +25,7 @@ import (
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkahealth"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/telemetry"
@@ -220,11 +221,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	// Every replica polls cluster health; the series do not depend on the
 	// replica, and the shipped rules take max over replicas
 	// (docs/kafka-health.md).
-	var health *kafka.Health
+	var health *kafkahealth.Poller
 	var gatherer prometheus.Gatherer = reg
 	var expositions []server.Exposition
 	if cfg.Health.Enabled {
-		health, err = kafka.NewHealth(kcfg, cfg.Health, kafka.HealthOptions{Logger: log})
+		health, err = kafkahealth.New(kcfg, cfg.Health, kafkahealth.Options{Logger: log})
 		if err != nil {
 			closeMembers()
 			return cfg.Errorf("health", "%v", err)

@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // bigRegistry stands in for a full series budget: histograms by vhost and
@@ -263,7 +265,7 @@ func TestWriteTimeoutFreesAStalledReadersSlot(t *testing.T) {
 	slowReader(t, addr, "/metrics")
 	var codes []int
 	var refused, freed time.Time
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	testbed.Eventually(t, 60*time.Second, func() []string {
 		code, _ := fetch(t, http.DefaultClient, "http://"+addr+"/metrics", "", "")
 		if len(codes) == 0 || codes[len(codes)-1] != code {
 			codes = append(codes, code)
@@ -273,9 +275,10 @@ func TestWriteTimeoutFreesAStalledReadersSlot(t *testing.T) {
 		}
 		if code == http.StatusOK && !refused.IsZero() {
 			freed = time.Now()
-			break
+			return nil
 		}
-	}
+		return []string{fmt.Sprintf("scrape answers in turn %v: want 503, then 200 once the write timeout cuts the stalled reader", codes)}
+	})
 	// 503 while the stalled reader holds the only slot, for at least the
 	// write timeout (before, only while its body was being encoded), then
 	// 200 once the timeout cut it.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/credentials"
 )
 
 // Pusher sends a registry in the Prometheus text format to a URL on an
@@ -42,11 +42,11 @@ func NewPusher(cfg config.Push, g prometheus.Gatherer, reg prometheus.Registerer
 	}
 	opts.ExtraLabels = strings.Join(labels, ",")
 	if cfg.BearerTokenFile != "" {
-		tok, err := os.ReadFile(cfg.BearerTokenFile)
+		tok, err := credentials.Secret(cfg.BearerTokenFile, "push.bearer_token_file")
 		if err != nil {
-			return nil, fmt.Errorf("push.bearer_token_file: %w", err)
+			return nil, err
 		}
-		opts.Headers = []string{"Authorization: Bearer " + strings.TrimSpace(string(tok))}
+		opts.Headers = []string{"Authorization: Bearer " + tok}
 	}
 	p := &Pusher{cfg: cfg, g: g, opts: opts, log: log,
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
 )
 
@@ -54,7 +55,7 @@ func victoriaMetrics(t *testing.T) string {
 		}
 	})
 	base := "http://" + addr
-	waitFor(t, "VictoriaMetrics /health", 30*time.Second, func() bool {
+	testbed.WaitFor(t, "VictoriaMetrics /health", 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/health")
 		if err != nil {
 			return false
@@ -63,17 +64,6 @@ func victoriaMetrics(t *testing.T) string {
 		return resp.StatusCode == 200
 	})
 	return base
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestPushToVictoriaMetrics(t *testing.T) {
@@ -110,9 +100,8 @@ func TestPushToVictoriaMetrics(t *testing.T) {
 			[]string{`"vhost":"shop.example.com"`, `"status":"200"`, `"values":[1234]`, `"vhost":"api.example.com"`, `"values":[7]`}},
 		{`accesslog_exporter_push_total{result="failure"}`, []string{`"dc":"eu-1"`}},
 	}
-	var missing []string
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		missing = missing[:0]
+	testbed.Eventually(t, 20*time.Second, func() []string {
+		var missing []string
 		for _, q := range queries {
 			body := export(base, q.match)
 			for _, w := range q.want {
@@ -121,13 +110,8 @@ func TestPushToVictoriaMetrics(t *testing.T) {
 				}
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-	}
-	for _, m := range missing {
-		t.Error(m)
-	}
+		return missing
+	})
 }
 
 // export is VictoriaMetrics' /api/v1/export for one series selector, or the
@@ -232,7 +216,7 @@ func pushgateway(t *testing.T) string {
 		_ = cmd.Wait()
 	})
 	base := "http://" + addr
-	waitFor(t, "Pushgateway /-/ready", 30*time.Second, func() bool {
+	testbed.WaitFor(t, "Pushgateway /-/ready", 30*time.Second, func() bool {
 		resp, err := http.Get(base + "/-/ready")
 		if err != nil {
 			return false
@@ -278,29 +262,22 @@ func TestPushToPushgateway(t *testing.T) {
 		`push_time_seconds{instance="replica-a",job="accesslog-exporter"}`,
 	}
 	// Poll until every series is there, then report each one missing.
-	var body string
-	var missing []string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testbed.Eventually(t, 10*time.Second, func() []string {
 		resp, err := http.Get(base + "/metrics")
 		if err != nil {
-			t.Fatal(err)
+			return []string{err.Error()}
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		body, missing = string(b), missing[:0]
+		var missing []string
 		for _, w := range wants {
-			if !strings.Contains(body, w) {
-				missing = append(missing, w)
+			if !strings.Contains(string(b), w) {
+				missing = append(missing, "Pushgateway /metrics lacks "+w)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
+		if len(missing) > 0 {
+			missing = append(missing, "Pushgateway /metrics:\n"+string(b))
 		}
-	}
-	for _, m := range missing {
-		t.Errorf("Pushgateway /metrics lacks %s", m)
-	}
-	if t.Failed() {
-		t.Logf("Pushgateway /metrics:\n%s", body)
-	}
+		return missing
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/loki/pkg/push"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 func protoBody(t *testing.T, streams ...push.Stream) []byte {
@@ -217,10 +218,7 @@ func TestReceiverConnectionFaults(t *testing.T) {
 		errs = append(errs, fmt.Sprintf("Delay past the timeout: answered %d", a.status))
 	}
 	// The handler sees the client go; poll until it has given up.
-	deadline := time.Now().Add(5 * time.Second)
-	for r.RequestCount() < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testbed.WaitFor(t, "the handler to see the client go", 5*time.Second, func() bool { return r.RequestCount() >= 3 })
 	if r.Len() != stored {
 		errs = append(errs, "a push whose client gave up during Delay was stored")
 	}

@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ import (
 
 // A health cluster with every kind of series: topics, lagging and
 // uncommitted partitions, a group, and the poller's own.
-func newExpositionHealth(t *testing.T) *Health {
+func newExpositionHealth(t *testing.T) *Poller {
 	hc := newHealthCluster(t)
 	hc.createTopic(t, "nginxlog", 3, 3, nil)
 	hc.createTopic(t, "other", 2, 1, nil)
@@ -42,9 +42,9 @@ func newExpositionHealth(t *testing.T) *Health {
 	return h
 }
 
-// The old path: Health as a collector on the registry, through promhttp,
+// The old path: Poller as a collector on the registry, through promhttp,
 // as the server served it before the cluster series were pre-encoded.
-func collectorHandler(h *Health) http.Handler {
+func collectorHandler(h *Poller) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(h)
 	server.New(server.Config{}, reg, nil, nil) // the server's own families, as on the new path
@@ -54,7 +54,7 @@ func collectorHandler(h *Health) http.Handler {
 }
 
 // The new path, as pipeline.Run wires it.
-func expositionHandler(h *Health) http.Handler {
+func expositionHandler(h *Poller) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(h.Self())
 	return server.New(server.Config{Expositions: []server.Exposition{h}}, reg, nil, nil).Handler()

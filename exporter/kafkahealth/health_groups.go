@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import (
 	"cmp"
@@ -32,7 +32,7 @@ type groupTopic struct {
 // readGroups lists, describes and reads the committed offsets of the
 // groups the filter keeps, limited to the reported topics. One group's
 // failure leaves that group out and does not fail the poll.
-func (h *Health) readGroups(ctx context.Context, topics map[string]*topicState) ([]groupState, []pollErr) {
+func (h *Poller) readGroups(ctx context.Context, topics map[string]*topicState) ([]groupState, []pollErr) {
 	var errs []pollErr
 	listed, err := h.adm.ListGroups(ctx)
 	if err != nil {
@@ -124,7 +124,7 @@ const lagSecondsPartitionBytes = 16 << 10
 // of every lagging partition, the most lagging first and at most
 // health.lag_seconds_partitions of them, and returns their age now. It
 // reports how many lagging partitions the cap left out.
-func (h *Health) readLagSeconds(ctx context.Context, md kadm.Metadata, topics map[string]*topicState, groups []groupState) (map[tpo]float64, int, error) {
+func (h *Poller) readLagSeconds(ctx context.Context, md kadm.Metadata, topics map[string]*topicState, groups []groupState) (map[tpo]float64, int, error) {
 	if h.cfg.LagSecondsPartitions == 0 {
 		return nil, 0, nil
 	}
@@ -206,7 +206,7 @@ func (h *Health) readLagSeconds(ctx context.Context, md kadm.Metadata, topics ma
 
 // fetchTimestamps fetches from one leader the first batch at each
 // partition's offset and returns the timestamp of the record there.
-func (h *Health) fetchTimestamps(ctx context.Context, leader int32, parts []tpo, md kadm.Metadata, topics map[string]*topicState, dec kgo.Decompressor) (map[tpo]int64, error) {
+func (h *Poller) fetchTimestamps(ctx context.Context, leader int32, parts []tpo, md kadm.Metadata, topics map[string]*topicState, dec kgo.Decompressor) (map[tpo]int64, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = 0

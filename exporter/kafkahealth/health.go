@@ -1,4 +1,7 @@
-package kafka
+// Package kafkahealth polls the Kafka cluster (brokers, partitions, ISR,
+// consumer-group lag in offsets and seconds) in the background and serves
+// the last poll's result under kafka_exporter's metric names.
+package kafkahealth
 
 import (
 	"context"
@@ -14,18 +17,22 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkaclient"
 )
 
-// HealthOptions are the health poller's settings beyond the config file.
-type HealthOptions struct {
+// Options are the health poller's settings beyond the config file.
+type Options struct {
 	// ExtraOpts are appended to the poller's client options (tests cap
 	// request versions and shorten the metadata cache with them).
 	ExtraOpts []kgo.Opt
 	Logger    *slog.Logger
+	// Status, when set, gets every poll's success and duration.
+	Status *component.Status
 }
 
-// Health polls the Kafka cluster in the background and exports the last
+// Poller polls the Kafka cluster in the background and exports the last
 // result, either as a prometheus.Collector or, for clusters of thousands of
 // partitions, as its poller's own metrics (Self) plus the cluster series
 // encoded once per poll (Exposition). A scrape never talks to Kafka: it gets
@@ -35,7 +42,7 @@ type HealthOptions struct {
 // Every series it exports is a function of the cluster alone (no instance
 // label of its own), so that replicas polling the same cluster export the
 // same series and rules can deduplicate them with max by (...).
-type Health struct {
+type Poller struct {
 	cfg    config.Health
 	kcfg   config.Kafka
 	log    *slog.Logger
@@ -55,6 +62,8 @@ type Health struct {
 	pollErrors  *prometheus.CounterVec
 	lagCapped   prometheus.Gauge
 	expected    prometheus.Metric // nil unless ExpectedBrokers > 0
+
+	status *component.Status
 
 	pollMu sync.Mutex // one poll at a time (Run, and PollOnce in tests)
 
@@ -82,15 +91,17 @@ const (
 	errKindLagSeconds = "lag_seconds" // the record at a committed offset
 )
 
+var errPollFailed = errors.New("kafka health poll failed")
+
 var healthErrKinds = []string{errKindTimeout, errKindMetadata, errKindOffsets, errKindGroups, errKindGroup, errKindConfigs, errKindLagSeconds}
 
-// NewHealth builds the poller and its client; nothing connects until Run.
-func NewHealth(kcfg config.Kafka, hcfg config.Health, opts HealthOptions) (*Health, error) {
+// New builds the poller and its client; nothing connects until Run.
+func New(kcfg config.Kafka, hcfg config.Health, opts Options) (*Poller, error) {
 	filter, err := newHealthFilter(kcfg, hcfg)
 	if err != nil {
 		return nil, err
 	}
-	copts, err := clientOpts(kcfg)
+	copts, err := kafkaclient.Opts(kcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +110,6 @@ func NewHealth(kcfg config.Kafka, hcfg config.Health, opts HealthOptions) (*Heal
 		clientID = kcfg.ClientID + "-health"
 	}
 	copts = append(copts,
-		// clientOpts makes a consumer of the log topics; the poller must
-		// not fetch them, and an empty topic set means no consuming.
-		kgo.ConsumeTopics(),
 		kgo.ClientID(clientID),
 	)
 	copts = append(copts, opts.ExtraOpts...)
@@ -113,13 +121,14 @@ func NewHealth(kcfg config.Kafka, hcfg config.Health, opts HealthOptions) (*Heal
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Health{
+	h := &Poller{
 		cfg:    hcfg,
 		kcfg:   kcfg,
 		log:    log,
 		cl:     cl,
 		adm:    kadm.NewClient(cl),
 		filter: filter,
+		status: opts.Status,
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "accesslog_exporter_kafka_up",
 			Help: "1 if the last poll of the Kafka cluster succeeded (metadata and partition offsets read), else 0.",
@@ -156,7 +165,7 @@ func NewHealth(kcfg config.Kafka, hcfg config.Health, opts HealthOptions) (*Heal
 
 // Run polls at once and then every health.interval until ctx ends, then
 // closes the client.
-func (h *Health) Run(ctx context.Context) error {
+func (h *Poller) Run(ctx context.Context) error {
 	defer h.cl.Close()
 	t := time.NewTicker(h.cfg.Interval)
 	defer t.Stop()
@@ -170,12 +179,12 @@ func (h *Health) Run(ctx context.Context) error {
 	}
 }
 
-// Close closes the client; for a Health that was never Run.
-func (h *Health) Close() { h.cl.Close() }
+// Close closes the client; for a Poller that was never Run.
+func (h *Poller) Close() { h.cl.Close() }
 
 // PollOnce polls the cluster once, bounded by health.timeout, and publishes
 // the result. It reports whether the poll succeeded.
-func (h *Health) PollOnce(ctx context.Context) bool {
+func (h *Poller) PollOnce(ctx context.Context) bool {
 	h.pollMu.Lock()
 	defer h.pollMu.Unlock()
 	h.polls.Inc()
@@ -183,7 +192,13 @@ func (h *Health) PollOnce(ctx context.Context) bool {
 	pctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	snap, errs, fatal := h.poll(pctx)
-	h.duration.Set(time.Since(start).Seconds())
+	took := time.Since(start)
+	h.duration.Set(took.Seconds())
+	if fatal {
+		h.status.Report(took, errPollFailed)
+	} else {
+		h.status.Report(took, nil)
+	}
 	for _, e := range errs {
 		kind := e.kind
 		if errors.Is(e.err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -210,8 +225,8 @@ func (h *Health) PollOnce(ctx context.Context) bool {
 	return true
 }
 
-// Describe sends every descriptor Health can export.
-func (h *Health) Describe(ch chan<- *prometheus.Desc) {
+// Describe sends every descriptor Poller can export.
+func (h *Poller) Describe(ch chan<- *prometheus.Desc) {
 	h.Self().Describe(ch)
 	for _, d := range healthDescs {
 		ch <- d
@@ -219,11 +234,11 @@ func (h *Health) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect sends the poller's own metrics and the last poll's; it never
-// waits for a poll. Registering Health this way costs client_golang's
+// waits for a poll. Registering Poller this way costs client_golang's
 // per-metric work and the encoding of every series at every scrape; an
 // exporter with a large cluster registers Self and serves the cluster
 // series pre-encoded through Exposition instead.
-func (h *Health) Collect(ch chan<- prometheus.Metric) {
+func (h *Poller) Collect(ch chan<- prometheus.Metric) {
 	h.Self().Collect(ch)
 	if s := h.last.Load(); s != nil {
 		for _, m := range s.metrics {
@@ -233,12 +248,12 @@ func (h *Health) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Self is the poller's own metrics (up, poll duration, errors, ...), the
-// part of Health that stays on the registry when the cluster series are
+// part of Poller that stays on the registry when the cluster series are
 // served through Exposition. They describe this replica's poller and are
 // never withdrawn.
-func (h *Health) Self() prometheus.Collector { return healthSelf{h} }
+func (h *Poller) Self() prometheus.Collector { return healthSelf{h} }
 
-type healthSelf struct{ h *Health }
+type healthSelf struct{ h *Poller }
 
 func (s healthSelf) Describe(ch chan<- *prometheus.Desc) {
 	h := s.h

@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import (
 	"bufio"
@@ -22,7 +22,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // healthCluster is a 3-broker kfake cluster and an admin client on it.
@@ -98,12 +100,12 @@ var pollerVersions = func() *kversion.Versions {
 	return v
 }()
 
-func newTestHealth(t testing.TB, hc *healthCluster, hcfg config.Health, extra ...kgo.Opt) *Health {
+func newTestHealth(t testing.TB, hc *healthCluster, hcfg config.Health, extra ...kgo.Opt) *Poller {
 	t.Helper()
 	kcfg := config.Default().Kafka
 	kcfg.Brokers = hc.c.ListenAddrs()
 	kcfg.Topics = []string{"nginxlog"}
-	h, err := NewHealth(kcfg, hcfg, HealthOptions{ExtraOpts: append([]kgo.Opt{
+	h, err := New(kcfg, hcfg, Options{ExtraOpts: append([]kgo.Opt{
 		kgo.MaxVersions(pollerVersions),
 		kgo.MetadataMinAge(10 * time.Millisecond),
 		kgo.RetryTimeout(2 * time.Second),
@@ -117,7 +119,7 @@ func newTestHealth(t testing.TB, hc *healthCluster, hcfg config.Health, extra ..
 
 // scrape gathers h through a pedantic registry (which checks Collect
 // against Describe) and returns every sample as `name{l="v",...}` -> value.
-func scrape(t testing.TB, h *Health) map[string]float64 {
+func scrape(t testing.TB, h *Poller) map[string]float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h)
@@ -147,7 +149,7 @@ func scrape(t testing.TB, h *Health) map[string]float64 {
 	return out
 }
 
-func mustPoll(t testing.TB, h *Health) map[string]float64 {
+func mustPoll(t testing.TB, h *Poller) map[string]float64 {
 	t.Helper()
 	if !h.PollOnce(context.Background()) {
 		t.Fatalf("poll failed:\n%s", dump(scrape(t, h), "accesslog_exporter_kafka_poll"))
@@ -169,53 +171,44 @@ func dump(m map[string]float64, prefix string) string {
 // expect checks exact values; a NaN want means "must be absent".
 func expect(t *testing.T, got map[string]float64, want map[string]float64) {
 	t.Helper()
+	for _, m := range mismatches(got, want) {
+		t.Error(m)
+	}
+}
+
+func mismatches(got, want map[string]float64) []string {
+	var out []string
 	for k, w := range want {
 		g, ok := got[k]
 		switch {
 		case w != w: // NaN
 			if ok {
-				t.Errorf("%s = %g, want absent", k, g)
+				out = append(out, fmt.Sprintf("%s = %g, want absent", k, g))
 			}
 		case !ok:
-			t.Errorf("%s missing", k)
+			out = append(out, fmt.Sprintf("%s missing", k))
 		case g != w:
-			t.Errorf("%s = %g, want %g", k, g, w)
+			out = append(out, fmt.Sprintf("%s = %g, want %g", k, g, w))
 		}
 	}
+	sort.Strings(out)
+	return out
 }
 
 // eventually polls until every wanted value shows (the poller's client
-// caches metadata for MetadataMinAge), or fails at the deadline.
-func eventually(t *testing.T, h *Health, want map[string]float64) map[string]float64 {
+// caches metadata for MetadataMinAge), or fails at the deadline with every
+// value still wrong.
+func eventually(t *testing.T, h *Poller, want map[string]float64) map[string]float64 {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := scrape(t, h)
-		if h.PollOnce(context.Background()) {
-			got = scrape(t, h)
-			if matches(got, want) {
-				return got
-			}
+	var got map[string]float64
+	testbed.Eventually(t, 10*time.Second, func() []string {
+		if !h.PollOnce(context.Background()) {
+			return []string{"poll failed"}
 		}
-		if time.Now().After(deadline) {
-			expect(t, got, want)
-			t.FailNow()
-		}
-	}
-}
-
-func matches(got, want map[string]float64) bool {
-	for k, w := range want {
-		g, ok := got[k]
-		if w != w {
-			if ok {
-				return false
-			}
-		} else if !ok || g != w {
-			return false
-		}
-	}
-	return true
+		got = scrape(t, h)
+		return mismatches(got, want)
+	})
+	return got
 }
 
 var absent = func() float64 { var z float64; return z / z }()
@@ -276,16 +269,9 @@ func TestHealthLagExact(t *testing.T) {
 		t.Errorf("lag seconds = %g, want about 100", first)
 	}
 	// It grows while nothing is consumed...
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if later := lagSec(mustPoll(t, h), 0); later > first {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lag seconds did not grow from %g", first)
-		}
-		time.Sleep(20 * time.Millisecond) // the clock must move; this is not synchronisation
-	}
+	testbed.WaitFor(t, fmt.Sprintf("lag seconds to grow from %g", first), 10*time.Second, func() bool {
+		return lagSec(mustPoll(t, h), 0) > first
+	})
 	// ...and falls to 0 once the group catches up.
 	hc.commit(t, "edge", "nginxlog", 10, 10, 10)
 	got = mustPoll(t, h)
@@ -664,13 +650,9 @@ func TestHealthRunStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- h.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for scrape(t, h)[`accesslog_exporter_kafka_polls_total`] < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not poll three times")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testbed.WaitFor(t, "Run to poll three times", 10*time.Second, func() bool {
+		return scrape(t, h)[`accesslog_exporter_kafka_polls_total`] >= 3
+	})
 	cancel()
 	select {
 	case err := <-errc:
@@ -739,5 +721,51 @@ func TestHealthKafkaExporterNames(t *testing.T) {
 		if _, ok := want[name]; !ok {
 			t.Errorf("%s is not a kafka_exporter name: extras go under accesslog_exporter_kafka_", name)
 		}
+	}
+}
+
+// The poller reports each poll as a component (success, duration), as every
+// component of the exporter does.
+func TestHealthReportsComponentStatus(t *testing.T) {
+	hc := newHealthCluster(t)
+	hc.createTopic(t, "nginxlog", 3, 3, nil)
+	hcfg := testHealthConfig()
+	hcfg.Timeout = 500 * time.Millisecond
+	h := newTestHealth(t, hc, hcfg, kgo.RequestTimeoutOverhead(200*time.Millisecond))
+	set := component.NewSet()
+	h.status = set.Component("kafka_health")
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(set)
+	status := func() (success, seconds float64) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "accesslog_exporter_component_success":
+					success = m.GetGauge().GetValue()
+				case "accesslog_exporter_component_duration_seconds":
+					seconds = m.GetGauge().GetValue()
+				}
+			}
+		}
+		return success, seconds
+	}
+
+	mustPoll(t, h)
+	if ok, took := status(); ok != 1 || took <= 0 {
+		t.Errorf("after a good poll: success %v, duration %v; want 1 and positive", ok, took)
+	}
+	hc.c.ControlKey(int16(kmsg.Metadata), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		hc.c.KeepControl()
+		return nil, nil, kr.GetVersion() == 12 // the poller's requests hang
+	})
+	if h.PollOnce(context.Background()) {
+		t.Fatal("poll against a hung cluster succeeded")
+	}
+	if ok, took := status(); ok != 0 || took < hcfg.Timeout.Seconds()/2 {
+		t.Errorf("after a hung poll: success %v, duration %v; want 0 and about the %v timeout", ok, took, hcfg.Timeout)
 	}
 }

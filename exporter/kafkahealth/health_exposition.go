@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import (
 	"bytes"
@@ -46,7 +46,7 @@ type rendering struct {
 // The first request of a format encodes the snapshot (~0.3 s for the large
 // cluster); from then on every poll encodes it in that format before
 // publishing, so scrapes only copy bytes.
-func (h *Health) Exposition(f expfmt.Format, gzipped bool) (iter.Seq2[string, []byte], error) {
+func (h *Poller) Exposition(f expfmt.Format, gzipped bool) (iter.Seq2[string, []byte], error) {
 	key := renderKey{f, gzipped}
 	h.wantMu.Lock()
 	if !h.wanted[key] {
@@ -75,7 +75,7 @@ func (h *Health) Exposition(f expfmt.Format, gzipped bool) (iter.Seq2[string, []
 
 // ClusterGatherer gathers the last good poll's cluster series (without
 // Self's), for what needs families rather than bytes, such as push mode.
-func (h *Health) ClusterGatherer() prometheus.Gatherer {
+func (h *Poller) ClusterGatherer() prometheus.Gatherer {
 	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		s := h.last.Load()
 		if s == nil {
@@ -87,7 +87,7 @@ func (h *Health) ClusterGatherer() prometheus.Gatherer {
 
 // renderWanted encodes s in every format asked for so far, gathering its
 // families once for all of them.
-func (h *Health) renderWanted(s *healthSnapshot) {
+func (h *Poller) renderWanted(s *healthSnapshot) {
 	h.wantMu.Lock()
 	keys := make([]renderKey, 0, len(h.wanted))
 	for k := range h.wanted {
@@ -121,7 +121,7 @@ func (h *Health) renderWanted(s *healthSnapshot) {
 
 // snapshotCollector collects one snapshot's series, so that a registry can
 // turn them into families with the same checks and order as a scrape of
-// Health as a collector.
+// Poller as a collector.
 type snapshotCollector struct{ s *healthSnapshot }
 
 func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -1,4 +1,4 @@
-package kafka
+package kafkahealth
 
 import (
 	"context"
@@ -56,7 +56,7 @@ type topicState struct {
 // Order matters for lag: group offsets are read before the end offsets, so
 // that end >= committed even while the group commits meanwhile, and lag can
 // never come out negative from a race.
-func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr, fatal bool) {
+func (h *Poller) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr, fatal bool) {
 	fail := func(kind string, err error) { errs = append(errs, pollErr{kind, err}) }
 
 	md, err := h.adm.Metadata(ctx)
@@ -65,16 +65,43 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 		return nil, errs, true
 	}
 	var out sortedMetrics
-	emit := out.add
-
-	emit(descBrokers, float64(len(md.Brokers)))
+	out.add(descBrokers, float64(len(md.Brokers)))
 	for _, b := range md.Brokers {
-		emit(descBrokerInfo, 1, strconv.Itoa(int(b.NodeID)), net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+		out.add(descBrokerInfo, 1, strconv.Itoa(int(b.NodeID)), net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
 	}
+	topics, names, durable := h.topicsOf(md, fail)
 
-	// Topics reported on, and the durable ones checked whatever the filter.
-	topics := map[string]*topicState{}
-	var names, durable []string
+	// Groups, then their committed offsets, then the partitions' offsets.
+	groups, gerrs := h.readGroups(ctx, topics)
+	errs = append(errs, gerrs...)
+	if read, err := h.readOffsets(ctx, topics, names); err != nil {
+		// A leader that just died fails its share; the rest stands. With
+		// nothing read at all the result cannot stand for the cluster.
+		fail(errKindOffsets, err)
+		if read == 0 {
+			return nil, errs, true
+		}
+	}
+	configs, err := h.readTopicConfigs(ctx, append(slices.Clone(names), durable...))
+	if err != nil {
+		fail(errKindConfigs, err)
+	}
+	emitPartitions(&out, topics, names, configs)
+	h.emitReplication(ctx, &out, md, names, durable, configs)
+
+	lagSeconds, capped, lerr := h.readLagSeconds(ctx, md, topics, groups)
+	if lerr != nil {
+		fail(errKindLagSeconds, lerr)
+	}
+	h.lagCapped.Set(float64(capped))
+	emitGroups(&out, groups, topics, lagSeconds)
+	return &healthSnapshot{metrics: out.sorted(), at: time.Now()}, errs, false
+}
+
+// topicsOf picks the topics reported on from the metadata, and the durable
+// ones checked whatever the filter.
+func (h *Poller) topicsOf(md kadm.Metadata, fail func(string, error)) (topics map[string]*topicState, names, durable []string) {
+	topics = map[string]*topicState{}
 	for _, td := range md.Topics.Sorted() {
 		if td.Err != nil {
 			if !errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
@@ -99,42 +126,31 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 		topics[td.Topic] = ts
 		names = append(names, td.Topic)
 	}
+	return topics, names, durable
+}
 
-	// Groups, then their committed offsets, then the partitions' offsets.
-	groups, gerrs := h.readGroups(ctx, topics)
-	errs = append(errs, gerrs...)
-	if read, err := h.readOffsets(ctx, topics, names); err != nil {
-		// A leader that just died fails its share; the rest stands. With
-		// nothing read at all the result cannot stand for the cluster.
-		fail(errKindOffsets, err)
-		if read == 0 {
-			return nil, errs, true
-		}
-	}
-	configs, err := h.readTopicConfigs(ctx, append(slices.Clone(names), durable...))
-	if err != nil {
-		fail(errKindConfigs, err)
-	}
-
+// emitPartitions emits each reported partition's offsets, leader and
+// replicas, and each topic's offline and under-min-ISR counts.
+func emitPartitions(out *sortedMetrics, topics map[string]*topicState, names []string, configs map[string]topicConfig) {
 	for _, name := range names {
 		ts := topics[name]
-		emit(descTopicPartitions, float64(len(ts.parts)), name)
+		out.add(descTopicPartitions, float64(len(ts.parts)), name)
 		var offline, underMin float64
 		tc := configs[name]
 		mi, haveMI := tc.minISR, tc.hasMinISR
 		for p, ps := range ts.parts {
 			part := strconv.Itoa(p)
 			if ps.hasOffsets {
-				emit(descTopicCurrentOffset, float64(ps.end), name, part)
+				out.add(descTopicCurrentOffset, float64(ps.end), name, part)
 			}
 			if ps.hasStartOff {
-				emit(descTopicOldestOffset, float64(ps.start), name, part)
+				out.add(descTopicOldestOffset, float64(ps.start), name, part)
 			}
-			emit(descPartitionLeader, float64(ps.leader), name, part)
-			emit(descPartitionReplicas, float64(ps.replicas), name, part)
-			emit(descPartitionISR, float64(ps.isr), name, part)
-			emit(descPartitionPreferred, b2f(ps.preferred), name, part)
-			emit(descPartitionUnderReplicated, b2f(ps.isr < ps.replicas), name, part)
+			out.add(descPartitionLeader, float64(ps.leader), name, part)
+			out.add(descPartitionReplicas, float64(ps.replicas), name, part)
+			out.add(descPartitionISR, float64(ps.isr), name, part)
+			out.add(descPartitionPreferred, b2f(ps.preferred), name, part)
+			out.add(descPartitionUnderReplicated, b2f(ps.isr < ps.replicas), name, part)
 			if ps.offline {
 				offline++
 			}
@@ -142,58 +158,60 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 				underMin++
 			}
 		}
-		emit(descOfflinePartitions, offline, name)
+		out.add(descOfflinePartitions, offline, name)
 		if haveMI {
-			emit(descUnderMinISRPartitions, underMin, name)
+			out.add(descUnderMinISRPartitions, underMin, name)
 		}
 	}
+}
 
-	// Replication of every reported topic, and the risk of the durable ones.
+// emitReplication emits the replication and retention of every reported
+// topic, and the durability risk of the durable ones (__consumer_offsets
+// included before it exists).
+func (h *Poller) emitReplication(ctx context.Context, out *sortedMetrics, md kadm.Metadata, names, durable []string, configs map[string]topicConfig) {
 	for _, name := range mergeSorted(names, durable) {
 		rf := replicationFactor(md.Topics[name])
-		emit(descReplicationFactor, float64(rf), name)
+		out.add(descReplicationFactor, float64(rf), name)
 		tc := configs[name]
 		mi, haveMI := tc.minISR, tc.hasMinISR
 		if haveMI {
-			emit(descMinISR, float64(mi), name)
+			out.add(descMinISR, float64(mi), name)
 		}
 		if tc.hasRetentionMs {
-			emit(descRetentionSeconds, retentionSeconds(tc.retentionMs), name)
+			out.add(descRetentionSeconds, retentionSeconds(tc.retentionMs), name)
 		}
 		if tc.hasRetentionBytes {
-			emit(descRetentionBytes, float64(tc.retentionBytes), name)
+			out.add(descRetentionBytes, float64(tc.retentionBytes), name)
 		}
 		if h.filter.durable(name) {
-			emit(descDurabilityRisk, b2f(rf < safeReplicationFactor || (haveMI && mi < safeMinISR)), name)
+			out.add(descDurabilityRisk, b2f(rf < safeReplicationFactor || (haveMI && mi < safeMinISR)), name)
 		}
 	}
 	if _, ok := md.Topics[consumerOffsetsTopic]; !ok {
 		// Not created until the first group commits: what it will be
 		// created with is the brokers' offsets.topic.replication.factor.
 		if rf, mi, ok := h.readOffsetsTopicDefaults(ctx, md); ok {
-			emit(descReplicationFactor, float64(rf), consumerOffsetsTopic)
-			emit(descMinISR, float64(mi), consumerOffsetsTopic)
-			emit(descDurabilityRisk, b2f(rf < safeReplicationFactor || mi < safeMinISR), consumerOffsetsTopic)
+			out.add(descReplicationFactor, float64(rf), consumerOffsetsTopic)
+			out.add(descMinISR, float64(mi), consumerOffsetsTopic)
+			out.add(descDurabilityRisk, b2f(rf < safeReplicationFactor || mi < safeMinISR), consumerOffsetsTopic)
 		}
 	}
+}
 
-	lagSeconds, capped, lerr := h.readLagSeconds(ctx, md, topics, groups)
-	if lerr != nil {
-		fail(errKindLagSeconds, lerr)
-	}
-	h.lagCapped.Set(float64(capped))
-
+// emitGroups emits each group's members, committed offsets and lag, in
+// offsets and in seconds.
+func emitGroups(out *sortedMetrics, groups []groupState, topics map[string]*topicState, lagSeconds map[tpo]float64) {
 	for _, g := range groups {
-		emit(descGroupMembers, float64(g.members), g.name)
+		out.add(descGroupMembers, float64(g.members), g.name)
 		for _, gt := range g.topics {
 			ts := topics[gt.topic]
 			var offSum, lagSum, uncommitted float64
 			for p, commit := range gt.commits {
 				part := strconv.Itoa(p)
-				emit(descGroupCurrentOffset, float64(commit), g.name, gt.topic, part)
+				out.add(descGroupCurrentOffset, float64(commit), g.name, gt.topic, part)
 				if commit < 0 {
 					// As kafka_exporter: -1 on the partition, nothing in the sums.
-					emit(descGroupLag, -1, g.name, gt.topic, part)
+					out.add(descGroupLag, -1, g.name, gt.topic, part)
 					uncommitted++
 					continue
 				}
@@ -204,19 +222,18 @@ func (h *Health) poll(ctx context.Context) (snap *healthSnapshot, errs []pollErr
 				}
 				lag := max(ps.end-commit, 0)
 				lagSum += float64(lag)
-				emit(descGroupLag, float64(lag), g.name, gt.topic, part)
+				out.add(descGroupLag, float64(lag), g.name, gt.topic, part)
 				if lag == 0 {
-					emit(descGroupLagSeconds, 0, g.name, gt.topic, part)
+					out.add(descGroupLagSeconds, 0, g.name, gt.topic, part)
 				} else if s, ok := lagSeconds[tpo{gt.topic, int32(p), commit}]; ok {
-					emit(descGroupLagSeconds, s, g.name, gt.topic, part)
+					out.add(descGroupLagSeconds, s, g.name, gt.topic, part)
 				}
 			}
-			emit(descGroupCurrentOffsetSum, offSum, g.name, gt.topic)
-			emit(descGroupLagSum, lagSum, g.name, gt.topic)
-			emit(descGroupUncommitted, uncommitted, g.name, gt.topic)
+			out.add(descGroupCurrentOffsetSum, offSum, g.name, gt.topic)
+			out.add(descGroupLagSum, lagSum, g.name, gt.topic)
+			out.add(descGroupUncommitted, uncommitted, g.name, gt.topic)
 		}
 	}
-	return &healthSnapshot{metrics: out.sorted(), at: time.Now()}, errs, false
 }
 
 // sortedMetrics collects a poll's metrics and hands them out in the order
@@ -334,7 +351,7 @@ func mergeSorted(a, b []string) []string {
 // would re-read metadata and retry a leaderless partition until the poll's
 // deadline, which would hide an offline partition behind a timeout. It
 // returns how many requests succeeded.
-func (h *Health) readOffsets(ctx context.Context, topics map[string]*topicState, names []string) (read int, err error) {
+func (h *Poller) readOffsets(ctx context.Context, topics map[string]*topicState, names []string) (read int, err error) {
 	byLeader := map[int32]map[string][]int32{}
 	for _, name := range names {
 		for p, ps := range topics[name].parts {
@@ -433,7 +450,7 @@ var topicConfigNames = []string{"min.insync.replicas", "retention.ms", "retentio
 
 // readTopicConfigs reads min.insync.replicas and retention of the given
 // topics in one DescribeConfigs.
-func (h *Health) readTopicConfigs(ctx context.Context, topics []string) (map[string]topicConfig, error) {
+func (h *Poller) readTopicConfigs(ctx context.Context, topics []string) (map[string]topicConfig, error) {
 	out := make(map[string]topicConfig, len(topics))
 	if len(topics) == 0 {
 		return out, nil
@@ -499,7 +516,7 @@ func topicConfigOf(configs []kmsg.DescribeConfigsResponseResourceConfig) topicCo
 
 // readOffsetsTopicDefaults reads, from one broker, the replication factor
 // and min.insync.replicas __consumer_offsets would be created with.
-func (h *Health) readOffsetsTopicDefaults(ctx context.Context, md kadm.Metadata) (rf, minISR int, ok bool) {
+func (h *Poller) readOffsetsTopicDefaults(ctx context.Context, md kadm.Metadata) (rf, minISR int, ok bool) {
 	if len(md.Brokers) == 0 {
 		return 0, 0, false
 	}
