@@ -2,8 +2,10 @@ package accesslog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 )
 
@@ -24,6 +26,61 @@ func skipWS(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// hasByte has the high bit set in the lowest byte of w that equals c (and
+// possibly in higher ones, which the caller does not read): the classic
+// "has zero byte" test on w XOR c repeated.
+func hasByte(w uint64, c byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := w ^ (lo * uint64(c))
+	return (x - lo) &^ x & hi
+}
+
+// jsonStringEnd finds the '"' closing a JSON string whose text starts at
+// in[pos]; -1 when there is none. Keys and most values are short: their
+// first 32 bytes are read 8 at a time, looking for '"' and '\\' in a word
+// at once. A long message is searched with IndexByte, and a quote found
+// that way is escaped when an odd number of backslashes precede it.
+func jsonStringEnd(in []byte, pos int) int {
+	start := pos
+	for end := min(pos+32, len(in)); pos+8 <= end; {
+		w := binary.LittleEndian.Uint64(in[pos:])
+		m := hasByte(w, '"') | hasByte(w, '\\')
+		if m == 0 {
+			pos += 8
+			continue
+		}
+		pos += bits.TrailingZeros64(m) >> 3
+		if in[pos] == '"' {
+			return pos
+		}
+		pos += 2 // a backslash escapes the next byte
+	}
+	for end := min(pos+8, len(in)); pos < end; pos++ {
+		switch in[pos] {
+		case '"':
+			return pos
+		case '\\':
+			pos++
+		}
+	}
+	for pos < len(in) {
+		i := bytes.IndexByte(in[pos:], '"')
+		if i < 0 {
+			return -1
+		}
+		q := pos + i
+		n := 0
+		for j := q - 1; j >= start && in[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q
+		}
+		pos = q + 1
+	}
+	return -1
 }
 
 // jsonStringAt reads the string starting with the quote at b[i]; it returns
@@ -333,17 +390,9 @@ func (f *Format) compileJSONObject(s string, i int, prefix string, depth int) (i
 		case '$':
 			// An unquoted variable, as in "status":$status, which nginx
 			// allows and which logs a JSON number.
-			end := i + 1
-			if end < len(b) && b[end] == '{' {
-				end = strings.IndexByte(s[i:], '}')
-				if end < 0 {
-					return bad("'}'")
-				}
-				end += i + 1
-			} else {
-				for end < len(b) && isVarByte(b[end]) {
-					end++
-				}
+			end := unquotedVarEnd(s, i)
+			if end < 0 {
+				return bad("'}'")
 			}
 			if err := f.addJSONKey(key, s[i:end]); err != nil {
 				return 0, fmt.Errorf("key %q: %w", key, err)
@@ -369,6 +418,23 @@ func (f *Format) compileJSONObject(s string, i int, prefix string, depth int) (i
 			return bad("',' or '}'")
 		}
 	}
+}
+
+// unquotedVarEnd returns the end of the $name or ${name} at s[i], or -1
+// when a ${ is not closed.
+func unquotedVarEnd(s string, i int) int {
+	end := i + 1
+	if end < len(s) && s[end] == '{' {
+		end = strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return -1
+		}
+		return end + i + 1
+	}
+	for end < len(s) && isVarByte(s[end]) {
+		end++
+	}
+	return end
 }
 
 func (f *Format) addJSONKey(key, value string) error {

@@ -1,10 +1,6 @@
 package accesslog
 
-import (
-	"bytes"
-	"encoding/binary"
-	"math/bits"
-)
+import "bytes"
 
 // Parse parses one bare access-log line (no Filebeat envelope) into r. A
 // trailing "\n" or "\r\n" is ignored. On error r still holds Line and the
@@ -153,61 +149,6 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 
 var quote = []byte{'"'}
 
-// hasByte has the high bit set in the lowest byte of w that equals c (and
-// possibly in higher ones, which the caller does not read): the classic
-// "has zero byte" test on w XOR c repeated.
-func hasByte(w uint64, c byte) uint64 {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	x := w ^ (lo * uint64(c))
-	return (x - lo) &^ x & hi
-}
-
-// jsonStringEnd finds the '"' closing a JSON string whose text starts at
-// in[pos]; -1 when there is none. Keys and most values are short: their
-// first 32 bytes are read 8 at a time, looking for '"' and '\\' in a word
-// at once. A long message is searched with IndexByte, and a quote found
-// that way is escaped when an odd number of backslashes precede it.
-func jsonStringEnd(in []byte, pos int) int {
-	start := pos
-	for end := min(pos+32, len(in)); pos+8 <= end; {
-		w := binary.LittleEndian.Uint64(in[pos:])
-		m := hasByte(w, '"') | hasByte(w, '\\')
-		if m == 0 {
-			pos += 8
-			continue
-		}
-		pos += bits.TrailingZeros64(m) >> 3
-		if in[pos] == '"' {
-			return pos
-		}
-		pos += 2 // a backslash escapes the next byte
-	}
-	for end := min(pos+8, len(in)); pos < end; pos++ {
-		switch in[pos] {
-		case '"':
-			return pos
-		case '\\':
-			pos++
-		}
-	}
-	for pos < len(in) {
-		i := bytes.IndexByte(in[pos:], '"')
-		if i < 0 {
-			return -1
-		}
-		q := pos + i
-		n := 0
-		for j := q - 1; j >= start && in[j] == '\\'; j-- {
-			n++
-		}
-		if n%2 == 0 {
-			return q
-		}
-		pos = q + 1
-	}
-	return -1
-}
-
 // multiEnd finds the end of an unquoted multi-value upstream variable:
 // values joined by ", " or " : ", followed by a single space.
 func multiEnd(in []byte, pos int) int {
@@ -250,6 +191,22 @@ func (f *Format) fill(r *Record) error {
 		}
 	}
 
+	f.fillRequest(r)
+	if err := f.fillNumbers(r); err != nil {
+		return err
+	}
+	if err := f.fillUpstream(r); err != nil {
+		return err
+	}
+	f.fillIdentity(r)
+	return nil
+}
+
+// fillRequest fills the method, path, query and protocol, from $request or
+// from the variables that log them apart.
+func (f *Format) fillRequest(r *Record) {
+	s := &f.slotOf
+	v := r.vars
 	if i := s[kRequest]; i >= 0 {
 		f.setRequest(r, v[i])
 	}
@@ -269,7 +226,12 @@ func (f *Format) fill(r *Record) error {
 	if i := s[kProtocol]; i >= 0 && r.Protocol == nil {
 		r.Protocol = dashless(v[i])
 	}
+}
 
+// fillNumbers fills the status, the byte counts and the request time.
+func (f *Format) fillNumbers(r *Record) error {
+	s := &f.slotOf
+	v := r.vars
 	if i := s[kStatus]; i >= 0 && v[i] != nil {
 		st, ok := parseStatus(v[i])
 		if !ok {
@@ -277,19 +239,17 @@ func (f *Format) fill(r *Record) error {
 		}
 		r.Status = st
 	}
-	if i := s[kBodyBytes]; i >= 0 && v[i] != nil {
-		n, ok := parseCount(v[i])
-		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+	for _, c := range [...]struct {
+		k   kind
+		dst *int64
+	}{{kBodyBytes, &r.BodyBytes}, {kBytesSent, &r.BytesSent}} {
+		if i := s[c.k]; i >= 0 && v[i] != nil {
+			n, ok := parseCount(v[i])
+			if !ok {
+				return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+			}
+			*c.dst = n
 		}
-		r.BodyBytes = n
-	}
-	if i := s[kBytesSent]; i >= 0 && v[i] != nil {
-		n, ok := parseCount(v[i])
-		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
-		}
-		r.BytesSent = n
 	}
 	if i := s[kRequestTime]; i >= 0 && v[i] != nil {
 		d, ok := parseSeconds(v[i])
@@ -298,7 +258,15 @@ func (f *Format) fill(r *Record) error {
 		}
 		r.RequestTime = d
 	}
+	return nil
+}
 
+// fillUpstream fills the upstream times, status, address and tries; of
+// several upstreams tried, times add up and the last status and address
+// count.
+func (f *Format) fillUpstream(r *Record) error {
+	s := &f.slotOf
+	v := r.vars
 	tries := -1
 	for _, d := range [...]struct {
 		k   kind
@@ -338,7 +306,13 @@ func (f *Format) fill(r *Record) error {
 	if tries > 0 {
 		r.UpstreamTries = tries
 	}
+	return nil
+}
 
+// fillIdentity fills the virtual host, the request id and the trace id.
+func (f *Format) fillIdentity(r *Record) {
+	s := &f.slotOf
+	v := r.vars
 	for _, k := range [...]kind{kHost, kServerName, kHTTPHost} {
 		if i := s[k]; i >= 0 && dashless(v[i]) != nil {
 			r.VHost = f.hostName(r, v[i])
@@ -354,7 +328,6 @@ func (f *Format) fill(r *Record) error {
 	if i := s[kTraceparent]; i >= 0 && r.TraceID == nil {
 		r.TraceID = traceparentID(v[i])
 	}
-	return nil
 }
 
 // decode returns the text of a raw value: the value itself when it holds no

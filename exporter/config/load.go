@@ -201,6 +201,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			s = reflect.Zero(v.Type()) // nil, as in Default(), so that configs compare equal
 		}
 		v.Set(s)
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
+		d.decodeScalar(n, v, path)
+	default:
+		// Only reached when someone adds a field of a new kind to the schema.
+		panic(fmt.Sprintf("config: field %s of type %s has no decoder", path, v.Type()))
+	}
+}
+
+// decodeScalar decodes a string, a bool or a number; a value of another
+// kind is reported with the kind wanted.
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+	switch v.Kind() {
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			d.errorf(n, path, "want a string, got %s", describe(n))
@@ -229,9 +241,6 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetFloat(f)
-	default:
-		// Only reached when someone adds a field of a new kind to the schema.
-		panic(fmt.Sprintf("config: field %s of type %s has no decoder", path, v.Type()))
 	}
 }
 

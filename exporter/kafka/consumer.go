@@ -122,21 +122,7 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 	if opts.NewProcessor == nil {
 		return nil, errors.New("kafka: Options.NewProcessor is required")
 	}
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 10 * time.Second
-	}
-	if opts.RevokeTimeout <= 0 {
-		opts.RevokeTimeout = 10 * time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Tracer == nil {
-		opts.Tracer = noop.NewTracerProvider().Tracer("")
-	}
-	if opts.Sink == "" {
-		opts.Sink = "metrics"
-	}
+	opts = opts.withDefaults()
 	sink := prometheus.Labels{"sink": opts.Sink}
 	workers := cfg.Workers
 	if workers <= 0 {
@@ -149,34 +135,9 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		tracer: opts.Tracer,
 		seed:   maphash.MakeSeed(),
 		parts:  map[tp]*partition{},
-		commits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "accesslog_exporter_commits_total", ConstLabels: sink,
-			Help: "Offset commits that succeeded.",
-		}),
-		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "accesslog_exporter_commit_errors_total", ConstLabels: sink,
-			Help: "Offset commits that failed, wholly or for some partitions.",
-		}),
-		rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "accesslog_exporter_partition_events_total", ConstLabels: sink,
-			Help: "Partitions assigned, revoked or lost by group rebalances.",
-		}, []string{"event"}),
-		assigned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "accesslog_exporter_assigned_partitions", ConstLabels: sink,
-			Help: "Partitions this replica owns now.",
-		}),
-		pauses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "accesslog_exporter_fetch_pauses_total", ConstLabels: sink,
-			Help: "Times fetching paused because in-flight record bytes reached the bound (loki.max_inflight_bytes).",
-		}),
-		info: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name:        "accesslog_exporter_kafka_consumer_info",
-			Help:        "1 per consumer-group member of this process: which sink it feeds and which group it commits in (join with kafka_consumergroup_lag on consumergroup).",
-			ConstLabels: prometheus.Labels{"sink": opts.Sink, "consumergroup": cfg.Group},
-		}),
-		flow: newFlowDescs(sink),
+		flow:   newFlowDescs(sink),
 	}
-	c.info.Set(1)
+	c.newSelfMetrics(sink)
 	kopts, err := consumeOpts(cfg)
 	if err != nil {
 		return nil, err
@@ -217,6 +178,56 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	return c, nil
+}
+
+// withDefaults fills the options left zero.
+func (o Options) withDefaults() Options {
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	if o.RevokeTimeout <= 0 {
+		o.RevokeTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if o.Sink == "" {
+		o.Sink = "metrics"
+	}
+	return o
+}
+
+// newSelfMetrics builds the member's own metrics, labelled by its sink.
+func (c *Consumer) newSelfMetrics(sink prometheus.Labels) {
+	c.commits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accesslog_exporter_commits_total", ConstLabels: sink,
+		Help: "Offset commits that succeeded.",
+	})
+	c.commitErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accesslog_exporter_commit_errors_total", ConstLabels: sink,
+		Help: "Offset commits that failed, wholly or for some partitions.",
+	})
+	c.rebalances = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accesslog_exporter_partition_events_total", ConstLabels: sink,
+		Help: "Partitions assigned, revoked or lost by group rebalances.",
+	}, []string{"event"})
+	c.assigned = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "accesslog_exporter_assigned_partitions", ConstLabels: sink,
+		Help: "Partitions this replica owns now.",
+	})
+	c.pauses = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accesslog_exporter_fetch_pauses_total", ConstLabels: sink,
+		Help: "Times fetching paused because in-flight record bytes reached the bound (loki.max_inflight_bytes).",
+	})
+	c.info = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "accesslog_exporter_kafka_consumer_info",
+		Help:        "1 per consumer-group member of this process: which sink it feeds and which group it commits in (join with kafka_consumergroup_lag on consumergroup).",
+		ConstLabels: prometheus.Labels{"sink": c.opts.Sink, "consumergroup": c.cfg.Group},
+	})
+	c.info.Set(1)
 }
 
 // Close releases the client; Run calls it on the way out, so only a

@@ -384,8 +384,19 @@ func (g *Generator) escOpt(s string) []byte {
 	return g.esc(s)
 }
 
+// compile turns the tables into what next draws from. The steps run in this
+// order because each draws from the seeded source: the same seed, the same
+// traffic.
 func (g *Generator) compile() {
 	g.lnID, g.lnBody, g.lnApp, g.lnErr = g.expTab(1.2), g.expTab(0.3), g.expTab(0.5), g.expTab(0.5)
+	g.compileVhosts()
+	g.compileClients()
+	g.compileHosts()
+}
+
+// compileVhosts builds the virtual hosts with their routes, upstreams and
+// referers, and the user agents, all escaped once.
+func (g *Generator) compileVhosts() {
 	for i := range vhostSpecs {
 		vs := &vhostSpecs[i]
 		vh := vhost{name: vs.name, uas: vs.uas}
@@ -425,7 +436,10 @@ func (g *Generator) compile() {
 	}
 	g.fallback = []byte("10.0.9.9:8080")
 	g.tlsReq = g.esc(tlsClientHello)
+}
 
+// compileClients draws the client population.
+func (g *Generator) compileClients() {
 	// Clients: a fixed population, so that addresses repeat as they do in
 	// real logs. Addresses come from ranges reserved for documentation and
 	// from the shared (CGNAT) space of mobile carriers.
@@ -455,7 +469,10 @@ func (g *Generator) compile() {
 	for _, a := range []string{"10.0.0.2", "10.0.0.3", "10.0.3.7"} {
 		g.probes = append(g.probes, client{addr: []byte(a)})
 	}
+}
 
+// compileHosts builds each host's Filebeat envelope tail, with its agent ids.
+func (g *Generator) compileHosts() {
 	for i, h := range g.cfg.hosts {
 		eph := g.uuid(nil, uint64(i)^g.u64())
 		id := g.uuid(nil, uint64(i)^g.u64())

@@ -32,7 +32,7 @@ type Line struct {
 
 // Appender hands lines to the client. Each worker has its own, so a line
 // costs a copy into the open batch and no lock: the lock is taken once per
-// Kafka batch, by Begin, and given back by End.
+// Kafka batch, by Append.
 type Appender struct {
 	c *Client
 
@@ -48,21 +48,20 @@ type Appender struct {
 	ids    map[string]int32
 }
 
-// Begin starts adding the lines of one source; End must follow.
-func (a *Appender) Begin(topic string, partition int32, ack Acker) {
+// Append adds the lines of one source: lines calls Add for each. The
+// appender's lock is held while lines runs and given back however lines
+// ends, a panic included, so the next source cannot block on it. A batch
+// that is not full stays open for more lines until batch.max_wait.
+func (a *Appender) Append(topic string, partition int32, ack Acker, lines func()) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.topic, a.partition, a.ack = topic, partition, ack
-}
-
-// End closes what Begin opened. A batch that is not full stays open for
-// more lines until batch.max_wait.
-func (a *Appender) End() {
-	a.ack = nil
-	a.mu.Unlock()
+	defer func() { a.ack = nil }()
+	lines()
 }
 
 // Add copies one line into the open batch, sealing the batch for pushing
-// once it is full. The ack given to Begin is retained once per batch.
+// once it is full. The ack given to Append is retained once per batch.
 //
 // Timestamps: Loki (and the query path) treat entries of one stream with
 // the same timestamp and line as one, which makes a line pushed twice after

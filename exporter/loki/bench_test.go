@@ -51,14 +51,14 @@ func BenchmarkAppenderAdd(b *testing.B) {
 	b.SetBytes(int64(len(lines[0])))
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 1000 {
-		a.Begin("nginxlog", 0, ack)
-		for j := i; j < i+1000 && j < b.N; j++ {
-			l.Line = lines[j&255]
-			l.Host = hosts[(j>>10)&1]
-			l.Offset = int64(j)
-			a.Add(&l)
-		}
-		a.End()
+		a.Append("nginxlog", 0, ack, func() {
+			for j := i; j < i+1000 && j < b.N; j++ {
+				l.Line = lines[j&255]
+				l.Host = hosts[(j>>10)&1]
+				l.Offset = int64(j)
+				a.Add(&l)
+			}
+		})
 		for q := c.dequeue(); q != nil; q = c.dequeue() {
 			q.release()
 			c.recycle(q)
@@ -86,18 +86,18 @@ func BenchmarkPushThroughput(b *testing.B) {
 	b.SetBytes(int64(len(lines[0])))
 	start := time.Now()
 	for i := 0; i < b.N; i += 1000 {
-		a.Begin("nginxlog", 0, ack)
-		for j := i; j < i+1000 && j < b.N; j++ {
-			l.Line = lines[j&255]
-			l.Offset = int64(j)
-			a.Add(&l)
-		}
-		a.End()
+		a.Append("nginxlog", 0, ack, func() {
+			for j := i; j < i+1000 && j < b.N; j++ {
+				l.Line = lines[j&255]
+				l.Offset = int64(j)
+				a.Add(&l)
+			}
+		})
 		if i%200000 == 0 {
-			_ = c.Wait(context.Background())
+			_ = c.wait(context.Background())
 		}
 	}
-	_ = c.Wait(context.Background())
+	_ = c.wait(context.Background())
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
 }
 
@@ -118,15 +118,15 @@ func benchBatch(b testing.TB, meta bool, n int) (*Client, *batch) {
 	}
 	hosts := [][]byte{[]byte("web-1"), []byte("web-2")}
 	l := Line{VHost: []byte("www.example.com"), TraceID: []byte("4bf92f3577b34da6a3ce929d0e0e4736")}
-	a.Begin("nginxlog", 3, &countAck{})
-	for j := range n {
-		l.Time = time.Unix(1700000000+int64(j/100), int64(j%7)*1e6)
-		l.Line = g.Next(nil)
-		l.Host = hosts[(j>>4)&1]
-		l.Offset = int64(1e6 + j)
-		a.Add(&l)
-	}
-	a.End()
+	a.Append("nginxlog", 3, &countAck{}, func() {
+		for j := range n {
+			l.Time = time.Unix(1700000000+int64(j/100), int64(j%7)*1e6)
+			l.Line = g.Next(nil)
+			l.Host = hosts[(j>>4)&1]
+			l.Offset = int64(1e6 + j)
+			a.Add(&l)
+		}
+	})
 	c.Flush()
 	return c, c.dequeue()
 }

@@ -33,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/credentials"
 )
@@ -54,7 +55,13 @@ type Options struct {
 	// Kafka batches its lines came from, with an event per retry. Nil for
 	// none.
 	Tracer trace.Tracer
+	// Status, when set, gets every push request's outcome and duration:
+	// the sender's cycle, as the exporter reports for every component.
+	Status *component.Status
 }
+
+// errPushRetried is a push the store did not take (no answer, 429, 5xx...).
+var errPushRetried = errors.New("loki push to be retried")
 
 // Client pushes batches to one Loki.
 type Client struct {
@@ -65,6 +72,7 @@ type Client struct {
 	hc       *http.Client
 	log      *slog.Logger
 	tracer   trace.Tracer // nil when tracing is off
+	status   *component.Status
 	m        *clientMetrics
 	streams  *streams
 	maxBytes int
@@ -113,6 +121,7 @@ func New(cfg config.Loki, opts Options) (*Client, error) {
 		ua:         opts.UserAgent,
 		log:        opts.Logger,
 		tracer:     opts.Tracer,
+		status:     opts.Status,
 		streams:    newStreams(cfg.Labels),
 		maxBytes:   int(cfg.Batch.MaxBytes),
 		maxLine:    int(cfg.MaxLineBytes),
@@ -189,22 +198,6 @@ func (c *Client) Flush() {
 	for _, a := range c.appendersNow() {
 		a.flush(0, now)
 	}
-}
-
-// Wait returns once every line added so far is done with (acknowledged,
-// rejected or dropped), or when ctx ends.
-func (c *Client) Wait(ctx context.Context) error {
-	c.Flush()
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for c.outstanding.Load() > 0 || c.InflightBytes() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // InflightBytes are the line bytes added and not yet done with.
@@ -360,8 +353,8 @@ func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
 	defer span.End()
 	bo := backoff{min: c.cfg.Retry.MinBackoff, max: c.cfg.Retry.MaxBackoff}
 	for attempt := 0; ; attempt++ {
-		res, reason, wait, body, status := s.post()
-		switch res {
+		ans := s.post()
+		switch ans.outcome {
 		case acked:
 			span.SetAttributes(attribute.Int("attempts", attempt+1))
 			var n int64
@@ -375,14 +368,14 @@ func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
 		case reject:
 			if len(idx) == 1 {
 				c.m.batchRejected.Inc()
-				r := rejectReason(status, body)
-				span.AddEvent("rejected", trace.WithAttributes(attribute.String("reason", r), attribute.Int("http.response.status_code", status)))
+				r := rejectReason(ans.status, ans.body)
+				span.AddEvent("rejected", trace.WithAttributes(attribute.String("reason", r), attribute.Int("http.response.status_code", ans.status)))
 				c.m.rejected(r).Inc()
-				c.sample(r, status, body, b, &b.entries[idx[0]])
+				c.sample(r, ans.status, ans.body, b, &b.entries[idx[0]])
 				return true
 			}
 			c.m.batchSplit.Inc()
-			span.AddEvent("split", trace.WithAttributes(attribute.Int("http.response.status_code", status)))
+			span.AddEvent("split", trace.WithAttributes(attribute.Int("http.response.status_code", ans.status)))
 			// Copy the halves: idx is s.idxBuf, which encode does not touch,
 			// but the recursion must own its slices.
 			mid := len(idx) / 2
@@ -393,7 +386,7 @@ func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
 		if c.ctx.Err() != nil {
 			return false
 		}
-		c.m.retries(reason).Inc()
+		c.m.retries(ans.reason).Inc()
 		c.m.batchRetried.Inc()
 		if d := c.cfg.Drop; d.Enabled {
 			switch {
@@ -410,13 +403,13 @@ func (s *sender) pushRange(b *batch, idx []int, first time.Time) bool {
 			return true
 		}
 		d := bo.next()
-		if wait > 0 {
-			d = min(wait, 10*time.Minute)
+		if ans.wait > 0 {
+			d = min(ans.wait, 10*time.Minute)
 		}
-		span.AddEvent("retry", trace.WithAttributes(attribute.String("reason", reason),
-			attribute.Int("http.response.status_code", status), attribute.Int("attempt", attempt+1), attribute.String("wait", d.String())))
+		span.AddEvent("retry", trace.WithAttributes(attribute.String("reason", ans.reason),
+			attribute.Int("http.response.status_code", ans.status), attribute.Int("attempt", attempt+1), attribute.String("wait", d.String())))
 		if attempt == 0 || attempt%10 == 0 {
-			args := []any{"reason", reason, "status", status, "entries", len(idx), "wait", d, "attempt", attempt + 1, "body", string(body)}
+			args := []any{"reason", ans.reason, "status", ans.status, "entries", len(idx), "wait", d, "attempt", attempt + 1, "body", string(ans.body)}
 			if sc := span.SpanContext(); sc.IsValid() {
 				// The trace of this push: its retries and the Kafka batches
 				// it carries.
@@ -440,14 +433,33 @@ func (c *Client) dropped(b *batch, idx []int, reason string) {
 	c.log.Warn("loki: dropping lines Loki did not accept in time (loki.drop / loki.retry.max_retries)", "reason", reason, "entries", len(idx))
 }
 
+// answer is what one push request came to.
+type answer struct {
+	outcome outcome
+	reason  string        // why it is retried: network, timeout, 429, 5xx, 4xx
+	wait    time.Duration // the store's Retry-After; 0 when none
+	body    []byte        // the store's answer (its first 4 KiB), or the error
+	status  int           // the HTTP status; 0 when no answer came
+}
+
 // post sends the encoded body once.
-func (s *sender) post() (res outcome, reason string, wait time.Duration, body []byte, status int) {
+func (s *sender) post() (ans answer) {
 	c := s.c
+	// The store answered (acknowledged or refused the lines): the sender
+	// works. No answer, or "later": it does not.
+	began := time.Now()
+	defer func() {
+		if ans.outcome == retry {
+			c.status.Report(time.Since(began), errPushRetried)
+		} else {
+			c.status.Report(time.Since(began), nil)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(s.body))
 	if err != nil {
-		return retry, "network", 0, []byte(err.Error()), 0
+		return answer{outcome: retry, reason: "network", body: []byte(err.Error())}
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", c.ua)
@@ -461,37 +473,37 @@ func (s *sender) post() (res outcome, reason string, wait time.Duration, body []
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.m.duration.Observe(time.Since(start).Seconds())
-		reason = "network"
+		reason := "network"
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			reason = "timeout"
 		}
-		return retry, reason, 0, []byte(err.Error()), 0
+		return answer{outcome: retry, reason: reason, body: []byte(err.Error())}
 	}
-	body, _ = io.ReadAll(io.LimitReader(resp.Body, 4096))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	c.m.duration.Observe(time.Since(start).Seconds())
-	status = resp.StatusCode
+	status := resp.StatusCode
 	switch {
 	case status/100 == 2:
-		return acked, "", 0, nil, status
+		return answer{outcome: acked, status: status}
 	case status == http.StatusTooManyRequests:
-		return retry, "429", retryAfter(resp.Header.Get("Retry-After")), body, status
+		return answer{retry, "429", retryAfter(resp.Header.Get("Retry-After")), body, status}
 	case status/100 == 5:
-		return retry, "5xx", retryAfter(resp.Header.Get("Retry-After")), body, status
+		return answer{retry, "5xx", retryAfter(resp.Header.Get("Retry-After")), body, status}
 	case status == http.StatusRequestTimeout:
-		return retry, "timeout", 0, body, status
+		return answer{retry, "timeout", 0, body, status}
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusUnprocessableEntity:
 		// The content's fault (line too long, too old, bad labels): split.
-		return reject, "", 0, body, status
+		return answer{reject, "", 0, body, status}
 	case status/100 == 4:
 		// 401, 403, 404...: the setup's fault, not the lines'. Rejecting
 		// would throw every line away; waiting keeps them in Kafka.
-		return retry, "4xx", retryAfter(resp.Header.Get("Retry-After")), body, status
+		return answer{retry, "4xx", retryAfter(resp.Header.Get("Retry-After")), body, status}
 	}
 	// 1xx/3xx: not an answer to a push; try again.
-	return retry, "5xx", 0, body, status
+	return answer{retry, "5xx", 0, body, status}
 }
 
 // retryAfter reads seconds or an HTTP date; 0 when absent or unreadable.

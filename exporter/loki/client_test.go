@@ -62,17 +62,17 @@ func (a *countAck) Release() { a.refs.Add(-1); a.releases.Add(1) }
 func (a *countAck) held() bool { return a.refs.Load() != 0 }
 
 func addLines(a *Appender, ack Acker, from, n int, host string) {
-	a.Begin("nginxlog", 3, ack)
-	for i := from; i < from+n; i++ {
-		a.Add(&Line{
-			Time:   time.Unix(1700000000+int64(i), 0),
-			Line:   fmt.Appendf(nil, "line %06d %s", i, strings.Repeat("x", 40)),
-			Host:   []byte(host),
-			VHost:  []byte("www.example.com"),
-			Offset: int64(i),
-		})
-	}
-	a.End()
+	a.Append("nginxlog", 3, ack, func() {
+		for i := from; i < from+n; i++ {
+			a.Add(&Line{
+				Time:   time.Unix(1700000000+int64(i), 0),
+				Line:   fmt.Appendf(nil, "line %06d %s", i, strings.Repeat("x", 40)),
+				Host:   []byte(host),
+				VHost:  []byte("www.example.com"),
+				Offset: int64(i),
+			})
+		}
+	})
 }
 
 func TestPushDeliversEveryLineAndReleasesSources(t *testing.T) {
@@ -93,7 +93,7 @@ func TestPushDeliversEveryLineAndReleasesSources(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if got := store.Len(); got != 3000 {
@@ -184,7 +184,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	store.SetFault(lokitest.Status(http.StatusTooManyRequests).RetryAfter("1").Times(1))
 	c, reg := newClient(t, testConfig(store.URL()))
 	addLines(c.NewAppender(), &countAck{}, 0, 10, "web")
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	reqs := store.Requests()
@@ -206,16 +206,16 @@ func TestBadLineIsIsolatedAndRejected(t *testing.T) {
 	c, reg := newClient(t, cfg)
 	a := c.NewAppender()
 	ack := &countAck{}
-	a.Begin("nginxlog", 0, ack)
-	for i := range 100 {
-		line := fmt.Appendf(nil, "line %d", i)
-		if i == 37 {
-			line = append(line, strings.Repeat("y", 2000)...)
+	a.Append("nginxlog", 0, ack, func() {
+		for i := range 100 {
+			line := fmt.Appendf(nil, "line %d", i)
+			if i == 37 {
+				line = append(line, strings.Repeat("y", 2000)...)
+			}
+			a.Add(&Line{Time: time.Unix(1700000000, 0), Line: line, Offset: int64(i)})
 		}
-		a.Add(&Line{Time: time.Unix(1700000000, 0), Line: line, Offset: int64(i)})
-	}
-	a.End()
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	})
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	// Loki stores the good entries of a push it answers 400; the client
@@ -239,7 +239,7 @@ func TestSetupErrorsAreRetriedNotRejected(t *testing.T) {
 	store.SetFault(lokitest.Status(http.StatusUnauthorized).Times(3))
 	c, reg := newClient(t, testConfig(store.URL()))
 	addLines(c.NewAppender(), &countAck{}, 0, 10, "web")
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if store.Len() != 10 || counterValue(t, reg, "accesslog_exporter_loki_retries_total", "reason", "4xx") != 3 {
@@ -255,7 +255,7 @@ func TestDropIsOptInAndCounted(t *testing.T) {
 	c, reg := newClient(t, cfg)
 	ack := &countAck{}
 	addLines(c.NewAppender(), ack, 0, 10, "web")
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if ack.held() || counterValue(t, reg, "accesslog_exporter_loki_dropped_total", "reason", "max_age") != 10 {
@@ -274,7 +274,7 @@ func TestCloseAbandonsUnacknowledged(t *testing.T) {
 	c.Start()
 	ack := &countAck{}
 	addLines(c.NewAppender(), ack, 0, 10, "web")
-	if err := c.Wait(ctxTimeout(t, 200*time.Millisecond)); err == nil {
+	if err := c.wait(ctxTimeout(t, 200*time.Millisecond)); err == nil {
 		t.Fatal("Wait returned nil while Loki is down")
 	}
 	c.Close()
@@ -303,10 +303,10 @@ func TestHeadersAuthTenantAndTLS(t *testing.T) {
 	cfg.StructuredMetadata = true
 	c, _ := newClient(t, cfg)
 	a := c.NewAppender()
-	a.Begin("nginxlog", 4, &countAck{})
-	a.Add(&Line{Time: time.Unix(1700000000, 5e6), Line: []byte("hello"), Offset: 42, TraceID: []byte("4bf92f3577b34da6a3ce929d0e0e4736"), Unparsed: true})
-	a.End()
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	a.Append("nginxlog", 4, &countAck{}, func() {
+		a.Add(&Line{Time: time.Unix(1700000000, 5e6), Line: []byte("hello"), Offset: 42, TraceID: []byte("4bf92f3577b34da6a3ce929d0e0e4736"), Unparsed: true})
+	})
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	h := store.Requests()[0].Header
@@ -334,12 +334,12 @@ func TestStreamLimitFoldsIntoOther(t *testing.T) {
 	cfg.Labels.VHost = true
 	c, _ := newClient(t, cfg)
 	a := c.NewAppender()
-	a.Begin("t", 0, &countAck{})
-	for i := range 10 {
-		a.Add(&Line{Time: time.Unix(1700000000, 0), Line: []byte("l"), Host: fmt.Appendf(nil, "h%d", i), VHost: []byte("v"), Offset: int64(i)})
-	}
-	a.End()
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	a.Append("t", 0, &countAck{}, func() {
+		for i := range 10 {
+			a.Add(&Line{Time: time.Unix(1700000000, 0), Line: []byte("l"), Host: fmt.Appendf(nil, "h%d", i), VHost: []byte("v"), Offset: int64(i)})
+		}
+	})
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if len(store.Streams()) != 4 || len(store.Stream(`{job="accesslog", host="__other__", vhost="__other__", parse_status="parsed"}`)) != 7 {

@@ -59,15 +59,15 @@ func encodeLines(t testing.TB, meta bool, topic string, hosts []string, lines []
 		t.Fatal(err)
 	}
 	a := c.NewAppender()
-	a.Begin(topic, 7, &countAck{})
-	for i, l := range lines {
-		line := Line{Time: times[i], Line: l, Host: []byte(hosts[i%len(hosts)]), VHost: []byte("v"), Offset: int64(i) * 977}
-		if i < len(traces) {
-			line.TraceID = traces[i]
+	a.Append(topic, 7, &countAck{}, func() {
+		for i, l := range lines {
+			line := Line{Time: times[i], Line: l, Host: []byte(hosts[i%len(hosts)]), VHost: []byte("v"), Offset: int64(i) * 977}
+			if i < len(traces) {
+				line.TraceID = traces[i]
+			}
+			a.Add(&line)
 		}
-		a.Add(&line)
-	}
-	a.End()
+	})
 	c.Flush()
 	b := c.dequeue()
 	if b == nil {

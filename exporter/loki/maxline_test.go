@@ -21,12 +21,12 @@ func TestOverlongLineIsTruncatedAndCounted(t *testing.T) {
 	long := append(bytes.Repeat([]byte("a"), 999), "é and more"...) // é is 2 bytes at 999-1000
 	a := c.NewAppender()
 	ack := &countAck{}
-	a.Begin("nginxlog", 0, ack)
-	for i, l := range [][]byte{[]byte("before"), long, []byte("after")} {
-		a.Add(&Line{Time: time.Unix(1700000000, 0), Line: l, Offset: int64(i)})
-	}
-	a.End()
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	a.Append("nginxlog", 0, ack, func() {
+		for i, l := range [][]byte{[]byte("before"), long, []byte("after")} {
+			a.Add(&Line{Time: time.Unix(1700000000, 0), Line: l, Offset: int64(i)})
+		}
+	})
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	var lines []string
@@ -83,10 +83,10 @@ func TestOverlongLineMemoryIsBoundedByTheCap(t *testing.T) {
 	a := c.NewAppender()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	a.Begin("nginxlog", 0, &countAck{})
-	a.Add(&Line{Time: time.Unix(1700000000, 0), Line: huge})
-	a.End()
-	if err := c.Wait(ctxTimeout(t, 10*time.Second)); err != nil {
+	a.Append("nginxlog", 0, &countAck{}, func() {
+		a.Add(&Line{Time: time.Unix(1700000000, 0), Line: huge})
+	})
+	if err := c.wait(ctxTimeout(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)

@@ -64,7 +64,7 @@ func TestPushSpans(t *testing.T) {
 	defer c.Close()
 	src := &tracedAck{sc: batchSpan.SpanContext()}
 	addLines(c.NewAppender(), src, 0, 10, "web")
-	if err := c.Wait(ctxTimeout(t, 5*time.Second)); err != nil {
+	if err := c.wait(ctxTimeout(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	batchSpan.End()

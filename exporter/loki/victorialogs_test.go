@@ -45,7 +45,7 @@ func pushToVictoriaLogs(t *testing.T, base string, meta bool) {
 	ack := &countAck{}
 	const n = 2000
 	addLines(c.NewAppender(), ack, 0, n, "web-1")
-	if err := c.Wait(ctxTimeout(t, 10*time.Second)); err != nil {
+	if err := c.wait(ctxTimeout(t, 10*time.Second)); err != nil {
 		t.Fatalf("not acknowledged: %v", err)
 	}
 	if ack.held() || counterValue(t, reg, "accesslog_exporter_loki_entries_sent_total", "", "") != n {

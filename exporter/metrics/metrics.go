@@ -159,22 +159,7 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 	m.series.init(int64(maxSeries))
 	m.folded.init(maxFolded)
 	if m.compat {
-		for i, d := range dims {
-			switch d.kind {
-			case labelVHost:
-				m.compatV = i
-			case labelStatus:
-				m.compatS = i
-			}
-		}
-		if m.compatV < 0 {
-			m.compatV = len(dims)
-			dims = append(dims, dim{kind: labelVHost, name: "vhost"})
-		}
-		if m.compatS < 0 {
-			m.compatS = len(dims)
-			dims = append(dims, dim{kind: labelStatus, name: "status"})
-		}
+		dims = m.compatDims(dims)
 	}
 	m.dims = dims
 	names := make([]string, m.nLabels)
@@ -182,6 +167,16 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		names[i] = dims[i].name
 	}
 
+	collectors := m.newFamilies(cfg, names, factor)
+	if err := registerAll(reg, collectors); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newFamilies builds the request families (and the compatible ones when
+// on) over the label names, with the overflow and exemplar counters.
+func (m *Requests) newFamilies(cfg config.Metrics, names []string, factor float64) []prometheus.Collector {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: RequestsTotal,
 		Help: "Requests logged, one per access-log line.",
@@ -225,15 +220,43 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 	for i, f := range families {
 		m.overflow[i] = overflowVec.WithLabelValues(f)
 	}
+	return collectors
+}
+
+// compatDims finds the vhost and status the nginx-lua-prometheus families
+// need among the label dimensions, adding each one missing (kept apart:
+// only the compatible families carry it).
+func (m *Requests) compatDims(dims []dim) []dim {
+	for i, d := range dims {
+		switch d.kind {
+		case labelVHost:
+			m.compatV = i
+		case labelStatus:
+			m.compatS = i
+		}
+	}
+	if m.compatV < 0 {
+		m.compatV = len(dims)
+		dims = append(dims, dim{kind: labelVHost, name: "vhost"})
+	}
+	if m.compatS < 0 {
+		m.compatS = len(dims)
+		dims = append(dims, dim{kind: labelStatus, name: "status"})
+	}
+	return dims
+}
+
+// registerAll registers every collector or none.
+func registerAll(reg prometheus.Registerer, collectors []prometheus.Collector) error {
 	for i, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			for _, r := range collectors[:i] {
 				reg.Unregister(r)
 			}
-			return nil, fmt.Errorf("metrics: register request metrics: %w", err)
+			return fmt.Errorf("metrics: register request metrics: %w", err)
 		}
 	}
-	return m, nil
+	return nil
 }
 
 func histogramOpts(name, help string, buckets []float64, factor float64) prometheus.HistogramOpts {

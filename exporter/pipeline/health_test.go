@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // A running exporter serves the health poller's cluster series (encoded
@@ -24,11 +24,7 @@ import (
 // and reads the stream of members) and in OpenMetrics with one final
 // "# EOF".
 func TestHealthSeriesOnMetrics(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testbed.Cluster(t)
 
 	cfg := config.Default()
 	cfg.Kafka.Brokers = c.ListenAddrs()
@@ -67,24 +63,18 @@ func TestHealthSeriesOnMetrics(t *testing.T) {
 		if got := s.sum("kafka_topic_partitions", map[string]string{"topic": "nginxlog"}); got != 6 {
 			out = append(out, fmt.Sprintf("kafka_topic_partitions{topic=nginxlog} = %v, want 6", got))
 		}
-		for _, name := range []string{"accesslog_exporter_kafka_up", "accesslog_exporter_records_total", "promhttp_metric_handler_requests_total"} {
+		// The poller reports itself as every component does.
+		if got := s.sum("accesslog_exporter_component_success", map[string]string{"component": "kafka_health"}); got != 1 {
+			out = append(out, fmt.Sprintf(`accesslog_exporter_component_success{component="kafka_health"} = %v, want 1`, got))
+		}
+		for _, name := range []string{"accesslog_exporter_kafka_up", "accesslog_exporter_component_duration_seconds", "accesslog_exporter_records_total", "promhttp_metric_handler_requests_total"} {
 			if s[name] == nil {
 				out = append(out, name+" missing beside the health series")
 			}
 		}
 		return out
 	}
-	var missing []string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		missing = mismatches(parse(t, get(t, url)))
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, m := range missing {
-		t.Error(m)
-	}
+	testbed.Eventually(t, 20*time.Second, func() []string { return mismatches(parse(t, get(t, url))) })
 
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")

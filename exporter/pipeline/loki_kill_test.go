@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // TestLokiSIGKILLMidBatchLosesNothing kills the real exporter process while
@@ -93,17 +94,12 @@ loki:
 
 	first := run("first")
 	group := "g-" + job + "-loki" // the log path's group commits what the store acknowledged
-	deadline := time.Now().Add(time.Minute)
-	for {
-		commit, _ := committedTotal(t, c, group)
-		if commit > n/10 {
-			break
+	testbed.Eventually(t, time.Minute, func() []string {
+		if commit, _ := committedTotal(t, c, group); commit <= n/10 {
+			return []string{fmt.Sprintf("first run committed %d of %d:\n%s", commit, n, logTail("first"))}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("first run committed %d of %d in a minute:\n%s", commit, n, logTail("first"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -118,17 +114,12 @@ loki:
 
 	store.SetFault(lokitest.NoFault)
 	run("second")
-	deadline = time.Now().Add(2 * time.Minute)
-	for {
-		commit, end := committedTotal(t, c, group)
-		if commit == n && end == n {
-			break
+	testbed.Eventually(t, 2*time.Minute, func() []string {
+		if commit, end := committedTotal(t, c, group); commit != n || end != n {
+			return []string{fmt.Sprintf("after restart committed %d of %d:\n%s", commit, n, logTail("second"))}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after restart committed %d of %d:\n%s", commit, n, logTail("second"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	// Duplicates: what the killed process had pushed past the last commit
 	// is read and pushed again; the bound is the in-flight bound.
 	missing := store.Missing(lines)

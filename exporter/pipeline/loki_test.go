@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // newStore is the package's log store: an in-process Loki push endpoint
@@ -51,11 +53,7 @@ type lokiRun struct {
 
 func newCluster(t *testing.T) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := testbed.Cluster(t)
 	return c
 }
 
@@ -162,17 +160,12 @@ func committedTotal(t testing.TB, c *kfake.Cluster, group string) (commit, end i
 
 func waitCommitted(t *testing.T, r *lokiRun, n int64, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		commit, end := committedTotal(t, r.cluster, r.group)
-		if commit == n && end == n {
-			return
+	testbed.Eventually(t, d, func() []string {
+		if commit, end := committedTotal(t, r.cluster, r.group); commit != n || end != n {
+			return []string{fmt.Sprintf("committed %d of %d offsets (end %d)", commit, n, end)}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed %d of %d offsets (end %d) after %v", commit, n, end, d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 var timeLocal = regexp.MustCompile(`\[(\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\]`)
@@ -424,17 +417,12 @@ func TestLokiRejectsOneOverlongLineAndMovesOn(t *testing.T) {
 // open (max_wait and max_bytes far away), so nothing has been pushed.
 func waitProcessed(t *testing.T, r *lokiRun, n int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got := parse(t, get(t, r.metrics)).sum("accesslog_exporter_records_total", nil)
-		if got == float64(n) {
-			return
+	testbed.Eventually(t, time.Minute, func() []string {
+		if got := parse(t, get(t, r.metrics)).sum("accesslog_exporter_records_total", nil); got != float64(n) {
+			return []string{fmt.Sprintf("%v of %d records counted", got, n)}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v of %d records counted after a minute", got, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // openBatches is a config whose batches are sealed only by a flush: none
@@ -480,15 +468,11 @@ func TestLokiRevokeFlushesAndCommits(t *testing.T) {
 	commitBefore, _ := committedTotal(t, c, first.group)
 	pushesBefore := store.RequestCount()
 	startRun(t, c, cfg)
-	deadline := time.Now().Add(30 * time.Second)
 	var commit, end int64
-	for {
+	testbed.WaitFor(t, "every offset committed after the rebalance", 30*time.Second, func() bool {
 		commit, end = committedTotal(t, c, first.group)
-		if commit == int64(len(lines)) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return commit == int64(len(lines))
+	})
 	missing := store.Missing(lines)
 	if commitBefore != 0 || pushesBefore != 0 || commit != end || end != int64(len(lines)) || len(missing) > 0 || store.Duplicates() != 0 {
 		t.Errorf("before the rebalance %d committed and %d pushes (want 0, 0); after: %d of %d committed, %d lines missing, %d duplicates",

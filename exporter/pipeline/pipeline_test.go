@@ -16,12 +16,12 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // scrape holds parsed metric families with helpers to sum them.
@@ -227,11 +227,7 @@ func TestReplayBadFormatNamesField(t *testing.T) {
 // malformed ones in several partitions; the metrics equal what was produced,
 // exactly, and the committed offsets reach the end of every partition.
 func TestKafkaEndToEnd(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testbed.Cluster(t)
 	raw, totRaw := generate(t, 6000, loggen.Seed(11), loggen.MalformedRatio(0.01))
 	env, totEnv := generate(t, 6000, loggen.Seed(12), loggen.MalformedRatio(0.01), loggen.Envelope(true))
 	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("nginxlog"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
@@ -253,6 +249,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 	addr := "127.0.0.1:0"
 	started := make(chan *server.Server, 1)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failed wait stops the run too
 	var wg sync.WaitGroup
 	var runErr error
 	wg.Add(1)
@@ -285,17 +282,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 	tot.BodyBytes += totEnv.BodyBytes
 	// Each collector of a scrape moves on its own: poll until every total
 	// agrees, then report whatever still does not.
-	var mismatches []string
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		mismatches = totalsMismatches(parse(t, get(t, url)), tot)
-		if len(mismatches) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, m := range mismatches {
-		t.Error(m)
-	}
+	testbed.Eventually(t, 30*time.Second, func() []string { return totalsMismatches(parse(t, get(t, url)), tot) })
 
 	cancel()
 	wg.Wait()

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafkahealth"
@@ -103,6 +104,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Every component reports its last cycle the same way
+	// (accesslog_exporter_component_success and _duration_seconds).
+	components := component.NewSet()
+	if err := reg.Register(components); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -129,7 +136,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		go func() { defer wg.Done(); emb.generate(ctx) }()
 	}
 
-	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, opts.SpanProcessors...)
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, components.Component("tracing"), opts.SpanProcessors...)
 	if err != nil {
 		return cfg.Errorf("tracing", "%v", err)
 	}
@@ -161,6 +168,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		// metrics and alerts go on through a log-store outage.
 		cons, err := kafka.New(kcfg, kafka.Options{
 			Sink:            config.RoleMetrics,
+			Status:          components.Component("kafka_metrics"),
 			Tracer:          tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
 			NewProcessor:    func(int) kafka.Processor { return withHooks(newProcessor(l, self, tracer, nil), log, opts) },
 			Logger:          log,
@@ -175,7 +183,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	var lc *loki.Client
 	if logsOn {
-		lopts := loki.Options{Logger: log, Registerer: reg, UserAgent: "accesslog-exporter/" + opts.Version}
+		lopts := loki.Options{Logger: log, Registerer: reg, UserAgent: "accesslog-exporter/" + opts.Version, Status: components.Component("loki")}
 		if tracing.Enabled() {
 			lopts.Tracer = tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/loki")
 		}
@@ -199,6 +207,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		// acknowledged, and fetching pauses while too much waits.
 		cons, err := kafka.New(lcfg, kafka.Options{
 			Sink:   config.RoleLogs,
+			Status: components.Component("kafka_logs"),
 			Tracer: tracing.Tracer("github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"),
 			NewProcessor: func(int) kafka.Processor {
 				return withHooks(newProcessor(l, self, tracer, lc.NewAppender()), log, opts)
@@ -225,7 +234,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	var gatherer prometheus.Gatherer = reg
 	var expositions []server.Exposition
 	if cfg.Health.Enabled {
-		health, err = kafkahealth.New(kcfg, cfg.Health, kafkahealth.Options{Logger: log})
+		health, err = kafkahealth.New(kcfg, cfg.Health, kafkahealth.Options{Logger: log, Status: components.Component("kafka_health")})
 		if err != nil {
 			closeMembers()
 			return cfg.Errorf("health", "%v", err)
@@ -242,7 +251,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	var pusher *telemetry.Pusher
 	if cfg.Push.URL != "" {
-		if pusher, err = telemetry.NewPusher(cfg.Push, gatherer, reg, log); err != nil {
+		if pusher, err = telemetry.NewPusher(cfg.Push, gatherer, reg, log, components.Component("push")); err != nil {
 			closeMembers()
 			return cfg.Errorf("push", "%v", err)
 		}
@@ -396,15 +405,15 @@ func (p *processor) Process(b *kafka.Batch) {
 		// The appender retains b for every batch its lines go into, so the
 		// processor's own Release below does not make b committable by
 		// itself.
-		p.app.Begin(b.Topic, b.Partition, b)
-		for _, r := range b.Records {
-			ok := p.decode(b, r)
-			if !ok {
-				failed++
+		p.app.Append(b.Topic, b.Partition, b, func() {
+			for _, r := range b.Records {
+				ok := p.decode(b, r)
+				if !ok {
+					failed++
+				}
+				p.forward(r, !ok)
 			}
-			p.forward(r, !ok)
-		}
-		p.app.End()
+		})
 	}
 	if parse != nil {
 		parse.SetAttributes(attribute.Int("lines", len(b.Records)), attribute.Int("lines.failed", failed))

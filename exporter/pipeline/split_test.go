@@ -22,6 +22,7 @@ import (
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loki/lokitest"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // startRunWith is startRun with further Options (test hooks).
@@ -111,17 +112,12 @@ func sumOffsets(m map[int32]int64) (n int64) {
 // its last complaint.
 func eventually(t *testing.T, d time.Duration, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why := cond()
-		if why == "" {
-			return
+	testbed.Eventually(t, d, func() []string {
+		if why := cond(); why != "" {
+			return []string{why}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, why)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // produced writes lines and returns, per line, its partition and offset.

@@ -2,13 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -16,16 +16,13 @@ import (
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/kafka"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
+	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 )
 
 // Every fetched batch is one trace: a kafka.batch root span that ends when
 // the batch is committable, with a parse child; commits have their own spans.
 func TestBatchSpans(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "nginxlog"), kfake.GroupMinSessionTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testbed.Cluster(t)
 	const n = 3000
 	lines, tot := generate(t, n, loggen.Seed(21), loggen.MalformedRatio(0.01))
 	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("nginxlog"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
@@ -48,6 +45,7 @@ func TestBatchSpans(t *testing.T) {
 	cfg.Health.Enabled = false
 	cfg.Tracing.SamplingRatio = 1
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failed wait stops the run too
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -72,13 +70,12 @@ func TestBatchSpans(t *testing.T) {
 		}
 		return sum
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for records() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("batch spans cover %d records, want %d", records(), n)
+	testbed.Eventually(t, 30*time.Second, func() []string {
+		if got := records(); got < n {
+			return []string{fmt.Sprintf("batch spans cover %d records, want %d", got, n)}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	wg.Wait()
 

@@ -96,19 +96,7 @@ func (s *Server) metricsHandler(reg *prometheus.Registry, expositions []Expositi
 				return
 			}
 		}
-		key := renderKey{
-			format:  expfmt.NegotiateAccept(req.Header, formats...),
-			gzipped: acceptsGzip(req.Header.Get("Accept-Encoding")),
-		}
-		var only map[string]bool
-		if req.URL != nil {
-			if names := req.URL.Query()["name[]"]; len(names) > 0 {
-				only = make(map[string]bool, len(names))
-				for _, n := range names {
-					only[n] = true
-				}
-			}
-		}
+		key, only := scrapeWanted(req, formats)
 		var timeout <-chan time.Time
 		if s.cfg.ScrapeTimeout > 0 {
 			t := time.NewTimer(s.cfg.ScrapeTimeout)
@@ -130,26 +118,50 @@ func (s *Server) metricsHandler(reg *prometheus.Registry, expositions []Expositi
 			httpError(rsp, e.err)
 			return
 		}
-		h := rsp.Header()
-		h.Add("Vary", "Accept")
-		h.Add("Vary", "Accept-Encoding")
-		h.Set("Content-Type", string(key.format))
-		if key.gzipped {
-			h.Set("Content-Encoding", "gzip")
-		}
-		h.Set("Content-Length", strconv.Itoa(e.size))
-		if s.cfg.WriteTimeout > 0 {
-			// The write timeout bounds the sending, not the wait for
-			// the encoding (--web.scrape-timeout bounds that).
-			_ = http.NewResponseController(rsp).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		}
-		for _, c := range e.chunks {
-			if _, err := rsp.Write(c); err != nil {
-				// The scraper went away or stalled past the write timeout.
-				return
+		s.writeEncoding(rsp, key, e)
+	})
+}
+
+// scrapeWanted reads what a scrape asks for: the format and compression
+// negotiated from its headers, and the families named by name[] (nil: all).
+func scrapeWanted(req *http.Request, formats []expfmt.Format) (renderKey, map[string]bool) {
+	key := renderKey{
+		format:  expfmt.NegotiateAccept(req.Header, formats...),
+		gzipped: acceptsGzip(req.Header.Get("Accept-Encoding")),
+	}
+	var only map[string]bool
+	if req.URL != nil {
+		if names := req.URL.Query()["name[]"]; len(names) > 0 {
+			only = make(map[string]bool, len(names))
+			for _, n := range names {
+				only[n] = true
 			}
 		}
-	})
+	}
+	return key, only
+}
+
+// writeEncoding sends a finished encoding, bounded by the write timeout.
+func (s *Server) writeEncoding(rsp http.ResponseWriter, key renderKey, e *encoding) {
+	h := rsp.Header()
+	h.Add("Vary", "Accept")
+	h.Add("Vary", "Accept-Encoding")
+	h.Set("Content-Type", string(key.format))
+	if key.gzipped {
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(e.size))
+	if s.cfg.WriteTimeout > 0 {
+		// The write timeout bounds the sending, not the wait for the
+		// encoding (--web.scrape-timeout bounds that).
+		_ = http.NewResponseController(rsp).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	}
+	for _, c := range e.chunks {
+		if _, err := rsp.Write(c); err != nil {
+			// The scraper went away or stalled past the write timeout.
+			return
+		}
+	}
 }
 
 // registerOnce registers c on reg, or returns the collector of the same

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/credentials"
 )
@@ -30,10 +31,12 @@ type Pusher struct {
 	log    *slog.Logger
 	pushes *prometheus.CounterVec
 	last   prometheus.Gauge
+	status *component.Status
 }
 
-// NewPusher checks the config and registers the pusher's own metrics on reg.
-func NewPusher(cfg config.Push, g prometheus.Gatherer, reg prometheus.Registerer, log *slog.Logger) (*Pusher, error) {
+// NewPusher checks the config and registers the pusher's own metrics on reg;
+// status, when set, gets every push's success and duration.
+func NewPusher(cfg config.Push, g prometheus.Gatherer, reg prometheus.Registerer, log *slog.Logger, status *component.Status) (*Pusher, error) {
 	opts := &vm.PushOptions{Method: cfg.Method}
 	var labels []string
 	for _, l := range cfg.ExtraLabels {
@@ -48,7 +51,7 @@ func NewPusher(cfg config.Push, g prometheus.Gatherer, reg prometheus.Registerer
 		}
 		opts.Headers = []string{"Authorization: Bearer " + tok}
 	}
-	p := &Pusher{cfg: cfg, g: g, opts: opts, log: log,
+	p := &Pusher{cfg: cfg, g: g, opts: opts, log: log, status: status,
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "accesslog_exporter_push_total",
 			Help: "Pushes of the registry in push mode, by result (success, failure).",
@@ -106,7 +109,9 @@ func (p *Pusher) Push(ctx context.Context) error {
 		}
 		_, _ = w.Write(b.Bytes())
 	}
+	start := time.Now()
 	err := vm.PushMetricsExt(ctx, p.cfg.URL, write, p.opts)
+	p.status.Report(time.Since(start), err)
 	if gatherErr != nil {
 		p.log.Warn("push: gathering metrics", "err", gatherErr)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/internal/testbed"
 	"github.com/accesslog-exporter/accesslog-exporter/internal/testenv"
@@ -77,7 +78,7 @@ func TestPushToVictoriaMetrics(t *testing.T) {
 	cfg := config.Default().Push
 	cfg.URL = base + "/api/v1/import/prometheus"
 	cfg.ExtraLabels = []string{"dc=eu-1", "replica=a"}
-	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,12 +139,21 @@ func TestPushFailureIsCounted(t *testing.T) {
 	cfg.URL = "http://user:secret@127.0.0.1:" + strconv.Itoa(port) + "/api/v1/import/prometheus"
 	cfg.Timeout = time.Second
 	var logs bytes.Buffer
-	p, err := NewPusher(cfg, reg, reg, slog.New(slog.NewTextHandler(&logs, nil)))
+	components := component.NewSet()
+	reg.MustRegister(components)
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.NewTextHandler(&logs, nil)), components.Component("push"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Push(context.Background()); err == nil {
 		t.Fatal("push to a closed port succeeded")
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP accesslog_exporter_component_success 1 if the component's last cycle succeeded, else 0: a commit for a Kafka consumer, a push for the log store and push, a poll for the health poller, an export for tracing.
+# TYPE accesslog_exporter_component_success gauge
+accesslog_exporter_component_success{component="push"} 0
+`), "accesslog_exporter_component_success"); err != nil {
+		t.Error(err)
 	}
 	if strings.Contains(logs.String(), "secret") {
 		t.Errorf("the push failure is logged with the password:\n%s", logs.String())
@@ -177,7 +187,7 @@ func TestPushBearerToken(t *testing.T) {
 	cfg.URL = "http://" + l.Addr().String() + "/metrics/job/accesslog-exporter"
 	cfg.Method = "PUT"
 	cfg.BearerTokenFile = tok
-	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +253,7 @@ func TestPushToPushgateway(t *testing.T) {
 	cfg.URL = base + "/metrics/job/accesslog-exporter/instance/replica-a"
 	cfg.Method = "PUT"
 	cfg.ExtraLabels = []string{"dc=eu-1"}
-	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler))
+	p, err := NewPusher(cfg, reg, reg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

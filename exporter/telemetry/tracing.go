@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 )
 
@@ -27,8 +28,9 @@ type Tracing struct {
 
 // NewTracing builds the provider for cfg. Extra span processors (tests use
 // an in-memory recorder) are added beside the OTLP exporter; with no endpoint
-// and none of them, tracing is off.
-func NewTracing(ctx context.Context, cfg config.Tracing, version string, extra ...sdktrace.SpanProcessor) (*Tracing, error) {
+// and none of them, tracing is off. status, when set, gets every export's
+// success and duration.
+func NewTracing(ctx context.Context, cfg config.Tracing, version string, status *component.Status, extra ...sdktrace.SpanProcessor) (*Tracing, error) {
 	if cfg.Endpoint == "" && len(extra) == 0 {
 		return &Tracing{TracerProvider: noop.NewTracerProvider()}, nil
 	}
@@ -59,7 +61,7 @@ func NewTracing(ctx context.Context, cfg config.Tracing, version string, extra .
 		if err != nil {
 			return nil, fmt.Errorf("endpoint: %w", err)
 		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		opts = append(opts, sdktrace.WithBatcher(reportedExporter{exp, status}))
 	}
 	for _, p := range extra {
 		opts = append(opts, sdktrace.WithSpanProcessor(p))
@@ -80,4 +82,18 @@ func (t *Tracing) Shutdown(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return t.sdk.Shutdown(ctx)
+}
+
+// reportedExporter reports each export of a batch of spans as the tracing
+// component's cycle.
+type reportedExporter struct {
+	sdktrace.SpanExporter
+	status *component.Status
+}
+
+func (e reportedExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	start := time.Now()
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	e.status.Report(time.Since(start), err)
+	return err
 }

@@ -5,12 +5,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/component"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 )
 
@@ -36,7 +40,8 @@ func TestTracingExportsOverOTLPHTTP(t *testing.T) {
 	cfg := config.Default().Tracing
 	cfg.Endpoint = srv.URL // no path: /v1/traces is added
 	cfg.SamplingRatio = 1
-	tr, err := NewTracing(context.Background(), cfg, "1.2.3")
+	components := component.NewSet()
+	tr, err := NewTracing(context.Background(), cfg, "1.2.3", components.Component("tracing"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +52,15 @@ func TestTracingExportsOverOTLPHTTP(t *testing.T) {
 	span.End()
 	if err := tr.Shutdown(5 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(components)
+	if err := promtestutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP accesslog_exporter_component_success 1 if the component's last cycle succeeded, else 0: a commit for a Kafka consumer, a push for the log store and push, a poll for the health poller, an export for tracing.
+# TYPE accesslog_exporter_component_success gauge
+accesslog_exporter_component_success{component="tracing"} 1
+`), "accesslog_exporter_component_success"); err != nil {
+		t.Errorf("the export is not reported as the tracing component's cycle: %v", err)
 	}
 	select {
 	case req := <-got:
@@ -72,7 +86,7 @@ func TestTracingExportsOverOTLPHTTP(t *testing.T) {
 }
 
 func TestTracingOffIsNoop(t *testing.T) {
-	tr, err := NewTracing(context.Background(), config.Default().Tracing, "x")
+	tr, err := NewTracing(context.Background(), config.Default().Tracing, "x", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
