@@ -50,6 +50,9 @@ func (p *storeProxy) listen() error {
 	}
 	rp := httputil.NewSingleHostReverseProxy(p.target)
 	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 16, ResponseHeaderTimeout: time.Minute}
+	// A push the exporter gave up on (its timeout, during hang and slow) is
+	// the fault working, not news: answer 502 without a log line each.
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		mode, delay, wake := p.mode, p.delay, p.wake

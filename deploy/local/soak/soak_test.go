@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/url"
@@ -732,12 +733,18 @@ func (s *soak) checkAlerts(final bool) {
 		paged := ""
 		for _, x := range firing {
 			a := x.a
-			if a.StartsAt.Before(f.start) || a.StartsAt.After(f.end.Add(grace[f.Kind])) {
+			// Firing at some moment of the fault's window: it started in
+			// it, or had started before (an earlier fault's page still on)
+			// and was not resolved before the window began.
+			if a.StartsAt.After(f.end.Add(grace[f.Kind])) || resolvedBy(all, a).Before(f.start) {
 				continue
 			}
 			for _, name := range need.alerts {
 				if name == a.Labels["alertname"] || (name == logPathLag && isLogPathLag(a)) {
 					paged = fmt.Sprintf("%s after %s", a.Labels["alertname"], a.StartsAt.Sub(f.start).Round(time.Second))
+					if a.StartsAt.Before(f.start) {
+						paged = fmt.Sprintf("%s, firing since %s before", a.Labels["alertname"], f.start.Sub(a.StartsAt).Round(time.Second))
+					}
 				}
 			}
 		}
@@ -769,6 +776,17 @@ func logLagOver(from, to time.Time) (time.Duration, error) {
 	}
 	_, n := sampleAt(r.Data.Result[0].Value)
 	return time.Duration(n) * time.Second, nil
+}
+
+// resolvedBy is when the webhook was told that alert a (same labels, same
+// start) resolved; far in the future while it has not.
+func resolvedBy(all []received, a received) time.Time {
+	for _, r := range all {
+		if r.Status == "resolved" && r.StartsAt.Equal(a.StartsAt) && maps.Equal(r.Labels, a.Labels) {
+			return r.ReceivedAt
+		}
+	}
+	return time.Now().Add(time.Hour)
 }
 
 // --- the end -------------------------------------------------------------------
