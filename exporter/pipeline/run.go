@@ -545,8 +545,9 @@ func (p *processor) startSpans(b *kafka.Batch) trace.Span {
 
 // forward hands the record's line to Loki. The timestamp is the line's own
 // time, else Filebeat's @timestamp, else the Kafka record time: all three
-// are the same when the record is read again after a restart, which lets
-// Loki fold a re-sent line into the one it has.
+// are the same when the record is read again after a restart, so a re-sent
+// line keeps its place in the stream (stores that do not fold duplicates,
+// VictoriaLogs and Loki with stream sharding, keep both: docs/delivery.md).
 func (p *processor) forward(r *kgo.Record, unparsed bool) {
 	rec := &p.h.rec
 	l := &p.line
