@@ -40,12 +40,12 @@ type sharedKey struct {
 }
 
 const (
-	// sharedArena is the bytes of lines a partition's window holds: a
-	// fetch of 1 MiB of compressed records is a few thousand lines.
-	sharedArena = 2 << 20
-	// sharedEntries bounds the lines a window holds, whatever their size.
-	sharedEntries = 8192
-	// sharedMaxArenas bounds the memory of all windows (32 MiB); further
+	// sharedArena is the bytes of lines a partition's window holds, and
+	// sharedEntries the lines whatever their size: a few thousand lines,
+	// far more than the two members drift apart while both keep up.
+	sharedArena   = 1 << 20
+	sharedEntries = 4096
+	// sharedMaxArenas bounds the memory of all windows (24 MiB); further
 	// partitions are decoded by each member, as without sharing.
 	sharedMaxArenas = 16
 	// sharedWait is how long the log member waits for the metrics member
@@ -97,11 +97,11 @@ type sharedPart struct {
 	w       int // next write position in arena
 	ents    []sharedEntry
 	head, n int
-	last    int64     // highest offset written; -1 before any
+	last    int64 // highest offset written; -1 before any
 	// asked is the highest offset the log member asked for: while it is
 	// further behind than sharedNear the metrics member does not copy
 	// lines it would never take.
-	asked int64
+	asked   int64
 	written time.Time // when the last batch was written
 }
 
@@ -109,10 +109,10 @@ type sharedPart struct {
 // its offset (a topic deleted and made again reuses offsets).
 type sharedEntry struct {
 	offset   int64
-	ts       int64 // the record's Kafka timestamp, Unix ns
-	vlen     int
+	ts       int64  // the record's Kafka timestamp, Unix ns
 	rules    *rules // what decoded it: a reload in between makes it a miss
 	time     time.Time
+	vlen     int
 	start    int // in arena: line, host, vhost, trace id, in this order
 	line     int
 	host     int
