@@ -37,12 +37,8 @@ type Options struct {
 	Web           *web.FlagConfig
 	TelemetryPath string
 	EnablePprof   bool
-	// Embedded starts an in-process 3-broker Kafka fed by the traffic
-	// generator at EmbeddedRate lines/s, and consumes from it.
-	Embedded     bool
-	EmbeddedRate float64
-	Version      string
-	Logger       *slog.Logger
+	Version       string
+	Logger        *slog.Logger
 	// KafkaOpts are extra client options (tests shorten heartbeats).
 	KafkaOpts []kgo.Opt
 	// ConfigFile is re-read on a reload (SIGHUP, POST /-/reload); empty
@@ -115,8 +111,7 @@ type parts struct {
 	self    *selfMetrics
 	comps   *component.Set
 	reloads *reloader
-	kcfg    config.Kafka // kafka section, with the embedded brokers
-	emb     *embedded
+	kcfg    config.Kafka
 	tracing *telemetry.Tracing
 	tracer  trace.Tracer // nil when tracing is off: no span work at all
 	members []*kafka.Consumer
@@ -147,22 +142,6 @@ func build(ctx context.Context, cfg *config.Config, opts Options) (*parts, error
 	p.comps = component.NewSet()
 	if err := p.reg.Register(p.comps); err != nil {
 		return p, err
-	}
-	if opts.Embedded {
-		if p.emb, err = startEmbedded(ctx, p.kcfg.Topics[0], opts.EmbeddedRate, p.log); err != nil {
-			return p, err
-		}
-		p.kcfg.Brokers = p.emb.brokers
-		if cfg.Loki.URL == "" && len(cfg.Roles) == 0 {
-			// The demo shows both paths, each with its own group.
-			url, err := p.emb.startSink()
-			if err != nil {
-				return p, err
-			}
-			demo := *cfg
-			demo.Loki.URL = url
-			cfg = &demo
-		}
 	}
 	if p.tracing, err = telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, p.comps.Component("tracing"), opts.SpanProcessors...); err != nil {
 		return p, cfg.Errorf("tracing", "%v", err)
@@ -309,8 +288,8 @@ func (p *parts) buildServer(ctx context.Context, opts Options) error {
 }
 
 // release closes what the run opened: on a setup error every component
-// built, which never ran; always the demo cluster and, last, tracing, so
-// that spans still buffered are sent after the final commit.
+// built, which never ran; always, last, tracing, so that spans still
+// buffered are sent after the final commit.
 func (p *parts) release() {
 	if !p.started {
 		for _, m := range p.members {
@@ -322,9 +301,6 @@ func (p *parts) release() {
 		if p.lc != nil {
 			p.lc.Close()
 		}
-	}
-	if p.emb != nil {
-		p.emb.close()
 	}
 	if p.tracing != nil {
 		if err := p.tracing.Shutdown(5 * time.Second); err != nil {
@@ -358,9 +334,6 @@ func (p *parts) supervise(ctx context.Context, cancel context.CancelFunc, opts O
 				mu.Unlock()
 			}
 		}()
-	}
-	if p.emb != nil {
-		goRun(func() error { p.emb.generate(ctx); return nil }, false)
 	}
 	if opts.Reloads != nil {
 		goRun(func() error { p.reloadOn(ctx, opts.Reloads); return nil }, false)
