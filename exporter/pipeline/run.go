@@ -125,6 +125,7 @@ type parts struct {
 	tracer  trace.Tracer // nil when tracing is off: no span work at all
 	members []*kafka.Consumer
 	counter *kafka.Consumer // the metrics member, nil without one
+	share   *shared         // nil unless both members run here
 	lc      *loki.Client
 	health  *kafkahealth.Poller
 	pusher  *telemetry.Pusher
@@ -189,6 +190,12 @@ func build(ctx context.Context, cfg *config.Config, opts Options) (*parts, error
 // store's client for the log member.
 func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Options) error {
 	metricsOn, logsOn := cfg.Sinks()
+	if metricsOn && logsOn {
+		var err error
+		if p.share, err = newShared(p.reg); err != nil {
+			return err
+		}
+	}
 	budget := opts.ShutdownTimeout
 	if budget <= 0 {
 		budget = 30 * time.Second
@@ -198,10 +205,12 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 		// Counted is done: this member never waits for the log store, so
 		// metrics and alerts go on through a log-store outage.
 		cons, err := kafka.New(p.kcfg, kafka.Options{
-			Sink:            config.RoleMetrics,
-			Status:          p.comps.Component("kafka_metrics"),
-			Tracer:          kafkaTracer,
-			NewProcessor:    func(int) kafka.Processor { return withHooks(newProcessor(p.l, p.self, p.tracer, nil), p.log, opts) },
+			Sink:   config.RoleMetrics,
+			Status: p.comps.Component("kafka_metrics"),
+			Tracer: kafkaTracer,
+			NewProcessor: func(int) kafka.Processor {
+				return withHooks(newProcessor(p.l, p.self, p.tracer, nil, p.share), p.log, opts)
+			},
 			Logger:          p.log,
 			Registerer:      p.reg,
 			ExtraOpts:       opts.KafkaOpts,
@@ -242,7 +251,7 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 		Status: p.comps.Component("kafka_logs"),
 		Tracer: kafkaTracer,
 		NewProcessor: func(int) kafka.Processor {
-			return withHooks(newProcessor(p.l, p.self, p.tracer, lc.NewAppender()), p.log, opts)
+			return withHooks(newProcessor(p.l, p.self, p.tracer, lc.NewAppender(), p.share), p.log, opts)
 		},
 		Logger:           p.log,
 		Registerer:       p.reg,
@@ -494,8 +503,16 @@ func allReady(ctx context.Context, members []*kafka.Consumer) server.Readiness {
 // off. With app nil it feeds the metrics (the metrics member); with an
 // appender it decodes what the log store needs and forwards (the log
 // member).
-func newProcessor(l *live, self *selfMetrics, tracer trace.Tracer, app *loki.Appender) *processor {
-	return &processor{h: newHandler(l.load(), self), live: l, tracer: tracer, app: app, log: slog.New(slog.DiscardHandler)}
+//
+// share, nil when the process runs one sink, carries the metrics member's
+// decodes to the log member.
+func newProcessor(l *live, self *selfMetrics, tracer trace.Tracer, app *loki.Appender, share *shared) *processor {
+	p := &processor{h: newHandler(l.load(), self), live: l, tracer: tracer, app: app, share: share, log: slog.New(slog.DiscardHandler)}
+	if share != nil && app != nil {
+		p.timer = time.NewTimer(time.Hour)
+		p.timer.Stop()
+	}
+	return p
 }
 
 func withHooks(p *processor, log *slog.Logger, opts Options) *processor {
@@ -506,13 +523,18 @@ func withHooks(p *processor, log *slog.Logger, opts Options) *processor {
 // processor adapts a handler to the consumer's batches: counting them, or
 // handing every line to the worker's log-store appender.
 type processor struct {
-	h       *handler
-	live    *live
-	tracer  trace.Tracer
-	app     *loki.Appender
-	line    loki.Line
-	log     *slog.Logger      // reports contained panics
-	panicOn func([]byte) bool // test hook, see Options
+	h      *handler
+	live   *live
+	tracer trace.Tracer
+	app    *loki.Appender
+	line   loki.Line
+	share  *shared
+	view   sharedView  // the log member's lines taken from share
+	timer  *time.Timer // the log member's wait for the metrics member
+	// panicked says the last count panicked: its record is not shared.
+	panicked bool
+	log      *slog.Logger      // reports contained panics
+	panicOn  func([]byte) bool // test hook, see Options
 }
 
 func (p *processor) Process(b *kafka.Batch) {
@@ -526,30 +548,65 @@ func (p *processor) Process(b *kafka.Batch) {
 	failed := 0
 	now := time.Now()
 	if p.app == nil {
-		for _, r := range b.Records {
-			if !p.count(b, r, now) {
-				failed++
-			}
-		}
+		failed = p.countBatch(b, now)
 	} else {
-		// The appender retains b for every batch its lines go into, so the
-		// processor's own Release below does not make b committable by
-		// itself.
-		p.app.Append(b.Topic, b.Partition, b, func() {
-			for _, r := range b.Records {
-				ok := p.decode(b, r)
-				if !ok {
-					failed++
-				}
-				p.forward(r, !ok)
-			}
-		})
+		failed = p.forwardBatch(b)
 	}
 	if parse != nil {
 		parse.SetAttributes(attribute.Int("lines", len(b.Records)), attribute.Int("lines.failed", failed))
 		parse.End()
 	}
 	b.Release()
+}
+
+// countBatch counts b's records, sharing each decode with the log member,
+// and returns how many failed.
+func (p *processor) countBatch(b *kafka.Batch, now time.Time) (failed int) {
+	w := p.share.begin(b)
+	defer w.end()
+	for _, r := range b.Records {
+		p.panicked = false
+		ok := p.count(b, r, now)
+		if !ok {
+			failed++
+		}
+		if w.p != nil && !p.panicked {
+			logLine(&p.h.rec, r, !ok, &p.line)
+			w.put(r, &p.line, p.h.rules)
+		}
+	}
+	return failed
+}
+
+// forwardBatch hands b's lines to the log store, decoding those the
+// metrics member has not, and returns how many failed.
+func (p *processor) forwardBatch(b *kafka.Batch) (failed int) {
+	p.share.take(b, p.h.rules, &p.view, p.timer)
+	hits := 0
+	// The appender retains b for every batch its lines go into, so the
+	// processor's own Release does not make b committable by itself.
+	p.app.Append(b.Topic, b.Partition, b, func() {
+		for i, r := range b.Records {
+			if p.view.line(i, &p.line) {
+				hits++
+				if p.line.Unparsed {
+					failed++
+				}
+				p.app.Add(&p.line)
+				continue
+			}
+			ok := p.decode(b, r)
+			if !ok {
+				failed++
+			}
+			p.forward(r, !ok)
+		}
+	})
+	if p.share != nil {
+		p.share.hit.Add(float64(hits))
+		p.share.miss.Add(float64(len(b.Records) - hits))
+	}
+	return failed
 }
 
 // count decodes, parses and counts one record, and says whether it parsed.
@@ -562,7 +619,7 @@ func (p *processor) count(b *kafka.Batch, r *kgo.Record, now time.Time) (ok bool
 			p.h.self.failed.Inc()
 			p.h.self.internal.Inc()
 			p.contained(b, r, v)
-			ok = false
+			ok, p.panicked = false, true
 		}
 	}()
 	if p.panicOn != nil && p.panicOn(r.Value) {
@@ -624,22 +681,30 @@ func (p *processor) startSpans(b *kafka.Batch) trace.Span {
 // line keeps its place in the stream (stores that do not fold duplicates,
 // VictoriaLogs and Loki with stream sharding, keep both: docs/delivery.md).
 func (p *processor) forward(r *kgo.Record, unparsed bool) {
-	rec := &p.h.rec
-	l := &p.line
+	logLine(&p.h.rec, r, unparsed, &p.line)
+	p.app.Add(&p.line)
+}
+
+// logLine fills l with what the log store gets for r, decoded as rec.
+func logLine(rec *accesslog.Record, r *kgo.Record, unparsed bool, l *loki.Line) {
 	l.Line = rec.Line
 	if l.Line == nil && !rec.Enveloped {
 		l.Line = r.Value // not even decoded: forward the record as it is
 	}
-	switch {
-	case !rec.Time.IsZero():
-		l.Time = rec.Time
-	case !rec.Timestamp.IsZero():
-		l.Time = rec.Timestamp
-	default:
-		l.Time = r.Timestamp
-	}
+	l.Time = forwardTime(rec, r)
 	l.Host, l.VHost, l.TraceID = rec.Host, rec.VHost, rec.TraceID
 	l.Unparsed = unparsed
 	l.Offset = r.Offset
-	p.app.Add(l)
+}
+
+// forwardTime is the time a line is stored under (see forward).
+func forwardTime(rec *accesslog.Record, r *kgo.Record) time.Time {
+	switch {
+	case !rec.Time.IsZero():
+		return rec.Time
+	case !rec.Timestamp.IsZero():
+		return rec.Timestamp
+	default:
+		return r.Timestamp
+	}
 }
