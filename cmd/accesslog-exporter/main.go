@@ -110,6 +110,7 @@ type serveFlags struct {
 	embedded        *bool
 	embeddedRate    *float64
 	shutdownTimeout *time.Duration
+	shutdownGrace   *time.Duration
 }
 
 func addServeFlags(serve *kingpin.CmdClause) *serveFlags {
@@ -137,6 +138,7 @@ func addServeFlags(serve *kingpin.CmdClause) *serveFlags {
 	f.embeddedRate = serve.Flag("kafka.embedded.rate", "Lines per second the embedded generator writes.").Default("500").Float64()
 	f.roles = serve.Flag("roles", "Comma-separated sinks this process feeds, each through its own consumer group: metrics, logs or both; overrides roles of the config file.").String()
 	f.shutdownTimeout = serve.Flag("shutdown.timeout", "The whole shutdown after SIGTERM: waiting for counted and acknowledged lines, the final commits and leaving the consumer groups. loki.shutdown_timeout bounds the log path within it.").Default("30s").Duration()
+	f.shutdownGrace = serve.Flag("web.shutdown-grace", "After SIGTERM and the final commit, how long the metrics path stays up for one scrape of the final counts (they are committed: no other replica counts them again). The exit follows that scrape at once; it does not wait when no scrape is expected (nothing scrapes the process regularly, or the scrapes stopped); --shutdown.timeout bounds it. Set it above the scrape interval; 0 stops serving at SIGTERM.").Default("15s").Duration()
 
 	return f
 }
@@ -198,6 +200,7 @@ func (f *serveFlags) serve(cfg *config.Config, configFile string, logger *slog.L
 		Override:        override,
 		Reloads:         reloads,
 		ShutdownTimeout: *f.shutdownTimeout,
+		ScrapeGrace:     *f.shutdownGrace,
 		Version:         version.Info(),
 		Logger:          logger,
 		Started: func(s *server.Server) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,6 +33,37 @@ func SeedGroup(ctx context.Context, cfg config.Kafka, from, group string, extra 
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	// A fresh client sends its first request to a random seed, and franz-go
+	// does not move on from one that refuses the connection: with one of
+	// three brokers down (a rolling restart) a third of the starts failed.
+	// Try again, as the members' own clients do, within a bound.
+	giveUp := time.Now().Add(seedRetryFor)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+		n, err := seedOnce(ctx, adm, from, group)
+		if err == nil || !transient(err) || time.Now().Add(backoff).After(giveUp) {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// seedRetryFor bounds SeedGroup's retries of transient errors: long
+// enough for a client to find a live broker or a coordinator to move,
+// short enough that a start with every broker down fails and says why.
+const seedRetryFor = 30 * time.Second
+
+// transient errors may pass on another try: a refused or failed
+// connection, or a retriable Kafka error (a coordinator moving).
+func transient(err error) bool {
+	var op *net.OpError
+	return (errors.As(err, &op) && op.Op == "dial") || kerr.IsRetriable(err)
+}
+
+func seedOnce(ctx context.Context, adm *kadm.Client, from, group string) (int, error) {
 	have, err := groupOffsets(ctx, adm, group)
 	if err != nil || len(have) > 0 {
 		return 0, err
@@ -54,7 +87,9 @@ func SeedGroup(ctx context.Context, cfg config.Kafka, from, group string, extra 
 	if err != nil {
 		return 0, fmt.Errorf("kafka: seeding group %q from %q: %w", group, from, err)
 	}
-	return len(offs), nil
+	n := 0
+	offs.Each(func(kadm.Offset) { n++ })
+	return n, nil
 }
 
 // groupOffsets are the committed offsets of group; none when the group

@@ -54,6 +54,10 @@ type Options struct {
 	// ShutdownTimeout is the whole shutdown after ctx ends (every member
 	// waits, commits and leaves its group within it). Default 30s.
 	ShutdownTimeout time.Duration
+	// ScrapeGrace is how long, within ShutdownTimeout, /metrics stays up
+	// after the metrics member's final commit waiting for one scrape of the
+	// final counts (--web.shutdown-grace); 0 stops serving at once.
+	ScrapeGrace time.Duration
 	// panicOn, set by tests, makes handling a record panic when it returns
 	// true: the containment of defects in the per-record path.
 	panicOn func(value []byte) bool
@@ -115,7 +119,8 @@ type parts struct {
 	tracing *telemetry.Tracing
 	tracer  trace.Tracer // nil when tracing is off: no span work at all
 	members []*kafka.Consumer
-	share   *shared // nil unless both members run here
+	counter *kafka.Consumer // the metrics member, nil without one
+	share   *shared         // nil unless both members run here
 	lc      *loki.Client
 	health  *kafkahealth.Poller
 	pusher  *telemetry.Pusher
@@ -194,6 +199,7 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 			return err
 		}
 		p.members = append(p.members, cons)
+		p.counter = cons
 	}
 	if !logsOn {
 		return nil
@@ -283,7 +289,7 @@ func (p *parts) buildServer(ctx context.Context, opts Options) error {
 		Reload:        lifecycle(opts.EnableLifecycle, p.reloads.Reload),
 		Expositions:   expositions,
 		Limits:        opts.HTTPLimits,
-	}, p.reg, allReady(p.members), p.log)
+	}, p.reg, allReady(ctx, p.members), p.log)
 	return p.srv.Listen(ctx)
 }
 
@@ -348,20 +354,85 @@ func (p *parts) supervise(ctx context.Context, cancel context.CancelFunc, opts O
 		p.lc.Start()
 	}
 	var membersWG sync.WaitGroup
+	counted := make(chan struct{}) // the metrics member has committed and left
+	if p.counter == nil {
+		close(counted)
+	}
 	for _, m := range p.members {
 		membersWG.Add(1)
-		goRun(func() error { defer membersWG.Done(); return m.Run(ctx) }, true)
+		goRun(func() error {
+			defer membersWG.Done()
+			if m == p.counter {
+				defer close(counted)
+			}
+			return m.Run(ctx)
+		}, true)
 	}
+	// The server outlives ctx: it stops once the members are done and the
+	// final counts were scraped, or the grace is over.
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServer()
+	srvDone := make(chan struct{})
+	goRun(func() error { defer close(srvDone); return p.srv.Run(srvCtx) }, true)
 	goRun(func() error {
+		<-ctx.Done()
+		p.lastScrape(time.Now().Add(shutdownBudget(opts)), opts.ScrapeGrace, counted, srvDone)
 		membersWG.Wait()
 		if p.lc != nil {
 			p.lc.Close()
 		}
+		stopServer()
 		return nil
 	}, false)
-	goRun(func() error { return p.srv.Run(ctx) }, true)
 	wg.Wait()
 	return errors.Join(all...)
+}
+
+func shutdownBudget(opts Options) time.Duration {
+	if opts.ShutdownTimeout <= 0 {
+		return 30 * time.Second
+	}
+	return opts.ShutdownTimeout
+}
+
+// lastScrape waits, once the metrics member has made its final commit, for
+// a scrape that gathered after it: counts made since the previous scrape
+// are committed, so the next replica will not count them again, and only
+// this process can still show them to Prometheus. It gives up after grace,
+// at the shutdown deadline, when the server has stopped, and when no scrape
+// is expected (see server.WaitScrape).
+func (p *parts) lastScrape(deadline time.Time, grace time.Duration, counted, srvDone <-chan struct{}) {
+	if grace <= 0 || p.counter == nil {
+		return
+	}
+	select {
+	case <-counted:
+	case <-srvDone:
+		return
+	}
+	since := time.Now()
+	end := since.Add(grace)
+	if deadline.Before(end) {
+		end = deadline
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), end)
+	defer cancel()
+	go func() {
+		select {
+		case <-srvDone:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if p.srv.WaitScrape(ctx, since) {
+		p.log.Info("shutdown: the final counts were scraped", "after", time.Since(since).Round(time.Millisecond))
+		return
+	}
+	if ctx.Err() != nil {
+		p.log.Warn("shutdown: no scrape of the final counts within the grace; what was counted since the last scrape is not seen by Prometheus", "grace", grace)
+		return
+	}
+	p.log.Info("shutdown: no scrape of the final counts expected (nothing scrapes this process regularly)")
 }
 
 // reloadOn reloads the file on every signal until ctx ends.
@@ -384,9 +455,13 @@ func lifecycle(on bool, reload func() error) func() error {
 }
 
 // allReady is ready when every member is: each has joined its group and
-// had a fetch answered.
-func allReady(members []*kafka.Consumer) server.Readiness {
+// had a fetch answered; never once ctx (the run) has ended, while the
+// server still answers during the shutdown.
+func allReady(ctx context.Context, members []*kafka.Consumer) server.Readiness {
 	return server.ReadinessFunc(func() (bool, string) {
+		if ctx.Err() != nil {
+			return false, "shutting down"
+		}
 		ok, whys := true, make([]string, 0, len(members))
 		for _, m := range members {
 			r, why := m.Ready()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 )
@@ -40,13 +41,14 @@ type encodings struct {
 
 // encoding is one scrape body, immutable once done is closed.
 type encoding struct {
-	key    renderKey
-	shared bool          // in live, joinable
-	done   chan struct{} // closed when chunks, size and err are set
-	chunks [][]byte
-	size   int
-	err    error
-	refs   int // under encodings.mu: scrapes reading it, and its maker
+	key      renderKey
+	shared   bool          // in live, joinable
+	gathered time.Time     // when its gather began: its values are at least this fresh
+	done     chan struct{} // closed when chunks, size and err are set
+	chunks   [][]byte
+	size     int
+	err      error
+	refs     int // under encodings.mu: scrapes reading it, and its maker
 }
 
 // acquire returns the encoding a scrape of key serves; only (name[]) makes
@@ -82,6 +84,7 @@ func (es *encodings) acquire(key renderKey, only map[string]bool) *encoding {
 			e.chunks = cw.chunks
 			close(e.done)
 		}()
+		e.gathered = time.Now()
 		e.size, e.err = es.encode(key, only, &cw)
 	}()
 	return e

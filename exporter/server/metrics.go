@@ -118,7 +118,9 @@ func (s *Server) metricsHandler(reg *prometheus.Registry, expositions []Expositi
 			httpError(rsp, e.err)
 			return
 		}
-		s.writeEncoding(rsp, key, e)
+		if s.writeEncoding(rsp, key, e) && only == nil {
+			s.scrapes.served(e.gathered)
+		}
 	})
 }
 
@@ -141,8 +143,9 @@ func scrapeWanted(req *http.Request, formats []expfmt.Format) (renderKey, map[st
 	return key, only
 }
 
-// writeEncoding sends a finished encoding, bounded by the write timeout.
-func (s *Server) writeEncoding(rsp http.ResponseWriter, key renderKey, e *encoding) {
+// writeEncoding sends a finished encoding, bounded by the write timeout,
+// and says whether all of it was written.
+func (s *Server) writeEncoding(rsp http.ResponseWriter, key renderKey, e *encoding) bool {
 	h := rsp.Header()
 	h.Add("Vary", "Accept")
 	h.Add("Vary", "Accept-Encoding")
@@ -159,9 +162,10 @@ func (s *Server) writeEncoding(rsp http.ResponseWriter, key renderKey, e *encodi
 	for _, c := range e.chunks {
 		if _, err := rsp.Write(c); err != nil {
 			// The scraper went away or stalled past the write timeout.
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // registerOnce registers c on reg, or returns the collector of the same

@@ -137,6 +137,7 @@ type Server struct {
 	logger   *slog.Logger
 	handler  http.Handler
 	rejected *prometheus.CounterVec // by reason
+	scrapes  scrapes
 
 	mu        sync.Mutex
 	listeners []net.Listener

@@ -165,6 +165,23 @@ func (p *proc) signal(sig syscall.Signal, grace time.Duration) error {
 	return fmt.Errorf("%s ignored %s for %s; killed", p.name, sig, grace)
 }
 
+// exited says whether the process started last has ended, and if so the
+// last line of its log: a replica that exits at start is reported at once
+// and with its reason, not as "not ready" minutes later.
+func (p *proc) exited() (bool, string) {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case <-done:
+	default:
+		return false, ""
+	}
+	b, _ := os.ReadFile(filepath.Join(p.runDir, "logs", p.name+".log"))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return true, lines[len(lines)-1]
+}
+
 // adoptFilebeat takes over the Filebeat stack-up.sh started: its command
 // line, environment and directory are read from /proc, so the soak can stop
 // and start it the same way.

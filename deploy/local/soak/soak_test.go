@@ -115,7 +115,7 @@ type applied struct {
 	ready      time.Time // a restarted replica: when it was ready again
 	exposure   int64     // a kill or stop: records its groups had not committed (metrics; log, -1 unknown)
 	logExp     int64
-	unseen     int64 // a kill or stop: what the replica may count after its last scrape (2 s at its rate)
+	unseen     int64 // a kill: what the replica may count after its last scrape (2 s at its rate)
 	err        error
 }
 
@@ -387,7 +387,11 @@ func (s *soak) inject(a *applied) {
 		if n, gerr := uncommitted(ctx, logGroup); gerr == nil && groupExists(ctx, logGroup) {
 			a.logExp = n
 		}
-		a.unseen = unscraped(replicas[a.Target])
+		// A stop waits for a scrape of its final counts
+		// (--web.shutdown-grace): only a SIGKILL hides counts.
+		if a.Kind == ReplicaKill {
+			a.unseen = unscraped(replicas[a.Target])
+		}
 	}
 	a.start = time.Now()
 	var err error
@@ -434,8 +438,12 @@ func (s *soak) inject(a *applied) {
 	}
 	if a.Kind == ReplicaKill || a.Kind == ReplicaStop {
 		addr := replicas[a.Target]
-		if waitFor(ctx, 2*time.Minute, func() bool { return ready(addr) }) {
+		var gone bool
+		var last string
+		if waitFor(ctx, 2*time.Minute, func() bool { gone, last = s.reps[a.Target].exited(); return gone || ready(addr) }) && !gone {
 			a.ready = time.Now()
+		} else if gone {
+			s.violation("fault %s: replica %s exited after its restart: %s", a.Fault, addr, last)
 		} else {
 			s.violation("fault %s: replica %s not ready 2 min after its restart: %s", a.Fault, addr, readyz(addr))
 		}
@@ -444,7 +452,7 @@ func (s *soak) inject(a *applied) {
 
 // unscraped is what a replica counts in 2 s at its current rate (its
 // counters' increase over the last 5 s, read from it directly): the most a
-// SIGKILL or SIGTERM can hide from Prometheus, counted after the last
+// SIGKILL can hide from Prometheus, counted after the last
 // scrape (1 s) and committed (commit_interval 500 ms) before the end.
 func unscraped(addr string) int64 {
 	read := func() float64 {
@@ -949,10 +957,12 @@ func (s *soak) final(loadEnd time.Time) {
 				per = append(per, fmt.Sprintf("%s@%s +%d/-%d", a.Kind, a.At.Round(time.Second), a.exposure, a.unseen))
 			}
 		}
-		// Below: a replica counts, commits, and dies before Prometheus
-		// scrapes it again; those lines are never seen (docs/delivery.md,
-		// "Metrics across a crash"): at most what it counts in a scrape
-		// interval and a commit interval, taken as 2 s at its rate.
+		// Below: a killed replica counts, commits, and dies before
+		// Prometheus scrapes it again; those lines are never seen
+		// (docs/delivery.md, "Metrics across a crash"): at most what it
+		// counts in a scrape interval and a commit interval, taken as 2 s
+		// at its rate. A stopped one is scraped once more after its final
+		// commit, so it hides nothing.
 		s.add("Prometheus requests", fmt.Sprintf("%d: Kafka's %d records %+d; allowed -%d..+%d: per signal +re-count (the metrics group's uncommitted records) / -unscraped (2 s of the replica's counting): %s",
 			p, kafka.all, recount, unseen, allowed, strings.Join(per, ", ")))
 		if recount < -unseen || recount > allowed {
