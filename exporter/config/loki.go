@@ -104,7 +104,11 @@ func defaultLoki() Loki {
 		Batch:            LokiBatch{MaxBytes: 1 * miB, MaxWait: time.Second, MaxConcurrency: 4},
 		Retry:            LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
 		Labels:           LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
-		MaxInflightBytes: 64 * miB,
+		// Enough for every worker's open batch and max_concurrency pushes
+		// of batch.max_bytes of lines, each held as its Kafka records
+		// (envelopes about 2.5x the line): more does not add throughput,
+		// only memory while the store is slow (docs/performance.md).
+		MaxInflightBytes: 16 * miB,
 		MaxLineBytes:     256 * kB,
 		ShutdownTimeout:  30 * time.Second,
 	}
