@@ -100,10 +100,10 @@ type LokiDrop struct {
 
 func defaultLoki() Loki {
 	return Loki{
-		Timeout:          10 * time.Second,
-		Batch:            LokiBatch{MaxBytes: 1 * miB, MaxWait: time.Second, MaxConcurrency: 4},
-		Retry:            LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
-		Labels:           LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
+		Timeout: 10 * time.Second,
+		Batch:   LokiBatch{MaxBytes: 1 * miB, MaxWait: time.Second, MaxConcurrency: 4},
+		Retry:   LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
+		Labels:  LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
 		// Enough for every worker's open batch and max_concurrency pushes
 		// of batch.max_bytes of lines, each held as its Kafka records
 		// (envelopes about 2.5x the line): more does not add throughput,
