@@ -14,9 +14,9 @@ func Default() Config {
 	}
 	// The fetch sizes bound what each member's client buffers: a fetch
 	// per broker, decompressed (envelopes compress 4-10x), held until
-	// polled. 128KiB a partition is one producer batch or two, and
-	// throughput did not rise above it while peak RSS did
-	// (docs/performance.md, the RSS curve).
+	// polled. A broker sends at least one whole batch a partition, so
+	// 128KiB means about one producer batch; throughput did not rise
+	// above it while peak RSS did (docs/performance.md, the RSS curve).
 	return Config{
 		Kafka: Kafka{
 			Topics:                 []string{"nginxlog"},
