@@ -18,6 +18,14 @@
 # `exec` of the binary (to set GOMEMLIMIT, say): the process measured is
 # always the exporter itself. SINK_DELAY (e.g. 50ms) makes the push endpoint
 # answer that late, as a real store does.
+#
+# RATE=N measures the live path instead of a backlog: nothing is preloaded;
+# each run starts the exporter at the end of the topic, waits until it is
+# ready, then writes LINES envelopes at N lines/s (wall clock) and counts the
+# exporter's CPU from the first line until every line is counted and
+# acknowledged. That is how production runs (both members caught up), and
+# the only regime where the log member takes every line from the metrics
+# member's decode (docs/performance.md, one decode per line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${LINES:-1000000}
@@ -56,8 +64,18 @@ wait_http "http://$sink/stats"
 
 # Enough hosts (the record key) that every partition gets lines.
 hosts=$(seq -s, -f 'web-%g' 1 24)
-"$work/loggen" --format main_timed --envelope --rate 0 --count "$lines" --clock simulated \
-  --hosts "$hosts" --kafka.brokers "$brokers" --kafka.topic nginxlog 2>&1 | tail -1
+produce() {
+  "$work/loggen" --format main_timed --envelope --rate "$1" --count "$lines" --clock "$2" \
+    --hosts "$hosts" --kafka.brokers "$brokers" --kafka.topic nginxlog 2>&1 | tail -1
+}
+rate=${RATE:-}
+if [ -z "$rate" ]; then
+  produce 0 simulated
+  from=earliest
+else
+  from=latest
+fi
+cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # YAML lines indented into a section.
 indent() { [ -z "$1" ] || printf '%s\n' "$1" | sed 's/^/  /'; }
@@ -79,7 +97,7 @@ kafka:
   brokers: [${brokers//,/, }]
   topics: [nginxlog]
   group: bench-$n-$$
-  start_offset: earliest
+  start_offset: $from
 $(indent "${KAFKA_EXTRA:-}")
 input:
   format: main_timed
@@ -95,6 +113,15 @@ EOF
     >"$work/exporter$n.log" 2>&1 &
   pid=$!
   pids+=("$pid")
+  cpu0=0
+  if [ -n "$rate" ]; then
+    # Live: the exporter is caught up (ready, at the end of the topic)
+    # when the lines start; only the CPU from then on is counted.
+    for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://$web/readyz" 2>/dev/null && break; sleep 0.1; done
+    cpu0=$(cpu_of "$pid")
+    start=$(date +%s.%N)
+    produce "$rate" wall >"$work/produce$n.log" &
+  fi
   t10="" t90="" done_at="" gcs=0
   deadline=$(( $(date +%s) + 600 ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -119,15 +146,16 @@ EOF
     echo "bench-production: run $i did not finish; counted=$counted acked=$acked of $lines" >&2
     exit 1
   fi
-  read -r utime stime < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
+  hits=$(metric_sum 'accesslog_exporter_loki_shared_decodes_total{result="hit"}' "$work/m")
+  ticks=$(( $(cpu_of "$pid") - cpu0 ))
   hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
-  awk -v n="$lines" -v t10="$t10" -v t90="$t90" -v s="$start" -v d="$done_at" -v u="$utime" -v st="$stime" \
-    -v clk="$clk" -v hwm="$hwm" -v i="$i" -v name="$name" -v gcs="$gcs" 'BEGIN {
+  awk -v n="$lines" -v t10="$t10" -v t90="$t90" -v s="$start" -v d="$done_at" -v t="$ticks" \
+    -v clk="$clk" -v hwm="$hwm" -v i="$i" -v name="$name" -v hits="$hits" -v gcs="$gcs" 'BEGIN {
       steady = (t90 > t10) ? 0.8 * n / (t90 - t10) : n / (d - s)
-      cpu = (u + st) / clk * 1e6 / n
-      printf "%s run %d: %.0f lines/s steady, %.0f lines/s overall, %.2f us CPU/line, peak RSS %.0f MiB, %d GCs\n", name, i, steady, n / (d - s), cpu, hwm / 1024, gcs
+      cpu = t / clk * 1e6 / n
+      printf "%s run %d: %.0f lines/s steady, %.0f lines/s overall, %.2f us CPU/line, peak RSS %.0f MiB, %d GCs, %.0f%% of lines decoded once\n", name, i, steady, n / (d - s), cpu, hwm / 1024, gcs, 100 * hits / n
       printf "%s %f %f %f\n", name, steady, cpu, hwm / 1024 > "/dev/stderr"
     }' 2>>"$results"
 done

@@ -70,7 +70,8 @@ func TestEmbeddedDemo(t *testing.T) {
 
 // SIGHUP and POST /-/reload re-read the file: a bad one is rejected and
 // reported by accesslog_exporter_config_last_reload_successful, a good one
-// is taken.
+// is taken. In embedded mode the reloaded config keeps the demo's brokers
+// and log store, so no restart is asked for.
 func TestReloadSignalAndEndpoint(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "exporter.yml")
 	write(t, cfgFile, "metrics:\n  labels: [vhost, status]\n")
@@ -100,6 +101,9 @@ func TestReloadSignalAndEndpoint(t *testing.T) {
 	}
 	waitMetric("good file on POST", "accesslog_exporter_config_last_reload_successful 1")
 	waitMetric("new labels in force", `accesslog_http_requests_total{status_class="2xx",vhost=`)
+	if body := scrape(url); !strings.Contains(body, "accesslog_exporter_config_restart_required 0") {
+		t.Error("after a reload in embedded mode, accesslog_exporter_config_restart_required is not 0: the reloaded config lost the demo's brokers or log store")
+	}
 }
 
 func scrape(url string) string {

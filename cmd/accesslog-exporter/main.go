@@ -179,6 +179,15 @@ func (f *serveFlags) serve(cfg *config.Config, configFile string, logger *slog.L
 		}
 	}()
 	logger.Info("starting "+name, "version", version.Info(), "build_context", version.BuildContext())
+	if *f.embedded {
+		withDemo, stopDemo, err := startDemo(cfg, *f.embeddedRate, logger, override)
+		if err != nil {
+			logger.Error("exiting", "err", err)
+			return 1
+		}
+		defer stopDemo() // after pipeline.Run: its final commits need the brokers
+		override = withDemo
+	}
 	err := pipeline.Run(ctx, cfg, pipeline.Options{
 		Web:             f.web,
 		TelemetryPath:   *f.telemetryPath,
@@ -188,8 +197,6 @@ func (f *serveFlags) serve(cfg *config.Config, configFile string, logger *slog.L
 		ConfigFile:      configFile,
 		Override:        override,
 		Reloads:         reloads,
-		Embedded:        *f.embedded,
-		EmbeddedRate:    *f.embeddedRate,
 		ShutdownTimeout: *f.shutdownTimeout,
 		Version:         version.Info(),
 		Logger:          logger,

@@ -312,15 +312,9 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 			}
 			i = end
 		case c == '"' && f.want == wMessage:
-			end, text, copied, ok := scanJSONString(b, i+1, d.line[:0])
-			if !ok {
+			if i = d.message(b, i); i < 0 {
 				return 0, false
 			}
-			if copied {
-				d.line = text // unescaped into the buffer: keep its growth
-			}
-			d.vals[wMessage] = text
-			i = end + 1
 		case c == '"':
 			vs, ve, ok := jsonStringAt(b, i)
 			if !ok {
@@ -338,19 +332,9 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 		default:
-			end := jsonScalarEnd(b, i)
-			if end == i {
+			if i = d.scalar(b, i, f); i < 0 {
 				return 0, false
 			}
-			// A number or boolean can drive a rule; the message must be a
-			// string for the record to be an envelope.
-			switch v := b[i:end]; {
-			case f.want == wMessage:
-				d.msgAt = i
-			case f.want > wMessage && string(v) != "null":
-				d.vals[f.want] = v
-			}
-			i = end
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
@@ -373,6 +357,38 @@ type field struct {
 	name string
 	want int // index in Decoder.wants, or -1 for an object on the way to one
 	kids []field
+}
+
+// message unescapes the message string at b[i] into the line buffer as it
+// finds its end, which it returns; -1 for a string not closed.
+func (d *Decoder) message(b []byte, i int) int {
+	end, text, copied, ok := scanJSONString(b, i+1, d.line[:0])
+	if !ok {
+		return -1
+	}
+	if copied {
+		d.line = text // unescaped into the buffer: keep its growth
+	}
+	d.vals[wMessage] = text
+	return end + 1
+}
+
+// scalar reads the number, boolean or null at b[i] for field f and returns
+// its end; -1 when there is none.
+func (d *Decoder) scalar(b []byte, i int, f *field) int {
+	end := jsonScalarEnd(b, i)
+	if end == i {
+		return -1
+	}
+	// A number or boolean can drive a rule; the message must be a string
+	// for the record to be an envelope.
+	switch v := b[i:end]; {
+	case f.want == wMessage:
+		d.msgAt = i
+	case f.want > wMessage && string(v) != "null":
+		d.vals[f.want] = v
+	}
+	return end
 }
 
 func (n *field) add(path string, want int) {

@@ -244,15 +244,9 @@ func (f *Format) walkJSON(line []byte, i int, r *Record, depth int, hint *int) (
 			}
 			i = ve + 1
 		default:
-			end := jsonScalarEnd(line, i)
-			if end == i {
-				return 0, r.fail(ReasonBadJSON, "", line, i, "a JSON value", nil)
-			}
-			// null is "not logged"; numbers and booleans are their text.
-			if v := line[i:end]; !bytes.Equal(v, jsonNull) {
-				if err := f.setJSON(r, full, v, i, hint); err != nil {
-					return 0, err
-				}
+			end, err := f.scalarJSON(line, i, r, full, hint)
+			if err != nil {
+				return 0, err
 			}
 			i = end
 		}
@@ -270,6 +264,22 @@ func (f *Format) walkJSON(line []byte, i int, r *Record, depth int, hint *int) (
 			return 0, r.fail(ReasonBadJSON, "", line, i, "',' or '}'", nil)
 		}
 	}
+}
+
+// scalarJSON sets key from the number, boolean or null at line[i] and
+// returns its end.
+func (f *Format) scalarJSON(line []byte, i int, r *Record, key []byte, hint *int) (int, error) {
+	end := jsonScalarEnd(line, i)
+	if end == i {
+		return 0, r.fail(ReasonBadJSON, "", line, i, "a JSON value", nil)
+	}
+	// null is "not logged"; numbers and booleans are their text.
+	if v := line[i:end]; !bytes.Equal(v, jsonNull) {
+		if err := f.setJSON(r, key, v, i, hint); err != nil {
+			return 0, err
+		}
+	}
+	return end, nil
 }
 
 // jsonPrefix reports whether some known key lies inside the object at key.

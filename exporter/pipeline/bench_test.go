@@ -91,7 +91,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		kcfg.Group = fmt.Sprintf("bench-%d-%d", i, time.Now().UnixNano())
 		cons, err := kafka.New(kcfg, kafka.Options{
 			NewProcessor: func(int) kafka.Processor {
-				return &counting{processor: *newProcessor(l, self, nil, nil), done: &done}
+				return &counting{processor: *newProcessor(l, self, nil, nil, nil), done: &done}
 			},
 			ExtraOpts: []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)},
 		})

@@ -178,10 +178,10 @@ func (p *recordPipeline) check(value []byte) []string {
 	log := slog.New(slog.NewTextHandler(&panics, &slog.HandlerOptions{Level: slog.LevelError}))
 	p.offset++
 	rec := &kgo.Record{Topic: "nginxlog", Value: value, Offset: p.offset, Timestamp: time.Unix(1760097336, 0)}
-	counter := newProcessor(l, self, nil, nil)
+	counter := newProcessor(l, self, nil, nil, nil)
 	counter.log = log
 	counter.Process(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}))
-	forwarder := newProcessor(l, self, nil, p.app)
+	forwarder := newProcessor(l, self, nil, p.app, nil)
 	forwarder.log = log
 	forwarder.Process(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}))
 	if panics.Len() > 0 {

@@ -330,7 +330,10 @@ func TestLokiOutageHoldsCommitsPausesAndLosesNothing(t *testing.T) {
 		{"connection refused", lokitest.Refuse()},
 		{"connection cut mid-body", lokitest.CutBody()},
 		{"answer lost after Loki stored the lines", lokitest.LoseAnswer()},
-		{"slower than the push timeout", lokitest.Delay(1500 * time.Millisecond)},
+		// Three times the timeout: a store that answers 2xx a moment after
+		// a loaded client gave up would store lines the bound below does
+		// not count.
+		{"slower than the push timeout", lokitest.Delay(3 * time.Second)},
 	} {
 		store.SetFault(phase.fault)
 		before := store.RequestCount()

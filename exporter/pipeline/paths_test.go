@@ -14,15 +14,25 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/demo"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/server"
 )
 
-// The embedded demo: Run starts its own kfake cluster and generator and
-// counts the generated traffic, Loki forwarding included.
-func TestRunEmbeddedCountsGeneratedTraffic(t *testing.T) {
+// The embedded demo's cluster, given to Run as ordinary brokers: the
+// generated traffic is counted, Loki forwarding included.
+func TestRunCountsDemoTraffic(t *testing.T) {
 	store := newStore(t)
 	cfg := config.Default()
-	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // replaced by the embedded cluster's
+	d, err := demo.New(demo.Options{Topic: cfg.Kafka.Topics[0], Rate: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoCtx, stopDemo := context.WithCancel(context.Background())
+	demoDone := make(chan error, 1)
+	go func() { demoDone <- d.Run(demoCtx) }()
+	// After Run below: the final commits need the brokers.
+	defer func() { stopDemo(); <-demoDone }()
+	cfg.Kafka.Brokers = d.Brokers()
 	cfg.Kafka.Group = "g-embedded"
 	cfg.Kafka.CommitInterval = 100 * time.Millisecond
 	cfg.Loki.URL = store.URL()
@@ -33,13 +43,11 @@ func TestRunEmbeddedCountsGeneratedTraffic(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, &cfg, Options{
-			Web:          &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: new(bool), WebConfigFile: new(string)},
-			KafkaOpts:    []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond), kgo.FetchMaxWait(100 * time.Millisecond)},
-			Embedded:     true,
-			EmbeddedRate: 2000,
-			Started:      func(s *server.Server) { started <- s },
-			Reloads:      reloads,
-			ConfigFile:   filepath.Join(t.TempDir(), "absent.yml"),
+			Web:        &web.FlagConfig{WebListenAddresses: &[]string{"127.0.0.1:0"}, WebSystemdSocket: new(bool), WebConfigFile: new(string)},
+			KafkaOpts:  []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond), kgo.FetchMaxWait(100 * time.Millisecond)},
+			Started:    func(s *server.Server) { started <- s },
+			Reloads:    reloads,
+			ConfigFile: filepath.Join(t.TempDir(), "absent.yml"),
 		})
 	}()
 	var metrics string

@@ -45,7 +45,7 @@ func newReloadFixture(t *testing.T, yaml string) *reloadFixture {
 	if f.r, err = newReloader(f.file, nil, cfg, f.l, f.reg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	f.p = newProcessor(f.l, self, nil, nil)
+	f.p = newProcessor(f.l, self, nil, nil, nil)
 	return f
 }
 

@@ -37,12 +37,8 @@ type Options struct {
 	Web           *web.FlagConfig
 	TelemetryPath string
 	EnablePprof   bool
-	// Embedded starts an in-process 3-broker Kafka fed by the traffic
-	// generator at EmbeddedRate lines/s, and consumes from it.
-	Embedded     bool
-	EmbeddedRate float64
-	Version      string
-	Logger       *slog.Logger
+	Version       string
+	Logger        *slog.Logger
 	// KafkaOpts are extra client options (tests shorten heartbeats).
 	KafkaOpts []kgo.Opt
 	// ConfigFile is re-read on a reload (SIGHUP, POST /-/reload); empty
@@ -115,11 +111,11 @@ type parts struct {
 	self    *selfMetrics
 	comps   *component.Set
 	reloads *reloader
-	kcfg    config.Kafka // kafka section, with the embedded brokers
-	emb     *embedded
+	kcfg    config.Kafka
 	tracing *telemetry.Tracing
 	tracer  trace.Tracer // nil when tracing is off: no span work at all
 	members []*kafka.Consumer
+	share   *shared // nil unless both members run here
 	lc      *loki.Client
 	health  *kafkahealth.Poller
 	pusher  *telemetry.Pusher
@@ -147,22 +143,6 @@ func build(ctx context.Context, cfg *config.Config, opts Options) (*parts, error
 	if err := p.reg.Register(p.comps); err != nil {
 		return p, err
 	}
-	if opts.Embedded {
-		if p.emb, err = startEmbedded(ctx, p.kcfg.Topics[0], opts.EmbeddedRate, p.log); err != nil {
-			return p, err
-		}
-		p.kcfg.Brokers = p.emb.brokers
-		if cfg.Loki.URL == "" && len(cfg.Roles) == 0 {
-			// The demo shows both paths, each with its own group.
-			url, err := p.emb.startSink()
-			if err != nil {
-				return p, err
-			}
-			demo := *cfg
-			demo.Loki.URL = url
-			cfg = &demo
-		}
-	}
 	if p.tracing, err = telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, p.comps.Component("tracing"), opts.SpanProcessors...); err != nil {
 		return p, cfg.Errorf("tracing", "%v", err)
 	}
@@ -184,6 +164,12 @@ func build(ctx context.Context, cfg *config.Config, opts Options) (*parts, error
 // store's client for the log member.
 func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Options) error {
 	metricsOn, logsOn := cfg.Sinks()
+	if metricsOn && logsOn {
+		var err error
+		if p.share, err = newShared(p.reg); err != nil {
+			return err
+		}
+	}
 	budget := opts.ShutdownTimeout
 	if budget <= 0 {
 		budget = 30 * time.Second
@@ -193,10 +179,12 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 		// Counted is done: this member never waits for the log store, so
 		// metrics and alerts go on through a log-store outage.
 		cons, err := kafka.New(p.kcfg, kafka.Options{
-			Sink:            config.RoleMetrics,
-			Status:          p.comps.Component("kafka_metrics"),
-			Tracer:          kafkaTracer,
-			NewProcessor:    func(int) kafka.Processor { return withHooks(newProcessor(p.l, p.self, p.tracer, nil), p.log, opts) },
+			Sink:   config.RoleMetrics,
+			Status: p.comps.Component("kafka_metrics"),
+			Tracer: kafkaTracer,
+			NewProcessor: func(int) kafka.Processor {
+				return withHooks(newProcessor(p.l, p.self, p.tracer, nil, p.share), p.log, opts)
+			},
 			Logger:          p.log,
 			Registerer:      p.reg,
 			ExtraOpts:       opts.KafkaOpts,
@@ -236,7 +224,7 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 		Status: p.comps.Component("kafka_logs"),
 		Tracer: kafkaTracer,
 		NewProcessor: func(int) kafka.Processor {
-			return withHooks(newProcessor(p.l, p.self, p.tracer, lc.NewAppender()), p.log, opts)
+			return withHooks(newProcessor(p.l, p.self, p.tracer, lc.NewAppender(), p.share), p.log, opts)
 		},
 		Logger:           p.log,
 		Registerer:       p.reg,
@@ -300,8 +288,8 @@ func (p *parts) buildServer(ctx context.Context, opts Options) error {
 }
 
 // release closes what the run opened: on a setup error every component
-// built, which never ran; always the demo cluster and, last, tracing, so
-// that spans still buffered are sent after the final commit.
+// built, which never ran; always, last, tracing, so that spans still
+// buffered are sent after the final commit.
 func (p *parts) release() {
 	if !p.started {
 		for _, m := range p.members {
@@ -313,9 +301,6 @@ func (p *parts) release() {
 		if p.lc != nil {
 			p.lc.Close()
 		}
-	}
-	if p.emb != nil {
-		p.emb.close()
 	}
 	if p.tracing != nil {
 		if err := p.tracing.Shutdown(5 * time.Second); err != nil {
@@ -349,9 +334,6 @@ func (p *parts) supervise(ctx context.Context, cancel context.CancelFunc, opts O
 				mu.Unlock()
 			}
 		}()
-	}
-	if p.emb != nil {
-		goRun(func() error { p.emb.generate(ctx); return nil }, false)
 	}
 	if opts.Reloads != nil {
 		goRun(func() error { p.reloadOn(ctx, opts.Reloads); return nil }, false)
@@ -419,8 +401,16 @@ func allReady(members []*kafka.Consumer) server.Readiness {
 // off. With app nil it feeds the metrics (the metrics member); with an
 // appender it decodes what the log store needs and forwards (the log
 // member).
-func newProcessor(l *live, self *selfMetrics, tracer trace.Tracer, app *loki.Appender) *processor {
-	return &processor{h: newHandler(l.load(), self), live: l, tracer: tracer, app: app, log: slog.New(slog.DiscardHandler)}
+//
+// share, nil when the process runs one sink, carries the metrics member's
+// decodes to the log member.
+func newProcessor(l *live, self *selfMetrics, tracer trace.Tracer, app *loki.Appender, share *shared) *processor {
+	p := &processor{h: newHandler(l.load(), self), live: l, tracer: tracer, app: app, share: share, log: slog.New(slog.DiscardHandler)}
+	if share != nil && app != nil {
+		p.timer = time.NewTimer(time.Hour)
+		p.timer.Stop()
+	}
+	return p
 }
 
 func withHooks(p *processor, log *slog.Logger, opts Options) *processor {
@@ -431,13 +421,18 @@ func withHooks(p *processor, log *slog.Logger, opts Options) *processor {
 // processor adapts a handler to the consumer's batches: counting them, or
 // handing every line to the worker's log-store appender.
 type processor struct {
-	h       *handler
-	live    *live
-	tracer  trace.Tracer
-	app     *loki.Appender
-	line    loki.Line
-	log     *slog.Logger      // reports contained panics
-	panicOn func([]byte) bool // test hook, see Options
+	h      *handler
+	live   *live
+	tracer trace.Tracer
+	app    *loki.Appender
+	line   loki.Line
+	share  *shared
+	view   sharedView  // the log member's lines taken from share
+	timer  *time.Timer // the log member's wait for the metrics member
+	// panicked says the last count panicked: its record is not shared.
+	panicked bool
+	log      *slog.Logger      // reports contained panics
+	panicOn  func([]byte) bool // test hook, see Options
 }
 
 func (p *processor) Process(b *kafka.Batch) {
@@ -451,30 +446,65 @@ func (p *processor) Process(b *kafka.Batch) {
 	failed := 0
 	now := time.Now()
 	if p.app == nil {
-		for _, r := range b.Records {
-			if !p.count(b, r, now) {
-				failed++
-			}
-		}
+		failed = p.countBatch(b, now)
 	} else {
-		// The appender retains b for every batch its lines go into, so the
-		// processor's own Release below does not make b committable by
-		// itself.
-		p.app.Append(b.Topic, b.Partition, b, func() {
-			for _, r := range b.Records {
-				ok := p.decode(b, r)
-				if !ok {
-					failed++
-				}
-				p.forward(r, !ok)
-			}
-		})
+		failed = p.forwardBatch(b)
 	}
 	if parse != nil {
 		parse.SetAttributes(attribute.Int("lines", len(b.Records)), attribute.Int("lines.failed", failed))
 		parse.End()
 	}
 	b.Release()
+}
+
+// countBatch counts b's records, sharing each decode with the log member,
+// and returns how many failed.
+func (p *processor) countBatch(b *kafka.Batch, now time.Time) (failed int) {
+	w := p.share.begin(b)
+	defer w.end()
+	for _, r := range b.Records {
+		p.panicked = false
+		ok := p.count(b, r, now)
+		if !ok {
+			failed++
+		}
+		if w.p != nil && !p.panicked {
+			logLine(&p.h.rec, r, !ok, &p.line)
+			w.put(r, &p.line, p.h.rules)
+		}
+	}
+	return failed
+}
+
+// forwardBatch hands b's lines to the log store, decoding those the
+// metrics member has not, and returns how many failed.
+func (p *processor) forwardBatch(b *kafka.Batch) (failed int) {
+	p.share.take(b, p.h.rules, &p.view, p.timer)
+	hits := 0
+	// The appender retains b for every batch its lines go into, so the
+	// processor's own Release does not make b committable by itself.
+	p.app.Append(b.Topic, b.Partition, b, func() {
+		for i, r := range b.Records {
+			if p.view.line(i, &p.line) {
+				hits++
+				if p.line.Unparsed {
+					failed++
+				}
+				p.app.Add(&p.line)
+				continue
+			}
+			ok := p.decode(b, r)
+			if !ok {
+				failed++
+			}
+			p.forward(r, !ok)
+		}
+	})
+	if p.share != nil {
+		p.share.hit.Add(float64(hits))
+		p.share.miss.Add(float64(len(b.Records) - hits))
+	}
+	return failed
 }
 
 // count decodes, parses and counts one record, and says whether it parsed.
@@ -487,7 +517,7 @@ func (p *processor) count(b *kafka.Batch, r *kgo.Record, now time.Time) (ok bool
 			p.h.self.failed.Inc()
 			p.h.self.internal.Inc()
 			p.contained(b, r, v)
-			ok = false
+			ok, p.panicked = false, true
 		}
 	}()
 	if p.panicOn != nil && p.panicOn(r.Value) {
@@ -549,22 +579,30 @@ func (p *processor) startSpans(b *kafka.Batch) trace.Span {
 // line keeps its place in the stream (stores that do not fold duplicates,
 // VictoriaLogs and Loki with stream sharding, keep both: docs/delivery.md).
 func (p *processor) forward(r *kgo.Record, unparsed bool) {
-	rec := &p.h.rec
-	l := &p.line
+	logLine(&p.h.rec, r, unparsed, &p.line)
+	p.app.Add(&p.line)
+}
+
+// logLine fills l with what the log store gets for r, decoded as rec.
+func logLine(rec *accesslog.Record, r *kgo.Record, unparsed bool, l *loki.Line) {
 	l.Line = rec.Line
 	if l.Line == nil && !rec.Enveloped {
 		l.Line = r.Value // not even decoded: forward the record as it is
 	}
-	switch {
-	case !rec.Time.IsZero():
-		l.Time = rec.Time
-	case !rec.Timestamp.IsZero():
-		l.Time = rec.Timestamp
-	default:
-		l.Time = r.Timestamp
-	}
+	l.Time = forwardTime(rec, r)
 	l.Host, l.VHost, l.TraceID = rec.Host, rec.VHost, rec.TraceID
 	l.Unparsed = unparsed
 	l.Offset = r.Offset
-	p.app.Add(l)
+}
+
+// forwardTime is the time a line is stored under (see forward).
+func forwardTime(rec *accesslog.Record, r *kgo.Record) time.Time {
+	switch {
+	case !rec.Time.IsZero():
+		return rec.Time
+	case !rec.Timestamp.IsZero():
+		return rec.Timestamp
+	default:
+		return r.Timestamp
+	}
 }

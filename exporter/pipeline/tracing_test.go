@@ -157,7 +157,7 @@ func BenchmarkProcessBatch(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p := newProcessor(l, self, nil, nil)
+			p := newProcessor(l, self, nil, nil, nil)
 			if bc.tp != nil {
 				p.tracer = bc.tp.Tracer("bench")
 			}
