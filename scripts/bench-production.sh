@@ -10,10 +10,14 @@
 # prints lines/s (steady: 10 % to 90 % of the lines), CPU us/line (user+system
 # of the exporter process over the whole run) and peak RSS (VmHWM); then the
 # medians. KAFKA_EXTRA and LOKI_EXTRA are YAML lines added to the run's kafka
-# and loki sections (a lever to try, e.g. KAFKA_EXTRA='fetch_max_bytes: 8MiB'),
-# EXPORTER_FLAGS extra flags. EXPORTERS="before=/path/a after=/path/b" compares
-# binaries: each run goes through every one in turn, so the ratios come from
-# one machine state; the medians are printed per name.
+# and loki sections (a lever to try, e.g. KAFKA_EXTRA='fetch_max_bytes: 8MiB';
+# several keys one per line), EXPORTER_FLAGS extra flags.
+# EXPORTERS="before=/path/a after=/path/b" compares binaries: each run goes
+# through every one in turn, so the ratios come from one machine state; the
+# medians are printed per name. A path may be a wrapper script that ends in
+# `exec` of the binary (to set GOMEMLIMIT, say): the process measured is
+# always the exporter itself. SINK_DELAY (e.g. 50ms) makes the push endpoint
+# answer that late, as a real store does.
 #
 # RATE=N measures the live path instead of a backlog: nothing is preloaded;
 # each run starts the exporter at the end of the topic, waits until it is
@@ -47,7 +51,7 @@ exporters=${EXPORTERS:-"this=$work/accesslog-exporter"}
 
 "$work/kafka" -ports "$kafka_ports" -control "$control" -topic nginxlog -partitions 6 >"$work/kafka.log" 2>&1 &
 pids+=($!)
-"$work/pushsink" -listen "$sink" >"$work/sink.log" 2>&1 &
+"$work/pushsink" -listen "$sink" -delay "${SINK_DELAY:-0s}" >"$work/sink.log" 2>&1 &
 pids+=($!)
 
 wait_http() {
@@ -73,6 +77,9 @@ else
 fi
 cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# YAML lines indented into a section.
+indent() { [ -z "$1" ] || printf '%s\n' "$1" | sed 's/^/  /'; }
+
 # A counter's value summed over its series, from the exposition.
 metric_sum() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%d\n", s }' "$2"; }
 
@@ -91,12 +98,12 @@ kafka:
   topics: [nginxlog]
   group: bench-$n-$$
   start_offset: $from
-${KAFKA_EXTRA:+  $KAFKA_EXTRA}
+$(indent "${KAFKA_EXTRA:-}")
 input:
   format: main_timed
 loki:
   url: http://$sink
-${LOKI_EXTRA:+  $LOKI_EXTRA}
+$(indent "${LOKI_EXTRA:-}")
 health:
   enabled: false
 EOF
@@ -115,7 +122,7 @@ EOF
     start=$(date +%s.%N)
     produce "$rate" wall >"$work/produce$n.log" &
   fi
-  t10="" t90="" done_at=""
+  t10="" t90="" done_at="" gcs=0
   deadline=$(( $(date +%s) + 600 ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -127,6 +134,7 @@ EOF
       now=$(date +%s.%N)
       counted=$(metric_sum accesslog_exporter_records_total "$work/m")
       acked=$(metric_sum accesslog_exporter_loki_entries_sent_total "$work/m")
+      gcs=$(metric_sum go_gc_duration_seconds_count "$work/m")
       least=$(( counted < acked ? counted : acked ))
       [ -z "$t10" ] && [ "$least" -ge $(( lines / 10 )) ] && t10=$now
       [ -z "$t90" ] && [ "$least" -ge $(( lines * 9 / 10 )) ] && t90=$now
@@ -144,10 +152,10 @@ EOF
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   awk -v n="$lines" -v t10="$t10" -v t90="$t90" -v s="$start" -v d="$done_at" -v t="$ticks" \
-    -v clk="$clk" -v hwm="$hwm" -v i="$i" -v name="$name" -v hits="$hits" 'BEGIN {
+    -v clk="$clk" -v hwm="$hwm" -v i="$i" -v name="$name" -v hits="$hits" -v gcs="$gcs" 'BEGIN {
       steady = (t90 > t10) ? 0.8 * n / (t90 - t10) : n / (d - s)
       cpu = t / clk * 1e6 / n
-      printf "%s run %d: %.0f lines/s steady, %.0f lines/s overall, %.2f us CPU/line, peak RSS %.0f MiB, %.0f%% of lines decoded once\n", name, i, steady, n / (d - s), cpu, hwm / 1024, 100 * hits / n
+      printf "%s run %d: %.0f lines/s steady, %.0f lines/s overall, %.2f us CPU/line, peak RSS %.0f MiB, %d GCs, %.0f%% of lines decoded once\n", name, i, steady, n / (d - s), cpu, hwm / 1024, gcs, 100 * hits / n
       printf "%s %f %f %f\n", name, steady, cpu, hwm / 1024 > "/dev/stderr"
     }' 2>>"$results"
 done

@@ -16,7 +16,7 @@ func TestBounds(t *testing.T) {
 		{"workers at bound", "kafka:\n  workers: 1024\n", ""},
 		{"loki concurrency huge", loki + "  batch:\n    max_concurrency: 1000000\n", "config.yml:4: loki.batch.max_concurrency: must be from 1 to 64, got 1000000"},
 		{"loki concurrency zero", loki + "  batch:\n    max_concurrency: 0\n", "config.yml:4: loki.batch.max_concurrency: must be from 1 to 64, got 0"},
-		{"loki batch huge", loki + "  batch:\n    max_bytes: 1GiB\n", "config.yml:4: loki.batch.max_bytes: must be from 1KiB to 64MiB, got 1GiB\nconfig.yml: loki.max_inflight_bytes: must be at least batch.max_bytes (1GiB), got 64MiB"},
+		{"loki batch huge", loki + "  batch:\n    max_bytes: 1GiB\n", "config.yml:4: loki.batch.max_bytes: must be from 1KiB to 64MiB, got 1GiB\nconfig.yml: loki.max_inflight_bytes: must be at least batch.max_bytes (1GiB), got 16MiB"},
 		{"loki batch wait tiny", loki + "  batch:\n    max_wait: 1ms\n", "config.yml:4: loki.batch.max_wait: must be from 10ms to 10m, got 1ms"},
 		{"loki inflight huge", loki + "  max_inflight_bytes: 100GiB\n", "config.yml:3: loki.max_inflight_bytes: must be from 1MiB to 16GiB, got 100GiB"},
 		{"loki backoff tiny", loki + "  retry:\n    min_backoff: 1us\n", "config.yml:4: loki.retry.min_backoff: must be from 10ms to 1h, got 1µs"},

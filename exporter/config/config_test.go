@@ -26,7 +26,7 @@ func TestDefault(t *testing.T) {
 		"group":        d.Kafka.Group == "accesslog-exporter",
 		"client_id":    d.Kafka.ClientID == "accesslog-exporter",
 		"start_offset": d.Kafka.StartOffset == "earliest",
-		"fetch":        d.Kafka.FetchMaxBytes == 50<<20 && d.Kafka.FetchMaxPartitionBytes == 1<<20,
+		"fetch":        d.Kafka.FetchMaxBytes == 4<<20 && d.Kafka.FetchMaxPartitionBytes == 128<<10,
 		"commit":       d.Kafka.CommitInterval == time.Second,
 		"workers":      d.Kafka.Workers == 0,
 		"format":       d.Input.Format == "main_timed" && d.Input.Escape == "default",
@@ -34,10 +34,11 @@ func TestDefault(t *testing.T) {
 		"max_series":   d.Metrics.MaxSeries == 10000,
 		"durations": reflect.DeepEqual(d.Metrics.Buckets.RequestDuration, []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}) &&
 			reflect.DeepEqual(d.Metrics.Buckets.UpstreamDuration, d.Metrics.Buckets.RequestDuration),
-		"sizes":  reflect.DeepEqual(d.Metrics.Buckets.ResponseSize, []float64{100, 1000, 10000, 100000, 1e6, 1e7, 1e8}),
-		"factor": d.Metrics.NativeHistogramBucketFactor == 1.1,
-		"routes": d.Metrics.Routes.Auto && len(d.Metrics.Routes.Rules) == 0,
-		"compat": !d.Metrics.NginxCompat,
+		"sizes":    reflect.DeepEqual(d.Metrics.Buckets.ResponseSize, []float64{100, 1000, 10000, 100000, 1e6, 1e7, 1e8}),
+		"factor":   d.Metrics.NativeHistogramBucketFactor == 1.1,
+		"routes":   d.Metrics.Routes.Auto && len(d.Metrics.Routes.Rules) == 0,
+		"compat":   !d.Metrics.NginxCompat,
+		"inflight": d.Loki.MaxInflightBytes == 16<<20 && d.Loki.Batch.MaxBytes == 1<<20,
 	}
 	for name, ok := range want {
 		if ok != true {
@@ -276,7 +277,7 @@ func TestRoundTrip(t *testing.T) {
 			if !equal(*back, *c) {
 				t.Errorf("round trip changed the config:\nbefore:\n%s\nafter:\n%s", c, back)
 			}
-			if name == "defaults" && (!strings.Contains(text, "\n  fetch_max_bytes: 50MiB\n") || !strings.Contains(text, "\n  commit_interval: 1s\n")) {
+			if name == "defaults" && (!strings.Contains(text, "\n  fetch_max_bytes: 4MiB\n") || !strings.Contains(text, "\n  commit_interval: 1s\n")) {
 				t.Errorf("sizes and durations are not in human form:\n%s", text)
 			}
 		})

@@ -12,14 +12,19 @@ func Default() Config {
 	durations := func() []float64 {
 		return []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 	}
+	// The fetch sizes bound what each member's client buffers: a fetch
+	// per broker, decompressed (envelopes compress 4-10x), held until
+	// polled. A broker sends at least one whole batch a partition, so
+	// 128KiB means about one producer batch; throughput did not rise
+	// above it while peak RSS did (docs/performance.md, the RSS curve).
 	return Config{
 		Kafka: Kafka{
 			Topics:                 []string{"nginxlog"},
 			Group:                  "accesslog-exporter",
 			ClientID:               "accesslog-exporter",
 			StartOffset:            "earliest",
-			FetchMaxBytes:          50 * miB,
-			FetchMaxPartitionBytes: 1 * miB,
+			FetchMaxBytes:          4 * miB,
+			FetchMaxPartitionBytes: 128 * kiB,
 			CommitInterval:         time.Second,
 			Workers:                0, // GOMAXPROCS
 		},

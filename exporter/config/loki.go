@@ -99,12 +99,17 @@ type LokiDrop struct {
 }
 
 func defaultLoki() Loki {
+	// MaxInflightBytes holds every worker's open batch and max_concurrency
+	// pushes of batch.max_bytes of lines, each as its Kafka records
+	// (envelopes are about 2.5x the line); more buys throughput only
+	// against a store slower than about 200ms an answer, at 3x the peak
+	// RSS (docs/performance.md).
 	return Loki{
 		Timeout:          10 * time.Second,
 		Batch:            LokiBatch{MaxBytes: 1 * miB, MaxWait: time.Second, MaxConcurrency: 4},
 		Retry:            LokiRetry{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
 		Labels:           LokiLabels{Job: "accesslog", Host: true, ParseStatus: true, MaxStreams: 1000},
-		MaxInflightBytes: 64 * miB,
+		MaxInflightBytes: 16 * miB,
 		MaxLineBytes:     256 * kB,
 		ShutdownTimeout:  30 * time.Second,
 	}

@@ -1,6 +1,8 @@
 // Command pushsink acknowledges every push at once (204) after reading its
 // body, and counts requests and bytes. Throughput runs put it where the log
 // store would be, so that what they measure is the exporter's own cost.
+// -delay holds every answer that long, as a store's latency does, to see
+// how much in flight the exporter needs to keep up with it.
 //
 //	GET /stats   requests and body bytes received, as JSON
 package main
@@ -12,10 +14,12 @@ import (
 	"log"
 	"net/http"
 	"sync/atomic"
+	"time"
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:29101", "listen address")
+	delay := flag.Duration("delay", 0, "how long each push waits before its answer")
 	flag.Parse()
 	var requests, bytes atomic.Int64
 	mux := http.NewServeMux()
@@ -26,6 +30,7 @@ func main() {
 		n, _ := io.Copy(io.Discard, r.Body)
 		requests.Add(1)
 		bytes.Add(n)
+		time.Sleep(*delay)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	log.Fatal(http.ListenAndServe(*listen, mux))
