@@ -178,7 +178,17 @@ func (p *recordPipeline) check(value []byte) []string {
 	log := slog.New(slog.NewTextHandler(&panics, &slog.HandlerOptions{Level: slog.LevelError}))
 	p.offset++
 	rec := &kgo.Record{Topic: "nginxlog", Value: value, Offset: p.offset, Timestamp: time.Unix(1760097336, 0)}
-	counter := newProcessor(l, self, nil, nil, nil)
+	share, err := newShared(reg)
+	if err != nil {
+		return []string{"newShared: " + err.Error()}
+	}
+	var v sharedView
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	// The log member asks first (it finds nothing yet): the metrics member
+	// writes the window only for a log member near its offsets.
+	share.take(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}), nil, &v, timer)
+	counter := newProcessor(l, self, nil, nil, share)
 	counter.log = log
 	counter.Process(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}))
 	forwarder := newProcessor(l, self, nil, p.app, nil)
@@ -186,6 +196,16 @@ func (p *recordPipeline) check(value []byte) []string {
 	forwarder.Process(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}))
 	if panics.Len() > 0 {
 		errs = append(errs, "contained panic: "+panics.String())
+	}
+	// The log member of the same process would have taken the counter's
+	// decode: it must be the line the forwarder decoded for itself.
+	share.take(kafka.NewBatch("nginxlog", 0, []*kgo.Record{rec}), counter.h.rules, &v, timer)
+	var shared, own loki.Line
+	logLine(&forwarder.h.rec, rec, forwarder.line.Unparsed, &own)
+	if !v.line(0, &shared) {
+		errs = append(errs, "the counter's decode was not shared")
+	} else if d := lineDiff(&shared, &own); d != "" {
+		errs = append(errs, "shared decode differs: "+d)
 	}
 	// What forward handed to Loki, read back before the next record.
 	want := forwarder.h.rec.Line
