@@ -742,7 +742,7 @@ func (s *soak) checkAlerts(final bool) {
 				continue
 			}
 		}
-		paged := ""
+		paged, pagedAt := "", time.Time{} // the earliest page
 		for _, x := range firing {
 			a := x.a
 			// Firing at some moment of the fault's window: it started in
@@ -752,7 +752,8 @@ func (s *soak) checkAlerts(final bool) {
 				continue
 			}
 			for _, name := range need.alerts {
-				if name == a.Labels["alertname"] || (name == logPathLag && isLogPathLag(a)) {
+				if (name == a.Labels["alertname"] || (name == logPathLag && isLogPathLag(a))) && (paged == "" || a.StartsAt.Before(pagedAt)) {
+					pagedAt = a.StartsAt
 					paged = fmt.Sprintf("%s after %s", a.Labels["alertname"], a.StartsAt.Sub(f.start).Round(time.Second))
 					if a.StartsAt.Before(f.start) {
 						paged = fmt.Sprintf("%s, firing since %s before", a.Labels["alertname"], f.start.Sub(a.StartsAt).Round(time.Second))
