@@ -21,9 +21,10 @@ import (
 // in this process, the rules were reloaded in between). Either way the log
 // store gets the same line: the decode is deterministic.
 //
-// The metrics member never waits here: it holds a partition's lock only
-// while it writes its own batch, and the log member holds it only to copy
-// out. The log member may wait, briefly and boundedly, for the metrics
+// The metrics member never waits for the log member's progress: the log
+// member holds a partition's lock only to copy a batch out (never while it
+// waits, pushes or is paused), so the metrics member waits at most for that
+// copy. The log member may wait, briefly and boundedly, for the metrics
 // member to reach its batch (see take).
 type shared struct {
 	mu     sync.Mutex
@@ -45,7 +46,8 @@ const (
 	// far more than the two members drift apart while both keep up.
 	sharedArena   = 1 << 20
 	sharedEntries = 4096
-	// sharedMaxArenas bounds the memory of all windows (24 MiB); further
+	// sharedMaxArenas bounds the memory of all windows (about 23 MiB with
+	// their entries); further
 	// partitions are decoded by each member, as without sharing.
 	sharedMaxArenas = 16
 	// sharedWait is how long the log member waits for the metrics member
