@@ -77,14 +77,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		reg := prometheus.NewRegistry()
-		l, err := newLive(&cfg, reg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		self, err := newSelfMetrics(reg)
-		if err != nil {
-			b.Fatal(err)
-		}
+		l, self := newTestLive(b, &cfg, reg)
 		var done atomic.Int64
 		kcfg := cfg.Kafka
 		kcfg.Brokers = c.ListenAddrs()

@@ -29,14 +29,7 @@ func newShareFixture(t *testing.T, values [][]byte) *shareFixture {
 	t.Helper()
 	cfg := fuzzConfig("http://127.0.0.1:9", false)
 	reg := prometheus.NewRegistry()
-	l, err := newLive(&cfg, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := newSelfMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, self := newTestLive(t, &cfg, reg)
 	s, err := newShared(reg)
 	if err != nil {
 		t.Fatal(err)

@@ -29,14 +29,7 @@ func BenchmarkSinkWork(b *testing.B) {
 	}
 	cfg := config.Default()
 	reg := prometheus.NewRegistry()
-	l, err := newLive(&cfg, reg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	self, err := newSelfMetrics(reg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	l, self := newTestLive(b, &cfg, reg)
 	h := newHandler(l.load(), self)
 	now := time.Now()
 	b.Run("sink=metrics", func(b *testing.B) {
@@ -72,14 +65,7 @@ func BenchmarkSharedDecode(b *testing.B) {
 	}
 	cfg := config.Default()
 	reg := prometheus.NewRegistry()
-	l, err := newLive(&cfg, reg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	self, err := newSelfMetrics(reg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	l, self := newTestLive(b, &cfg, reg)
 	s, err := newShared(reg)
 	if err != nil {
 		b.Fatal(err)
@@ -130,4 +116,19 @@ func BenchmarkSharedDecode(b *testing.B) {
 			}
 		})
 	})
+}
+
+// newTestLive builds the rules and self-metrics of cfg on reg, as a run
+// does before its members.
+func newTestLive(tb testing.TB, cfg *config.Config, reg prometheus.Registerer) (*live, *selfMetrics) {
+	tb.Helper()
+	l, err := newLive(cfg, reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	self, err := newSelfMetrics(reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l, self
 }

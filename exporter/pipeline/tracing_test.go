@@ -149,14 +149,7 @@ func BenchmarkProcessBatch(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := config.Default()
 			reg := prometheus.NewRegistry()
-			l, err := newLive(&cfg, reg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			self, err := newSelfMetrics(reg)
-			if err != nil {
-				b.Fatal(err)
-			}
+			l, self := newTestLive(b, &cfg, reg)
 			p := newProcessor(l, self, nil, nil, nil)
 			if bc.tp != nil {
 				p.tracer = bc.tp.Tracer("bench")
