@@ -159,7 +159,7 @@ func (w sharedWriter) put(r *kgo.Record, l *loki.Line, ru *rules) {
 	}
 	n := len(l.Line) + len(l.Host) + len(l.VHost) + len(l.TraceID)
 	if n > len(p.arena)/4 {
-		p.drop(r.Offset)
+		p.last = r.Offset // not kept: the log member decodes it itself
 		return
 	}
 	if p.w+n > len(p.arena) {
@@ -184,8 +184,8 @@ func (w sharedWriter) put(r *kgo.Record, l *loki.Line, ru *rules) {
 	p.last = r.Offset
 }
 
-// drop forgets everything up to offset: the window stays a run of
-// consecutive records, so a line not put is never mistaken for present.
+// drop forgets every line and makes offset the last one written: entries
+// stay in offset order, which find relies on.
 func (p *sharedPart) drop(offset int64) {
 	p.head, p.n, p.w = 0, 0, 0
 	p.last = offset

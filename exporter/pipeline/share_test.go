@@ -180,3 +180,23 @@ func TestSharedNoWaitWhenFarBehind(t *testing.T) {
 		t.Errorf("hits %d and %d (want 0 and 0), took %v (want no wait)", h1, h2, took)
 	}
 }
+
+// A line too long for the window is left to the log member to decode; the
+// lines around it are still taken.
+func TestSharedSkipsALineTooLong(t *testing.T) {
+	values := shareValues(t, 4)[:3]
+	values[1] = append([]byte("x"), bytes.Repeat([]byte("y"), sharedArena/4)...)
+	f := newShareFixture(t, values)
+	b := f.batch(0, 3)
+	f.take(b) // the log member is here
+	f.counter.countBatch(b, time.Now())
+	var v sharedView
+	f.s.take(b, f.counter.h.rules, &v, f.timer)
+	var got []bool
+	for i := range v.hits {
+		got = append(got, v.hits[i].ok)
+	}
+	if fmt.Sprint(got) != "[true false true]" {
+		t.Errorf("taken from the window: %v, want [true false true]", got)
+	}
+}
