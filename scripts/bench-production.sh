@@ -121,6 +121,7 @@ EOF
     cpu0=$(cpu_of "$pid")
     start=$(date +%s.%N)
     produce "$rate" wall >"$work/produce$n.log" &
+    pids+=($!)
   fi
   t10="" t90="" done_at="" gcs=0
   deadline=$(( $(date +%s) + 600 ))
