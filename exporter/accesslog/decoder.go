@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"regexp"
@@ -142,6 +143,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 	for i, w := range d.wants {
 		d.root.add(w, i)
 	}
+	d.root.index()
 	d.vals = make([][]byte, len(d.wants))
 	d.cache = make([]ruleMemo, len(d.wants))
 	for _, ru := range d.rules {
@@ -287,11 +289,16 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
-		ks, ke, ok := jsonStringAt(b, i)
-		if !ok {
-			return 0, false
+		ks := i + 1
+		f, ke, known := n.match(b, ks)
+		if ke < 0 {
+			if ke = jsonStringEnd(b, ks); ke < 0 {
+				return 0, false
+			}
+			if !known {
+				f = n.lookup(b[ks:ke])
+			}
 		}
-		f := n.lookup(b[ks:ke])
 		i = skipWS(b, ke+1)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
@@ -357,6 +364,15 @@ type field struct {
 	name string
 	want int // index in Decoder.wants, or -1 for an object on the way to one
 	kids []field
+
+	// A key is compared with the name and the byte after it, '"' (the key
+	// is the name) or '.' (a dotted key goes on below): for a name of up
+	// to 7 bytes that is one word, exact or dotted over mask; a longer one
+	// compares head, its first 8 bytes, then the rest.
+	exact, dotted, mask, head uint64
+	// plain: no kid's name holds '"' or '\\', so a name's bytes in the
+	// input are a key's own and the byte after them ends it or not.
+	plain bool
 }
 
 // message unescapes the message string at b[i] into the line buffer as it
@@ -389,6 +405,80 @@ func (d *Decoder) scalar(b []byte, i int, f *field) int {
 		d.vals[f.want] = v
 	}
 	return end
+}
+
+// index precomputes the words match compares, for n and the tree below.
+func (n *field) index() {
+	n.plain = true
+	for i := range n.kids {
+		k := &n.kids[i]
+		k.index()
+		if strings.ContainsAny(k.name, `"\`) {
+			n.plain = false
+			continue
+		}
+		var w uint64
+		for j := min(len(k.name), 8) - 1; j >= 0; j-- {
+			w = w<<8 | uint64(k.name[j])
+		}
+		if l := uint(len(k.name)); l < 8 {
+			k.mask = 1<<(8*(l+1)) - 1
+			k.exact = w | '"'<<(8*l)
+			k.dotted = w | '.'<<(8*l)
+		} else {
+			k.head = w
+		}
+	}
+}
+
+// match looks up the key whose text starts at b[ks] among the children of
+// n, following a dotted key down the tree, without first finding where the
+// key ends: a child matches when its name is in b followed by '"' or '.'.
+// It returns the field and the index of the key's closing quote; ke is -1
+// when no field matches (f is nil) or when match cannot tell (known is
+// false: a name holds a quote or a backslash, left to lookup).
+func (n *field) match(b []byte, ks int) (f *field, ke int, known bool) {
+	for {
+		if !n.plain {
+			return nil, -1, false
+		}
+		var w uint64
+		if ks+8 <= len(b) {
+			w = binary.LittleEndian.Uint64(b[ks:])
+		} else {
+			// Near the end of b: bytes past it read as 0, which no name
+			// is followed by.
+			for j := len(b) - 1; j >= ks; j-- {
+				w = w<<8 | uint64(b[j])
+			}
+		}
+		var next *field
+		dotted := false
+		for i := range n.kids {
+			k := &n.kids[i]
+			if k.mask != 0 {
+				if v := w & k.mask; v == k.exact || v == k.dotted {
+					next, dotted = k, v == k.dotted
+					break
+				}
+				continue
+			}
+			l := len(k.name)
+			if w == k.head && ks+l < len(b) && string(b[ks+8:ks+l]) == k.name[8:] {
+				if c := b[ks+l]; c == '"' || c == '.' {
+					next, dotted = k, c == '.'
+					break
+				}
+			}
+		}
+		if next == nil {
+			return nil, -1, true
+		}
+		if !dotted {
+			return next, ks + len(next.name), true
+		}
+		n, ks = next, ks+len(next.name)+1
+	}
 }
 
 func (n *field) add(path string, want int) {
