@@ -98,3 +98,41 @@ func FuzzFieldMatch(f *testing.F) {
 		}
 	})
 }
+
+// naiveStringEnd is the byte loop jsonStringEnd must agree with.
+func naiveStringEnd(b []byte, pos int) int {
+	for i := pos; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// TestJSONStringEnd puts escapes, backslash runs and quotes at every offset
+// around the word boundaries of the 8-byte scan and past its 32 bytes, and
+// cuts each string short.
+func TestJSONStringEnd(t *testing.T) {
+	pieces := []string{`\"`, `\\`, `\\\"`, `\\\\`, `\u00e9`, `\ud83d\ude00`, `\`, `"`, `\\"`, `{"a":[1,"}"]}`}
+	for _, p := range pieces {
+		for at := 0; at <= 41; at++ {
+			for _, tail := range []string{`"`, `x"`, `\""`, ``, `\`} {
+				s := strings.Repeat("a", at) + p + "bcd" + tail + `,"k":"v"`
+				for cut := len(s); cut >= 0; cut -= 1 + cut/4 {
+					b := []byte(s[:cut])
+					for _, pos := range []int{0, 1} {
+						if pos > len(b) {
+							continue
+						}
+						if got, want := jsonStringEnd(b, pos), naiveStringEnd(b, pos); got != want {
+							t.Fatalf("jsonStringEnd(%q, %d) = %d, want %d", b, pos, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
