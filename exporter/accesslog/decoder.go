@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"strings"
 )
@@ -371,8 +372,12 @@ type field struct {
 	// compares head, its first 8 bytes, then the rest.
 	exact, dotted, mask, head uint64
 	// plain: no kid's name holds '"' or '\\', so a name's bytes in the
-	// input are a key's own and the byte after them ends it or not.
+	// input are a key's own and the byte after them ends it or not; and
+	// there are at most 64 kids, so that
 	plain bool
+	// first has bit i set in the entry of the low 4 bits of kid i's first
+	// byte: a key is compared with the one or two kids it may be, not all.
+	first [16]uint64
 }
 
 // message unescapes the message string at b[i] into the line buffer as it
@@ -409,13 +414,20 @@ func (d *Decoder) scalar(b []byte, i int, f *field) int {
 
 // index precomputes the words match compares, for n and the tree below.
 func (n *field) index() {
-	n.plain = true
+	n.plain = len(n.kids) <= 64
 	for i := range n.kids {
 		k := &n.kids[i]
 		k.index()
 		if strings.ContainsAny(k.name, `"\`) {
 			n.plain = false
 			continue
+		}
+		if k.name == "" {
+			// The key is '"' or starts with '.'.
+			n.first['"'&15] |= 1 << (i & 63)
+			n.first['.'&15] |= 1 << (i & 63)
+		} else {
+			n.first[k.name[0]&15] |= 1 << (i & 63)
 		}
 		var w uint64
 		for j := min(len(k.name), 8) - 1; j >= 0; j-- {
@@ -454,8 +466,8 @@ func (n *field) match(b []byte, ks int) (f *field, ke int, known bool) {
 		}
 		var next *field
 		dotted := false
-		for i := range n.kids {
-			k := &n.kids[i]
+		for m := n.first[w&15]; m != 0; m &= m - 1 {
+			k := &n.kids[bits.TrailingZeros64(m)]
 			if k.mask != 0 {
 				if v := w & k.mask; v == k.exact || v == k.dotted {
 					next, dotted = k, v == k.dotted
