@@ -62,6 +62,7 @@ type Decoder struct {
 	// line receives the unescaped message while the envelope is walked:
 	// Record.lineBuf of the record being decoded.
 	line []byte
+	tsDay isoDay // the date of the last @timestamp
 	// msgAt is the offset of a top-level "message" whose value is not a
 	// string, or -1: such a record is a broken envelope, not a raw line.
 	msgAt int
@@ -205,7 +206,7 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
 	f := d.choose()
 	if ts := d.vals[wTimestamp]; ts != nil {
-		t, ok := parseISO8601(ts)
+		t, ok := parseISO8601Day(ts, &d.tsDay)
 		if !ok {
 			// The shipper's clock is as suspect as nginx's: a time past
 			// 2262 would wrap wherever it is used as nanoseconds.
@@ -309,6 +310,11 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 			return 0, false
 		}
 		switch c := b[i]; {
+		case f == nil && c == '"':
+			if i = jsonStringEnd(b, i+1); i < 0 {
+				return 0, false
+			}
+			i++
 		case f == nil:
 			if i = jsonSkip(b, i, depth); i < 0 {
 				return 0, false

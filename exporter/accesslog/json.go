@@ -48,7 +48,10 @@ func skipWSLoop(b []byte, i int) int {
 func jsonStringEnd(in []byte, pos int) int {
 	start := pos
 	if pos < len(in) {
-		s := in[pos:min(pos+swarBytes, len(in))]
+		s := in[pos:]
+		if len(s) > swarBytes {
+			s = s[:swarBytes]
+		}
 		for len(s) >= 8 {
 			w := binary.LittleEndian.Uint64(s)
 			// The classic "has a zero byte" test on w XOR '"' and on w
@@ -149,8 +152,13 @@ func jsonSkip(b []byte, i, depth int) int {
 				}
 				i = skipWS(b, i+1)
 			}
-			i = jsonSkip(b, i, depth+1)
-			if i < 0 {
+			if i < len(b) && b[i] == '"' {
+				// A string, most members: without the recursive call.
+				if i = jsonStringEnd(b, i+1); i < 0 {
+					return -1
+				}
+				i++
+			} else if i = jsonSkip(b, i, depth+1); i < 0 {
 				return -1
 			}
 			i = skipWS(b, i)

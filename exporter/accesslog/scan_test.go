@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // matchTree is the envelope field tree of a Decoder reading the fixed
@@ -135,4 +136,50 @@ func TestJSONStringEnd(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sameTime reports whether two parse results are the same instant in the
+// same zone offset, or both failures.
+func sameTime(t1 time.Time, ok1 bool, t2 time.Time, ok2 bool) bool {
+	if ok1 != ok2 {
+		return false
+	}
+	_, o1 := t1.Zone()
+	_, o2 := t2.Zone()
+	return !ok1 || t1.Equal(t2) && o1 == o2
+}
+
+// TestISO8601DayCache reads timestamps in turn through one date cache: each
+// must parse as it does without it, whatever date the cache holds.
+func TestISO8601DayCache(t *testing.T) {
+	in := []string{
+		"2025-10-10T11:55:36.789Z", "2025-10-10T11:55:37Z", "2025-10-10T23:59:59.999999999+02:00",
+		"2025-10-10T24:00:00Z", "2025-10-10T11:60:00Z", "2025-10-10T11:00:60Z", "2025-10-10T11:55:36",
+		"2025-10-10T11:55:36.Z", "2025-10-10T11:55:36+25:00", "2025-10-10 11:55:36-07:30",
+		"2025-10-11T00:00:00Z", "2024-02-29T12:00:00Z", "2025-02-29T12:00:00Z", "2025-02-29T12:00:00Z",
+		"2025-13-01T00:00:00Z", "2025-10-1xT00:00:00Z", "2199-12-31T23:59:59Z", "2200-01-01T00:00:00Z",
+		"1970-01-01T00:00:00+01:00", "2025-10-10T11:55:36.789Z", "2025-10-10X11:55:36Z", "2025-10-10T11:55",
+	}
+	var c isoDay
+	for _, s := range in {
+		t1, ok1 := parseISO8601Day([]byte(s), &c)
+		t2, ok2 := parseISO8601([]byte(s))
+		if !sameTime(t1, ok1, t2, ok2) {
+			t.Errorf("%s: cached %v %v, uncached %v %v", s, t1, ok1, t2, ok2)
+		}
+	}
+}
+
+func FuzzISO8601DayCache(f *testing.F) {
+	f.Add("2025-10-10T11:55:36.789Z", "2025-10-10T11:55:37+02:00")
+	f.Add("2024-02-29T12:00:00Z", "2024-02-29T24:00:00Z")
+	f.Fuzz(func(t *testing.T, first, second string) {
+		var c isoDay
+		parseISO8601Day([]byte(first), &c)
+		t1, ok1 := parseISO8601Day([]byte(second), &c)
+		t2, ok2 := parseISO8601([]byte(second))
+		if !sameTime(t1, ok1, t2, ok2) {
+			t.Fatalf("%q after %q: cached %v %v, uncached %v %v", second, first, t1, ok1, t2, ok2)
+		}
+	})
 }
