@@ -61,7 +61,7 @@ type Decoder struct {
 	buf   []byte     // an unescaped rule field value
 	// line receives the unescaped message while the envelope is walked:
 	// Record.lineBuf of the record being decoded.
-	line []byte
+	line  []byte
 	tsDay isoDay // the date of the last @timestamp
 	// msgAt is the offset of a top-level "message" whose value is not a
 	// string, or -1: such a record is a broken envelope, not a raw line.
