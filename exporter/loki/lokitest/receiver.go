@@ -122,10 +122,11 @@ type Request struct {
 	At          time.Time
 	Header      http.Header
 	ContentType string
-	Status      int    // 0 when no answer was sent (a fault cut it)
-	Body        string // the answer's body
-	Entries     int    // entries decoded from the push
-	Stored      int    // entries stored
+	Status      int       // 0 when no answer was sent (a fault cut it)
+	Answered    time.Time // when the answer was written; zero without one
+	Body        string    // the answer's body
+	Entries     int       // entries decoded from the push
+	Stored      int       // entries stored
 }
 
 // Receiver is an in-process Loki push endpoint for tests: it decodes
@@ -374,7 +375,7 @@ func (r *Receiver) push(w http.ResponseWriter, hr *http.Request) {
 }
 
 func (r *Receiver) answer(w http.ResponseWriter, req *Request, status int, retryAfter, msg string) {
-	req.Status, req.Body = status, msg
+	req.Status, req.Body, req.Answered = status, msg, time.Now()
 	r.record(*req)
 	if retryAfter != "" {
 		w.Header().Set("Retry-After", retryAfter)
