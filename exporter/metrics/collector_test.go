@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 )
 
 // fakeClock is the time both client_golang and our families read in the
@@ -149,27 +151,36 @@ func (p *goldenPair) observe(labels []string, v [nHists]float64, ok [nHists]bool
 
 // exposition formats the metrics endpoint can negotiate (exporter/server
 // offers expfmt.DefaultOpenMetricsAcceptedFormats), with every escaping
-// scheme, plus OpenMetrics 2.0 which writes native buckets as text.
+// scheme, plus OpenMetrics 2.0 which writes native buckets as text. The
+// protobuf text formats (for debugging, and slow to write) take one.
 func expositionFormats() []expfmt.Format {
 	var out []expfmt.Format
 	for _, f := range append(expfmt.DefaultOpenMetricsAcceptedFormats(), expfmt.FmtOpenMetrics_2_0_0) {
-		for _, e := range []model.EscapingScheme{model.NoEscaping, model.UnderscoreEscaping, model.DotsEscaping, model.ValueEncodingEscaping} {
+		for _, e := range []model.EscapingScheme{model.UnderscoreEscaping, model.NoEscaping, model.DotsEscaping, model.ValueEncodingEscaping} {
 			out = append(out, f.WithEscapingScheme(e))
+			if t := f.FormatType(); t == expfmt.TypeProtoText || t == expfmt.TypeProtoCompact {
+				break
+			}
 		}
 	}
 	return out
 }
 
-// compare gathers both registries and reports the first difference: the
-// families as protos, then (with formats) their encoding in every format,
-// OpenMetrics with and without created lines.
 func (p *goldenPair) compare(t *testing.T, when string, formats bool) bool {
 	t.Helper()
-	want, err := p.want.Gather()
+	return compareGathered(t, when, p.want, p.got, formats)
+}
+
+// compareGathered gathers both and reports the first difference: the
+// families as protos, then (with formats) their encoding in every format,
+// OpenMetrics with and without created lines.
+func compareGathered(t *testing.T, when string, wantG, gotG prometheus.Gatherer, formats bool) bool {
+	t.Helper()
+	want, err := wantG.Gather()
 	if err != nil {
 		t.Fatalf("%s: gather client_golang: %v", when, err)
 	}
-	got, err := p.got.Gather()
+	got, err := gotG.Gather()
 	if err != nil {
 		t.Fatalf("%s: gather ours: %v", when, err)
 	}
@@ -337,16 +348,16 @@ func goldenCases() []goldenCase {
 			// scheduled reset comes, often late: passing the limit while
 			// it is due and has not run halves again.
 			name: "reset at once and scheduled", factor: defaultBucketFactor, maxBuckets: nativeMaxBuckets, minReset: time.Hour,
-			series: 6, lines: 12000,
+			series: 6, lines: 5000,
 			value: func(r *rand.Rand, i int) float64 {
-				if i < 3000 {
+				if i < 300 {
 					return 0
 				}
 				return wideValue(r, i)
 			},
 			step: func(r *rand.Rand, i int) time.Duration {
-				if i < 3000 {
-					return 2 * time.Second
+				if i < 300 {
+					return 15 * time.Second
 				}
 				return time.Duration(r.IntN(4000)) * time.Millisecond
 			},
@@ -425,8 +436,9 @@ func runGolden(t *testing.T, tc goldenCase, hists [nHists]prometheus.HistogramOp
 		p.clock.advance(tc.step(r, i), fire)
 		if i == nextScrape {
 			// Scrapes swap client_golang's hot and cold counts: compare
-			// at irregular points, in every format now and then.
-			if !p.compare(t, fmt.Sprintf("after line %d", i), r.IntN(16) == 0) {
+			// at irregular points; the encodings follow from the protos,
+			// and are compared at the end.
+			if !p.compare(t, fmt.Sprintf("after line %d", i), false) {
 				return
 			}
 			nextScrape += 1 + r.IntN(tc.lines/20)
@@ -484,7 +496,8 @@ func TestGoldenExpositionCoversLimits(t *testing.T) {
 }
 
 // TestNativeBucketBoundaries observes every native bucket boundary of every
-// schema, and the floats either side of it, in both implementations.
+// schema, and the floats either side of it, in both implementations, from
+// subnormals to the largest exponent.
 func TestNativeBucketBoundaries(t *testing.T) {
 	for schema := int32(minSchema); schema <= maxSchema; schema++ {
 		t.Run(fmt.Sprintf("schema %d", schema), func(t *testing.T) {
@@ -494,9 +507,14 @@ func TestNativeBucketBoundaries(t *testing.T) {
 			if got := schemaOf(factor); got != schema {
 				t.Fatalf("factor %v picks schema %d", factor, got)
 			}
-			p := newGoldenPair(t, goldenHists(factor, 0, 0))
+			// A zero bucket of width 0, so that subnormals have buckets.
+			hists := goldenHists(factor, 0, 0)
+			for i := range hists {
+				hists[i].NativeHistogramZeroThreshold = prometheus.NativeHistogramZeroThresholdZero
+			}
+			p := newGoldenPair(t, hists)
 			var vals []float64
-			for _, exp := range []int{-1020, -200, -3, 0, 1, 7, 30, 1000, 1024} {
+			for _, exp := range []int{-1070, -1040, -1022, -1021, -1020, -200, -3, 0, 1, 7, 30, 1000, 1024} {
 				fracs := []float64{0.5}
 				if schema > 0 {
 					fracs = nativeBounds[schema]
@@ -649,4 +667,91 @@ func gatherHistograms(t *testing.T, g prometheus.Gatherer) iter.Seq2[string, *dt
 			}
 		}
 	}
+}
+
+// TestRequestsGolden: what Observe exposes through our collector is what
+// the same lines gave through client_golang's vectors, as Observe used
+// them before: label sets, folded series past max_series, values not
+// logged, exemplars (one per line here: the lines are more than a second
+// apart).
+func TestRequestsGolden(t *testing.T) {
+	clk := newFakeClock()
+	cfg := with(func(c *config.Metrics) {
+		c.Exemplars = true
+		c.MaxSeries = 25
+	})
+	m, got := newRequests(t, cfg)
+	m.fams.clock = clk.clock()
+
+	counterOpts, histOpts := requestOpts(cfg, defaultBucketFactor)
+	setHook(t, &counterOpts, "now", clk.now)
+	want := prometheus.NewPedanticRegistry()
+	counter := prometheus.NewCounterVec(counterOpts, cfg.Labels)
+	want.MustRegister(counter)
+	var hists [nHists]*prometheus.HistogramVec
+	for i, o := range histOpts {
+		setHook(t, &o, "now", clk.now)
+		setHook(t, &o, "afterFunc", clk.afterFunc)
+		hists[i] = prometheus.NewHistogramVec(o, cfg.Labels)
+		want.MustRegister(hists[i])
+	}
+
+	records := mix(3000)
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for i, r := range records {
+		r.Time = start.Add(time.Duration(i) * 1500 * time.Millisecond)
+		switch i % 3 {
+		case 0:
+			r.TraceID = []byte(fmt.Sprintf("%032x", i))
+		case 1:
+			r.RequestID = []byte(fmt.Sprintf("req-%d", i))
+		}
+		if i%7 == 0 {
+			r.BodyBytes = -1
+		}
+		if i%11 == 0 {
+			r.UpstreamResponseTime = -1
+		}
+		if i%13 == 0 {
+			r.RequestTime, r.BodyBytes = 0, 0
+		}
+	}
+	for i, r := range records {
+		m.Observe(r)
+		var kb [512]byte
+		s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
+		counter.WithLabelValues(s.labels...).Inc()
+		name, id := exemplarID(r)
+		for j, v := range [nHists]float64{r.RequestTime, r.UpstreamResponseTime, float64(r.BodyBytes)} {
+			if v < 0 {
+				continue
+			}
+			o := hists[j].WithLabelValues(s.labels...)
+			if id != nil && j != histSize {
+				o.(prometheus.ExemplarObserver).ObserveWithExemplar(v, prometheus.Labels{name: string(id)})
+			} else {
+				o.Observe(v)
+			}
+		}
+		clk.advance(1500*time.Millisecond, true)
+		if i%500 == 0 && !compareGathered(t, fmt.Sprintf("after line %d", i), want, onlyRequestFamilies(got), false) {
+			return
+		}
+	}
+	compareGathered(t, "at the end", want, onlyRequestFamilies(got), true)
+}
+
+// onlyRequestFamilies is g without the overflow and exemplar counters,
+// which the client_golang side of TestRequestsGolden does not build.
+func onlyRequestFamilies(g prometheus.Gatherer) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := g.Gather()
+		return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool {
+			switch mf.GetName() {
+			case RequestsTotal, RequestDuration, UpstreamDuration, ResponseSize:
+				return false
+			}
+			return true
+		}), err
+	})
 }

@@ -112,32 +112,68 @@ func (s *histShape) classicBucket(v float64) int {
 
 // nativeKey is the index of v's native bucket at schema (v not NaN, not in
 // the zero bucket): bucket k holds (2^((k-1)/2^schema), 2^(k/2^schema)] in
-// absolute value, and ±Inf go one past the bucket of ±MaxFloat64.
+// absolute value, and ±Inf go one past the bucket of ±MaxFloat64. It is
+// client_golang's key, computed from the float's bits: the exponent field
+// and, for schema > 0, the bound below the fraction found in a table by
+// the mantissa's top bits (one comparison more at most) instead of a
+// binary search after math.Frexp.
 func nativeKey(v float64, schema int32) int {
+	bits := math.Float64bits(v) &^ (1 << 63)
 	inf := 0
-	if math.IsInf(v, 0) {
-		v, inf = math.MaxFloat64, 1
+	switch e := bits >> 52; e {
+	case 0x7ff: // ±Inf
+		bits, inf = math.Float64bits(math.MaxFloat64), 1
+	case 0: // subnormal, in the zero bucket unless its threshold is below
+		frac, exp := math.Frexp(math.Abs(v))
+		return nativeKeySlow(frac, exp, schema)
 	}
-	frac, exp := math.Frexp(math.Abs(v))
+	exp := int(bits>>52) - 1022 // as math.Frexp's: v = frac * 2^exp, frac in [0.5, 1)
+	mant := bits & (1<<52 - 1)
 	if schema > 0 {
 		bounds := nativeBounds[schema]
-		lo, hi := 0, len(bounds)
-		for lo < hi {
-			mid := int(uint(lo+hi) >> 1)
-			if bounds[mid] < frac {
-				lo = mid + 1
-			} else {
-				hi = mid
-			}
+		frac := math.Float64frombits(mant | 1022<<52)
+		i := int(keyTables[schema][mant>>(52-schema-1)])
+		for i < len(bounds) && bounds[i] < frac {
+			i++
 		}
-		return lo + (exp-1)*len(bounds) + inf
+		return i + (exp-1)*len(bounds) + inf
+	}
+	key := exp
+	if mant == 0 { // frac 0.5: v is a power of two, the upper bound of its bucket
+		key--
+	}
+	return (key+(1<<-schema)-1)>>-schema + inf
+}
+
+// nativeKeySlow is nativeKey for a subnormal v = frac * 2^exp, whose
+// exponent the float64 bits cannot hold.
+func nativeKeySlow(frac float64, exp int, schema int32) int {
+	if schema > 0 {
+		bounds := nativeBounds[schema]
+		return sort.SearchFloat64s(bounds, frac) + (exp-1)*len(bounds)
 	}
 	key := exp
 	if frac == 0.5 {
 		key--
 	}
-	return (key+(1<<-schema)-1)>>-schema + inf
+	return (key + (1 << -schema) - 1) >> -schema
 }
+
+// keyTables[schema][p], for schema 1 to 8, is how many of
+// nativeBounds[schema] lie below the smallest fraction whose mantissa
+// starts with the schema+1 bits p. Bounds are more than a cell of that
+// width apart, so at most one more lies below any fraction of the cell.
+var keyTables = func() (t [maxSchema + 1][]uint16) {
+	for schema := 1; schema <= maxSchema; schema++ {
+		w := schema + 1
+		t[schema] = make([]uint16, 1<<w)
+		for p := range t[schema] {
+			frac := math.Float64frombits(uint64(p)<<(52-w) | 1022<<52)
+			t[schema][p] = uint16(sort.SearchFloat64s(nativeBounds[schema], frac))
+		}
+	}
+	return t
+}()
 
 // histogram is one series of one histogram family. Its owner's mutex guards
 // every field.
