@@ -448,9 +448,10 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 	return fi
 }
 
-// series is the handles of one label set. Histogram children are created on
-// first observation, so that a format without $upstream_response_time does
-// not expose empty upstream histograms for every label set.
+// series is the handles of one label set. Its histograms are exposed from
+// their first observation on, so that a format without
+// $upstream_response_time does not expose empty upstream histograms for
+// every label set.
 type series struct {
 	key       string
 	next      *series // same 64-bit hash, different key
