@@ -8,7 +8,8 @@
 # the exporter runs RUNS times (default 5), each with a fresh consumer group
 # from earliest, until every line is counted and acknowledged. Per run it
 # prints lines/s (steady: 10 % to 90 % of the lines), CPU us/line (user+system
-# of the exporter process over the whole run) and peak RSS (VmHWM); then the
+# of the exporter process over the whole run) and peak RSS (VmHWM), and the
+# CPU the brokers (the kfake process) spent serving it, per line; then the
 # medians. KAFKA_EXTRA and LOKI_EXTRA are YAML lines added to the run's kafka
 # and loki sections (a lever to try, e.g. KAFKA_EXTRA='fetch_max_bytes: 8MiB';
 # several keys one per line), EXPORTER_FLAGS extra flags.
@@ -50,6 +51,7 @@ go build -o "$work/" ./cmd/accesslog-exporter ./cmd/loggen ./deploy/local/kafka 
 exporters=${EXPORTERS:-"this=$work/accesslog-exporter"}
 
 "$work/kafka" -ports "$kafka_ports" -control "$control" -topic nginxlog -partitions 6 >"$work/kafka.log" 2>&1 &
+kafka_pid=$!
 pids+=($!)
 "$work/pushsink" -listen "$sink" -delay "${SINK_DELAY:-0s}" >"$work/sink.log" 2>&1 &
 pids+=($!)
@@ -108,6 +110,7 @@ health:
   enabled: false
 EOF
   start=$(date +%s.%N)
+  kcpu0=$(cpu_of "$kafka_pid")
   # shellcheck disable=SC2086
   "$bin" --config.file "$cfg" --web.listen-address "$web" --log.level warn ${EXPORTER_FLAGS:-} \
     >"$work/exporter$n.log" 2>&1 &
@@ -119,6 +122,7 @@ EOF
     # when the lines start; only the CPU from then on is counted.
     for _ in $(seq 1 600); do curl -fsS -o /dev/null "http://$web/readyz" 2>/dev/null && break; sleep 0.1; done
     cpu0=$(cpu_of "$pid")
+    kcpu0=$(cpu_of "$kafka_pid")
     start=$(date +%s.%N)
     produce "$rate" wall >"$work/produce$n.log" &
     pids+=($!)
@@ -149,14 +153,15 @@ EOF
   fi
   hits=$(metric_sum 'accesslog_exporter_loki_shared_decodes_total{result="hit"}' "$work/m")
   ticks=$(( $(cpu_of "$pid") - cpu0 ))
+  kticks=$(( $(cpu_of "$kafka_pid") - kcpu0 ))
   hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   awk -v n="$lines" -v t10="$t10" -v t90="$t90" -v s="$start" -v d="$done_at" -v t="$ticks" \
-    -v clk="$clk" -v hwm="$hwm" -v i="$i" -v name="$name" -v hits="$hits" -v gcs="$gcs" 'BEGIN {
+    -v clk="$clk" -v hwm="$hwm" -v i="$i" -v name="$name" -v hits="$hits" -v gcs="$gcs" -v kt="$kticks" 'BEGIN {
       steady = (t90 > t10) ? 0.8 * n / (t90 - t10) : n / (d - s)
       cpu = t / clk * 1e6 / n
-      printf "%s run %d: %.0f lines/s steady, %.0f lines/s overall, %.2f us CPU/line, peak RSS %.0f MiB, %d GCs, %.0f%% of lines decoded once\n", name, i, steady, n / (d - s), cpu, hwm / 1024, gcs, 100 * hits / n
+      printf "%s run %d: %.0f lines/s steady, %.0f lines/s overall, %.2f us CPU/line, peak RSS %.0f MiB, %d GCs, %.0f%% of lines decoded once, broker %.2f us CPU/line\n", name, i, steady, n / (d - s), cpu, hwm / 1024, gcs, 100 * hits / n, kt / clk * 1e6 / n
       printf "%s %f %f %f\n", name, steady, cpu, hwm / 1024 > "/dev/stderr"
     }' 2>>"$results"
 done

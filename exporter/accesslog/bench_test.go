@@ -4,6 +4,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
 )
 
 const (
@@ -34,6 +36,9 @@ func hotPaths(tb testing.TB) []struct {
 	envelope := []byte(envFB8)
 	jsonLine := []byte(benchJSON)
 	escaped := []byte(`10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET /a\x22b HTTP/1.1" 200 1 "-" "-" "-" Host.Example:80 0.001 - - - - - -`)
+	envelopes := loggenRecords(tb, true)
+	lines := loggenRecords(tb, false)
+	nEnv, nLine := 0, 0
 	bad := []byte(`10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 2x0 1 "-" "-"`)
 	return []struct {
 		name string
@@ -43,6 +48,17 @@ func hotPaths(tb testing.TB) []struct {
 		{"ParseMainTimed", func(r *Record) error { return mainTimed.Parse(mtLine, r) }},
 		{"DecodeRawMainTimed", func(r *Record) error { return dMT.Decode(mtLine, r) }},
 		{"DecodeFilebeat", func(r *Record) error { return dMT.Decode(envelope, r) }},
+		// What production carries: loggen's Filebeat 8 envelopes (as
+		// `loggen --envelope` writes them) and their main_timed lines, a
+		// different one each call.
+		{"DecodeLoggenFilebeat", func(r *Record) error {
+			nEnv = (nEnv + 1) % len(envelopes)
+			return dMT.Decode(envelopes[nEnv], r)
+		}},
+		{"ParseLoggenMainTimed", func(r *Record) error {
+			nLine = (nLine + 1) % len(lines)
+			return mainTimed.Parse(lines[nLine], r)
+		}},
 		{"ParseJSON", func(r *Record) error { return jsonFmt.Parse(jsonLine, r) }},
 		{"DecodeJSON", func(r *Record) error { return dJSON.Decode(jsonLine, r) }},
 		{"ParseEscapedPathAndHost", func(r *Record) error { return mainTimed.Parse(escaped, r) }},
@@ -96,11 +112,33 @@ func benchLines(b *testing.B, name string) {
 	b.Fatalf("no hot path %s", name)
 }
 
-func BenchmarkParseCombined(b *testing.B)  { benchLines(b, "ParseCombined") }
-func BenchmarkParseMainTimed(b *testing.B) { benchLines(b, "ParseMainTimed") }
-func BenchmarkDecodeFilebeat(b *testing.B) { benchLines(b, "DecodeFilebeat") }
-func BenchmarkParseJSON(b *testing.B)      { benchLines(b, "ParseJSON") }
-func BenchmarkDecodeJSON(b *testing.B)     { benchLines(b, "DecodeJSON") }
+func BenchmarkParseCombined(b *testing.B)        { benchLines(b, "ParseCombined") }
+func BenchmarkParseMainTimed(b *testing.B)       { benchLines(b, "ParseMainTimed") }
+func BenchmarkDecodeFilebeat(b *testing.B)       { benchLines(b, "DecodeFilebeat") }
+func BenchmarkDecodeLoggenFilebeat(b *testing.B) { benchLines(b, "DecodeLoggenFilebeat") }
+func BenchmarkParseLoggenMainTimed(b *testing.B) { benchLines(b, "ParseLoggenMainTimed") }
+func BenchmarkParseJSON(b *testing.B)            { benchLines(b, "ParseJSON") }
+func BenchmarkDecodeJSON(b *testing.B)           { benchLines(b, "DecodeJSON") }
+
+// loggenBatch is how many distinct records the loggen benchmarks cycle
+// through: a multiple of it as -benchtime gives a count of instructions per
+// line that does not depend on where the cycle stops.
+const loggenBatch = 1000
+
+// loggenRecords is loggenBatch main_timed lines from loggen's default
+// traffic (seed 1, simulated clock), each in a Filebeat 8 envelope when
+// envelope is set.
+func loggenRecords(tb testing.TB, envelope bool) [][]byte {
+	g, err := loggen.New(loggen.WithFormat(loggen.MainTimed), loggen.Envelope(envelope))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([][]byte, loggenBatch)
+	for i := range out {
+		out[i] = g.Next(nil)
+	}
+	return out
+}
 
 // cpuTime is the process's user and system CPU time so far.
 func cpuTime() time.Duration {

@@ -2,8 +2,10 @@ package accesslog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"strings"
 )
@@ -59,7 +61,8 @@ type Decoder struct {
 	buf   []byte     // an unescaped rule field value
 	// line receives the unescaped message while the envelope is walked:
 	// Record.lineBuf of the record being decoded.
-	line []byte
+	line  []byte
+	tsDay isoDay // the date of the last @timestamp
 	// msgAt is the offset of a top-level "message" whose value is not a
 	// string, or -1: such a record is a broken envelope, not a raw line.
 	msgAt int
@@ -142,6 +145,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 	for i, w := range d.wants {
 		d.root.add(w, i)
 	}
+	d.root.index()
 	d.vals = make([][]byte, len(d.wants))
 	d.cache = make([]ruleMemo, len(d.wants))
 	for _, ru := range d.rules {
@@ -202,7 +206,7 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
 	f := d.choose()
 	if ts := d.vals[wTimestamp]; ts != nil {
-		t, ok := parseISO8601(ts)
+		t, ok := parseISO8601Day(ts, &d.tsDay)
 		if !ok {
 			// The shipper's clock is as suspect as nginx's: a time past
 			// 2262 would wrap wherever it is used as nanoseconds.
@@ -287,11 +291,16 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
-		ks, ke, ok := jsonStringAt(b, i)
-		if !ok {
-			return 0, false
+		ks := i + 1
+		f, ke, known := n.match(b, ks)
+		if ke < 0 {
+			if ke = jsonStringEnd(b, ks); ke < 0 {
+				return 0, false
+			}
+			if !known {
+				f = n.lookup(b[ks:ke])
+			}
 		}
-		f := n.lookup(b[ks:ke])
 		i = skipWS(b, ke+1)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
@@ -301,6 +310,11 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 			return 0, false
 		}
 		switch c := b[i]; {
+		case f == nil && c == '"':
+			if i = jsonStringEnd(b, i+1); i < 0 {
+				return 0, false
+			}
+			i++
 		case f == nil:
 			if i = jsonSkip(b, i, depth); i < 0 {
 				return 0, false
@@ -357,6 +371,19 @@ type field struct {
 	name string
 	want int // index in Decoder.wants, or -1 for an object on the way to one
 	kids []field
+
+	// A key is compared with the name and the byte after it, '"' (the key
+	// is the name) or '.' (a dotted key goes on below): for a name of up
+	// to 7 bytes that is one word, exact or dotted over mask; a longer one
+	// compares head, its first 8 bytes, then the rest.
+	exact, dotted, mask, head uint64
+	// plain: no kid's name holds '"' or '\\', so a name's bytes in the
+	// input are a key's own and the byte after them ends it or not; and
+	// there are at most 64 kids, so that
+	plain bool
+	// first has bit i set in the entry of the low 4 bits of kid i's first
+	// byte: a key is compared with the one or two kids it may be, not all.
+	first [16]uint64
 }
 
 // message unescapes the message string at b[i] into the line buffer as it
@@ -389,6 +416,87 @@ func (d *Decoder) scalar(b []byte, i int, f *field) int {
 		d.vals[f.want] = v
 	}
 	return end
+}
+
+// index precomputes the words match compares, for n and the tree below.
+func (n *field) index() {
+	n.plain = len(n.kids) <= 64
+	for i := range n.kids {
+		k := &n.kids[i]
+		k.index()
+		if strings.ContainsAny(k.name, `"\`) {
+			n.plain = false
+			continue
+		}
+		if k.name == "" {
+			// The key is '"' or starts with '.'.
+			n.first['"'&15] |= 1 << (i & 63)
+			n.first['.'&15] |= 1 << (i & 63)
+		} else {
+			n.first[k.name[0]&15] |= 1 << (i & 63)
+		}
+		var w uint64
+		for j := min(len(k.name), 8) - 1; j >= 0; j-- {
+			w = w<<8 | uint64(k.name[j])
+		}
+		if l := uint(len(k.name)); l < 8 {
+			k.mask = 1<<(8*(l+1)) - 1
+			k.exact = w | '"'<<(8*l)
+			k.dotted = w | '.'<<(8*l)
+		} else {
+			k.head = w
+		}
+	}
+}
+
+// match looks up the key whose text starts at b[ks] among the children of
+// n, following a dotted key down the tree, without first finding where the
+// key ends: a child matches when its name is in b followed by '"' or '.'.
+// It returns the field and the index of the key's closing quote; ke is -1
+// when no field matches (f is nil) or when match cannot tell (known is
+// false: a name holds a quote or a backslash, left to lookup).
+func (n *field) match(b []byte, ks int) (f *field, ke int, known bool) {
+	for {
+		if !n.plain {
+			return nil, -1, false
+		}
+		var w uint64
+		if ks+8 <= len(b) {
+			w = binary.LittleEndian.Uint64(b[ks:])
+		} else {
+			// Near the end of b: bytes past it read as 0, which no name
+			// is followed by.
+			for j := len(b) - 1; j >= ks; j-- {
+				w = w<<8 | uint64(b[j])
+			}
+		}
+		var next *field
+		dotted := false
+		for m := n.first[w&15]; m != 0; m &= m - 1 {
+			k := &n.kids[bits.TrailingZeros64(m)]
+			if k.mask != 0 {
+				if v := w & k.mask; v == k.exact || v == k.dotted {
+					next, dotted = k, v == k.dotted
+					break
+				}
+				continue
+			}
+			l := len(k.name)
+			if w == k.head && ks+l < len(b) && string(b[ks+8:ks+l]) == k.name[8:] {
+				if c := b[ks+l]; c == '"' || c == '.' {
+					next, dotted = k, c == '.'
+					break
+				}
+			}
+		}
+		if next == nil {
+			return nil, -1, true
+		}
+		if !dotted {
+			return next, ks + len(next.name), true
+		}
+		n, ks = next, ks+len(next.name)+1
+	}
 }
 
 func (n *field) add(path string, want int) {

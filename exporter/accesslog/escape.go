@@ -149,7 +149,8 @@ func unescapeJSONAt(dst, src []byte, i int) ([]byte, int) {
 // holds no escape, else it is appended to dst (copied reports which). end is
 // the index of the closing quote; ok is false when there is none. Both
 // searches are the SIMD byte search, so a long message with a few escaped
-// quotes costs little more than one scan.
+// quotes costs little more than one scan; the escapes a line is full of
+// (\" and \\) are decoded here rather than by a call.
 func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copied, ok bool) {
 	i := start
 	q := -1 // the next '"' at or after i, once found
@@ -176,7 +177,11 @@ func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copi
 		}
 		// The escape may run past the quote found (\" is an escaped quote):
 		// then the search starts again after it.
-		dst, i = unescapeJSONAt(dst, b, bs)
+		if c := b[bs+1]; c == '"' || c == '\\' { // bs+1 <= q: in b
+			dst, i = append(dst, c), bs+2
+		} else {
+			dst, i = unescapeJSONAt(dst, b, bs)
+		}
 	}
 }
 

@@ -134,6 +134,9 @@ func nextUpstream(b []byte) (val, rest []byte, ok bool) {
 // -1 when none is numeric ("-" is a try that never got that far). n is the
 // number of values.
 func upstreamSum(b []byte) (sum float64, n int, ok bool) {
+	if isDash(b) {
+		return -1, 1, true // no upstream: the common case, without the split
+	}
 	var total int64
 	numeric := false
 	for v, rest, more := nextUpstream(b); more; v, rest, more = nextUpstream(rest) {

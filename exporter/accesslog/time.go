@@ -180,17 +180,42 @@ func zoneOffset(b []byte, colon bool) (int, bool) {
 // parseISO8601 reads $time_iso8601 ("2025-10-10T13:55:36+02:00") and the
 // RFC 3339 forms other writers use: fractional seconds and "Z", as in
 // Filebeat's @timestamp "2025-10-10T11:55:36.123Z".
-func parseISO8601(b []byte) (time.Time, bool) {
+func parseISO8601(b []byte) (time.Time, bool) { return parseISO8601Day(b, nil) }
+
+// isoDay is the date an ISO 8601 time was last read with and its day
+// number: a stream's timestamps share a date for a day, and checking and
+// counting it is a third of the parse.
+type isoDay struct {
+	key  [10]byte // "2025-10-10"
+	days int64
+	set  bool
+}
+
+// parseISO8601Day is parseISO8601 with the date read through c, when c is
+// not nil.
+func parseISO8601Day(b []byte, c *isoDay) (time.Time, bool) {
 	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != ' ') || b[13] != ':' || b[16] != ':' {
 		return time.Time{}, false
 	}
-	y, ok1 := num(b, 0, 4)
-	mo, ok2 := num(b, 5, 2)
-	d, ok3 := num(b, 8, 2)
+	var days int64
+	if c != nil && c.set && [10]byte(b[:10]) == c.key {
+		days = c.days
+	} else {
+		y, ok1 := num(b, 0, 4)
+		mo, ok2 := num(b, 5, 2)
+		d, ok3 := num(b, 8, 2)
+		if !(ok1 && ok2 && ok3) || !validDate(y, mo, d, 0, 0, 0) {
+			return time.Time{}, false
+		}
+		days = daysFromCivil(y, mo, d)
+		if c != nil {
+			*c = isoDay{key: [10]byte(b[:10]), days: days, set: true}
+		}
+	}
 	hh, ok4 := num(b, 11, 2)
 	mm, ok5 := num(b, 14, 2)
 	ss, ok6 := num(b, 17, 2)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || !validDate(y, mo, d, hh, mm, ss) {
+	if !(ok4 && ok5 && ok6) || hh > 23 || mm > 59 || ss > 59 {
 		return time.Time{}, false
 	}
 	i, nsec := 19, 0
@@ -218,7 +243,11 @@ func parseISO8601(b []byte) (time.Time, bool) {
 			return time.Time{}, false
 		}
 	}
-	return civil(y, mo, d, hh, mm, ss, nsec, off)
+	sec := days*86400 + int64(hh*3600+mm*60+ss) - int64(off)
+	if !inWindow(sec) {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, int64(nsec)).In(zoneFor(off)), true
 }
 
 // parseMsec reads $msec: Unix seconds with millisecond resolution,

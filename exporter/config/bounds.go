@@ -23,7 +23,9 @@ const (
 	maxBatchBytes     = 64 * miB
 	maxInflightBytes  = 16 * giB
 	minCommitInterval = 10 * time.Millisecond
-	minPollInterval   = time.Second // health.interval and push.interval
+	minFetchWait      = time.Millisecond
+	maxFetchWait      = 10 * time.Second // kgo's request timeout allows for it
+	minPollInterval   = time.Second      // health.interval and push.interval
 	maxPollInterval   = 24 * time.Hour
 	minTimeout        = 100 * time.Millisecond
 	maxTimeout        = 10 * time.Minute

@@ -35,10 +35,14 @@ type Kafka struct {
 	Group       string   `yaml:"group"`
 	ClientID    string   `yaml:"client_id"`
 	// StartOffset is where a group with no committed offset starts: earliest or latest.
-	StartOffset            string        `yaml:"start_offset"`
-	FetchMaxBytes          ByteSize      `yaml:"fetch_max_bytes"`
-	FetchMaxPartitionBytes ByteSize      `yaml:"fetch_max_partition_bytes"`
-	CommitInterval         time.Duration `yaml:"commit_interval"`
+	StartOffset            string   `yaml:"start_offset"`
+	FetchMaxBytes          ByteSize `yaml:"fetch_max_bytes"`
+	FetchMaxPartitionBytes ByteSize `yaml:"fetch_max_partition_bytes"`
+	// FetchMinBytes and FetchMaxWait let a broker hold a fetch until that
+	// many bytes are there or the wait is over: fewer, fuller fetches.
+	FetchMinBytes  ByteSize      `yaml:"fetch_min_bytes"`
+	FetchMaxWait   time.Duration `yaml:"fetch_max_wait"`
+	CommitInterval time.Duration `yaml:"commit_interval"`
 	// InstanceID makes the members static (KIP-345): a replica restarted
 	// with the same id gets its partitions back without a rebalance, and a
 	// dead one keeps them until the session timeout. ${VAR} is expanded

@@ -25,8 +25,14 @@ func Default() Config {
 			StartOffset:            "earliest",
 			FetchMaxBytes:          4 * miB,
 			FetchMaxPartitionBytes: 128 * kiB,
-			CommitInterval:         time.Second,
-			Workers:                0, // GOMAXPROCS
+			// A fetch that returns as soon as one record is there costs
+			// the same fixed work on both sides for a handful of lines;
+			// at live rates waiting up to 250ms for 64KiB took a quarter
+			// of the CPU per line away (docs/performance.md, fetch wait).
+			FetchMinBytes:  64 * kiB,
+			FetchMaxWait:   250 * time.Millisecond,
+			CommitInterval: time.Second,
+			Workers:        0, // GOMAXPROCS
 		},
 		Input: Input{
 			Format: "main_timed",

@@ -80,6 +80,11 @@ func (v *validator) kafka(k *Kafka) {
 	}
 	v.size("kafka.fetch_max_bytes", k.FetchMaxBytes, minFetchBytes, maxFetchBytes)
 	v.size("kafka.fetch_max_partition_bytes", k.FetchMaxPartitionBytes, minFetchBytes, maxFetchBytes)
+	v.size("kafka.fetch_min_bytes", k.FetchMinBytes, 1, maxFetchBytes)
+	if k.FetchMinBytes > k.FetchMaxBytes && k.FetchMaxBytes >= minFetchBytes {
+		v.errorf("kafka.fetch_min_bytes", "must not be more than kafka.fetch_max_bytes (%v), got %v", k.FetchMaxBytes, k.FetchMinBytes)
+	}
+	v.interval("kafka.fetch_max_wait", k.FetchMaxWait, minFetchWait, maxFetchWait)
 	v.interval("kafka.commit_interval", k.CommitInterval, minCommitInterval, maxPollInterval)
 	v.count("kafka.workers", k.Workers, 0, maxWorkers, "0: as many as GOMAXPROCS")
 

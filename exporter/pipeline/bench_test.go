@@ -121,11 +121,19 @@ func (c *counting) Process(b *kafka.Batch) {
 	c.done.Add(n)
 }
 
-// BenchmarkReplay1M replays one million main_timed lines from memory through
-// the replay path (decode, parse, metrics, exposition at the end).
+// BenchmarkReplay1M replays one million lines from memory through the
+// replay path (decode, parse, metrics, exposition at the end), per format:
+// main_timed (request and upstream times: all four families) and plain main
+// (issue 18's replay aim).
 func BenchmarkReplay1M(b *testing.B) {
+	for _, f := range []loggen.Format{loggen.MainTimed, loggen.Main} {
+		b.Run(f.String(), func(b *testing.B) { benchReplay(b, f) })
+	}
+}
+
+func benchReplay(b *testing.B, f loggen.Format) {
 	const n = 1_000_000
-	g, err := loggen.New(loggen.Seed(9), loggen.MalformedRatio(0.001))
+	g, err := loggen.New(loggen.Seed(9), loggen.MalformedRatio(0.001), loggen.WithFormat(f))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,6 +143,7 @@ func BenchmarkReplay1M(b *testing.B) {
 		buf = append(buf, '\n')
 	}
 	cfg := config.Default()
+	cfg.Input.Format = f.String()
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -416,15 +416,23 @@ func TestLokiRejectsOneOverlongLineAndMovesOn(t *testing.T) {
 	r.stop(t)
 }
 
-// waitProcessed waits until the run has counted n records; batches stay
-// open (max_wait and max_bytes far away), so nothing has been pushed.
+// waitProcessed waits until the run's metrics member has counted n
+// records and its log member has put n lines into batches; batches stay
+// open (max_wait and max_bytes far away), so nothing has been pushed. The
+// members fetch on their own, so one having read a line says nothing of
+// the other.
 func waitProcessed(t *testing.T, r *lokiRun, n int) {
 	t.Helper()
 	testbed.Eventually(t, time.Minute, func() []string {
-		if got := parse(t, get(t, r.metrics)).sum("accesslog_exporter_records_total", nil); got != float64(n) {
-			return []string{fmt.Sprintf("%v of %d records counted", got, n)}
+		s := parse(t, get(t, r.metrics))
+		var errs []string
+		if got := s.sum("accesslog_exporter_records_total", nil); got != float64(n) {
+			errs = append(errs, fmt.Sprintf("%v of %d records counted", got, n))
 		}
-		return nil
+		if got := s.sum("accesslog_exporter_loki_shared_decodes_total", nil); got != float64(n) {
+			errs = append(errs, fmt.Sprintf("%v of %d lines batched for the store", got, n))
+		}
+		return errs
 	})
 }
 

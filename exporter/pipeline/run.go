@@ -174,6 +174,10 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 		if p.share, err = newShared(p.reg); err != nil {
 			return err
 		}
+		// Each member's fetch may be held by the broker up to the fetch
+		// wait, on its own schedule: the metrics member may reach a batch
+		// that much after the log member read it.
+		p.share.wait += cfg.Kafka.FetchMaxWait
 	}
 	budget := opts.ShutdownTimeout
 	if budget <= 0 {

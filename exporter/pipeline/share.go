@@ -30,7 +30,7 @@ type shared struct {
 	mu     sync.Mutex
 	parts  map[sharedKey]*sharedPart
 	arenas int           // partitions that may still get a window
-	wait   time.Duration // sharedWait; longer in tests
+	wait   time.Duration // sharedWait plus kafka.fetch_max_wait; longer in tests
 
 	hit, miss prometheus.Counter
 }
