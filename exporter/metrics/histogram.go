@@ -49,8 +49,12 @@ const (
 	maxSchema                = 8
 )
 
-// newHistShape reads opts as client_golang's newHistogram does.
+// newHistShape reads opts as client_golang's newHistogram does. It panics
+// on an option our histograms do not reproduce.
 func newHistShape(opts prometheus.HistogramOpts) histShape {
+	if opts.NativeHistogramMaxZeroThreshold > 0 {
+		panic("metrics: NativeHistogramMaxZeroThreshold (widening the zero bucket) is not implemented")
+	}
 	s := histShape{
 		bounds:       opts.Buckets,
 		maxBuckets:   int(opts.NativeHistogramMaxBucketNumber),
