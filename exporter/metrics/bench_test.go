@@ -88,22 +88,42 @@ func BenchmarkNormalizeRoute(b *testing.B) {
 	reportLines(b)
 }
 
-// BenchmarkClientGolangFloor is what Observe cannot go below while it uses
-// client_golang: one counter and three native+classic histograms, handles
-// already resolved. Observe minus this is the cost of this package.
+// BenchmarkClientGolangFloor is what Observe could not go below with
+// client_golang's vectors (as it used before our collector): one counter
+// and three native+classic histograms, handles already resolved.
 func BenchmarkClientGolangFloor(b *testing.B) {
-	m, records := benchRequests(b, config.Default().Metrics)
-	c := m.requests.WithLabelValues("a", "GET", "200", "2xx")
-	d := m.duration.WithLabelValues("a", "GET", "200", "2xx")
-	u := m.upstream.WithLabelValues("a", "GET", "200", "2xx")
-	s := m.size.WithLabelValues("a", "GET", "200", "2xx")
-	observeFour(b, records, c, d, u, s)
+	_, records := benchRequests(b, config.Default().Metrics)
+	counter, hists := requestOpts(config.Default().Metrics, defaultBucketFactor)
+	lv := []string{"a", "GET", "200", "2xx"}
+	c := prometheus.NewCounterVec(counter, config.Default().Metrics.Labels).WithLabelValues(lv...)
+	var o [nHists]prometheus.Observer
+	for i, h := range hists {
+		o[i] = prometheus.NewHistogramVec(h, config.Default().Metrics.Labels).WithLabelValues(lv...)
+	}
+	observeFour(b, records, c, o[histDuration], o[histUpstream], o[histSize])
 }
 
-// BenchmarkClientGolangClassic is the floor without native buckets: the
-// difference to BenchmarkClientGolangFloor is what the native-histogram path
-// (a sync.Map per bucket key inside client_golang) costs, i.e. the most a
-// collector of our own with dense native buckets could save.
+// BenchmarkCollectorFloor is the same with our collector (collector.go):
+// what Observe costs once its series is found. Observe minus this is the
+// key and lookup.
+func BenchmarkCollectorFloor(b *testing.B) {
+	m, records := benchRequests(b, config.Default().Metrics)
+	d := m.fams.series([]string{"a", "GET", "200", "2xx"})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := records[i&1023]
+		m.fams.observe(d, &line{
+			v:  [nHists]float64{r.RequestTime, r.UpstreamResponseTime, float64(r.BodyBytes)},
+			ok: [nHists]bool{true, true, true},
+		})
+	}
+	reportLines(b)
+}
+
+// BenchmarkClientGolangClassic is client_golang's floor without native
+// buckets: the difference to BenchmarkClientGolangFloor is what its
+// native-histogram path (a sync.Map per bucket key) costs.
 func BenchmarkClientGolangClassic(b *testing.B) {
 	_, records := benchRequests(b, config.Default().Metrics)
 	reg := prometheus.NewRegistry()

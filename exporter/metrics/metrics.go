@@ -19,6 +19,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
@@ -82,10 +84,8 @@ type Requests struct {
 	compatV   int // dims index of the vhost for compat metrics
 	compatS   int // dims index of the status for compat metrics
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	upstream *prometheus.HistogramVec
-	size     *prometheus.HistogramVec
+	// fams is the request counter and the three request histograms.
+	fams     *requestFamilies
 	nginxReq *prometheus.CounterVec
 	nginxDur *prometheus.HistogramVec
 	overflow [6]prometheus.Counter // by family, in famRequests.. order
@@ -174,22 +174,31 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 	return m, nil
 }
 
+// requestOpts is the request counter and histograms as client_golang
+// options: our collector exposes what a CounterVec and HistogramVecs built
+// from them would (see collector.go).
+func requestOpts(cfg config.Metrics, factor float64) (prometheus.CounterOpts, [nHists]prometheus.HistogramOpts) {
+	return prometheus.CounterOpts{
+			Name: RequestsTotal,
+			Help: "Requests logged, one per access-log line.",
+		}, [nHists]prometheus.HistogramOpts{
+			histDuration: histogramOpts(RequestDuration,
+				"Request processing time from $request_time: first byte read from the client to last byte written, in seconds.",
+				orDefault(cfg.Buckets.RequestDuration, defaultDurationBuckets), factor),
+			histUpstream: histogramOpts(UpstreamDuration,
+				"Time spent waiting for upstreams from $upstream_response_time, summed over all upstreams tried, in seconds.",
+				orDefault(cfg.Buckets.UpstreamDuration, defaultDurationBuckets), factor),
+			histSize: histogramOpts(ResponseSize,
+				"Response body size from $body_bytes_sent, in bytes.",
+				orDefault(cfg.Buckets.ResponseSize, defaultSizeBuckets), factor),
+		}
+}
+
 // newFamilies builds the request families (and the compatible ones when
 // on) over the label names, with the overflow and exemplar counters.
 func (m *Requests) newFamilies(cfg config.Metrics, names []string, factor float64) []prometheus.Collector {
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: RequestsTotal,
-		Help: "Requests logged, one per access-log line.",
-	}, names)
-	m.duration = prometheus.NewHistogramVec(histogramOpts(RequestDuration,
-		"Request processing time from $request_time: first byte read from the client to last byte written, in seconds.",
-		orDefault(cfg.Buckets.RequestDuration, defaultDurationBuckets), factor), names)
-	m.upstream = prometheus.NewHistogramVec(histogramOpts(UpstreamDuration,
-		"Time spent waiting for upstreams from $upstream_response_time, summed over all upstreams tried, in seconds.",
-		orDefault(cfg.Buckets.UpstreamDuration, defaultDurationBuckets), factor), names)
-	m.size = prometheus.NewHistogramVec(histogramOpts(ResponseSize,
-		"Response body size from $body_bytes_sent, in bytes.",
-		orDefault(cfg.Buckets.ResponseSize, defaultSizeBuckets), factor), names)
+	counter, hists := requestOpts(cfg, factor)
+	m.fams = newRequestFamilies(counter, hists, names, realClock)
 	overflowVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: SeriesOverflow,
 		Help: "Lines whose label set was new after the family reached max_series, counted with vhost, route, upstream, host and var_ labels folded into __other__.",
@@ -200,7 +209,7 @@ func (m *Requests) newFamilies(cfg config.Metrics, names []string, factor float6
 	}, []string{"reason"})
 	m.exTooLong = exemplarsVec.WithLabelValues("too_long")
 	m.exBadUTF8 = exemplarsVec.WithLabelValues("invalid_utf8")
-	collectors := []prometheus.Collector{m.requests, m.duration, m.upstream, m.size, overflowVec, exemplarsVec}
+	collectors := []prometheus.Collector{m.fams, overflowVec, exemplarsVec}
 	families := []string{RequestsTotal, RequestDuration, UpstreamDuration, ResponseSize}
 	if m.compat {
 		m.nginxReq = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -286,34 +295,31 @@ func (m *Requests) Observe(r *accesslog.Record) {
 	var kb [512]byte
 	s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
 
-	s.requests.Inc()
+	l := line{
+		v:  [nHists]float64{r.RequestTime, r.UpstreamResponseTime, float64(r.BodyBytes)},
+		ok: [nHists]bool{r.RequestTime >= 0, r.UpstreamResponseTime >= 0, r.BodyBytes >= 0},
+	}
 	// An exemplar links a latency bucket to the very line (and trace) in
-	// Loki. Building its labels allocates, so each series takes at most one
-	// per exemplarInterval; the common line pays one atomic load.
-	var ex prometheus.Labels
+	// Loki. Building it allocates, so each series takes at most one per
+	// exemplarInterval; the common line pays one atomic load.
 	if name, id := exemplarID(r); id != nil && m.exemplars && s.exemplarDue(r.Time) {
-		ex = m.exemplar(name, id)
-	}
-	if v := r.RequestTime; v >= 0 {
-		s.observe(&s.duration, m.duration, s.labels, v, ex)
-		if s.overflow {
-			m.overflow[famDuration].Inc()
+		if labels := m.exemplar(name, id); labels != nil {
+			now := m.fams.clock.now()
+			for _, i := range [...]int{histDuration, histUpstream} {
+				if l.ok[i] {
+					l.ex[i] = newExemplar(l.v[i], now, labels)
+				}
+			}
 		}
 	}
-	if v := r.UpstreamResponseTime; v >= 0 {
-		s.observe(&s.upstream, m.upstream, s.labels, v, ex)
-		if s.overflow {
-			m.overflow[famUpstream].Inc()
-		}
-	}
-	if v := r.BodyBytes; v >= 0 {
-		s.observer(&s.size, m.size, s.labels).Observe(float64(v))
-		if s.overflow {
-			m.overflow[famSize].Inc()
-		}
-	}
+	m.fams.observe(s.data, &l)
 	if s.overflow {
 		m.overflow[famRequests].Inc()
+		for i, ok := range l.ok {
+			if ok {
+				m.overflow[famDuration+i].Inc()
+			}
+		}
 	}
 	if m.compat {
 		s.nginxReq.Inc()
@@ -442,40 +448,24 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 	return fi
 }
 
-// series is the handles of one label set. Histogram children are created on
-// first observation, so that a format without $upstream_response_time does
-// not expose empty upstream histograms for every label set.
+// series is the handles of one label set. Its histograms are exposed from
+// their first observation on, so that a format without
+// $upstream_response_time does not expose empty upstream histograms for
+// every label set.
 type series struct {
 	key       string
 	next      *series // same 64-bit hash, different key
 	overflow  bool
 	labels    []string // request metric label values
 	nginxHost []string // compat histogram label value
-	requests  prometheus.Counter
+	data      *seriesData
 	nginxReq  prometheus.Counter
-	duration  atomic.Pointer[observer]
-	upstream  atomic.Pointer[observer]
-	size      atomic.Pointer[observer]
 	nginxDur  atomic.Pointer[observer]
 
 	nextExemplar atomic.Int64 // unix nanoseconds; see exemplarDue
 }
 
-type observer struct {
-	prometheus.Observer
-	ex prometheus.ExemplarObserver // nil when the histogram cannot take one
-}
-
-// observe records v, with the exemplar ex when it is not nil.
-func (s *series) observe(p *atomic.Pointer[observer], vec *prometheus.HistogramVec, labels []string, v float64, ex prometheus.Labels) {
-	s.observer(p, vec, labels)
-	o := p.Load()
-	if ex != nil && o.ex != nil {
-		o.ex.ObserveWithExemplar(v, ex)
-		return
-	}
-	o.Observe(v)
-}
+type observer struct{ prometheus.Observer }
 
 // exemplarInterval is the least time between two exemplars of one series:
 // enough for Grafana to show one per bucket per scrape.
@@ -508,13 +498,14 @@ func exemplarID(r *accesslog.Record) (string, []byte) {
 	return "", nil
 }
 
-// exemplar builds the exemplar labels of id, made to fit what client_golang
-// accepts: it panics on label sets over prometheus.ExemplarMaxRunes runes
-// (names and values together) or not valid UTF-8, and ids come straight from
-// the line. A long id is cut (its prefix still finds the line in the log
-// store); one that is not UTF-8 cannot be matched against anything and is
-// dropped. It runs at most once per series per exemplarInterval.
-func (m *Requests) exemplar(name string, id []byte) prometheus.Labels {
+// exemplar builds the exemplar labels of id, made to fit what exemplars may
+// hold (client_golang panics on label sets over prometheus.ExemplarMaxRunes
+// runes, names and values together, or not valid UTF-8; OpenMetrics has the
+// same bound), and ids come straight from the line. A long id is cut (its
+// prefix still finds the line in the log store); one that is not UTF-8
+// cannot be matched against anything and is dropped. It runs at most once
+// per series per exemplarInterval.
+func (m *Requests) exemplar(name string, id []byte) []*dto.LabelPair {
 	if !utf8.Valid(id) {
 		m.exBadUTF8.Inc()
 		return nil
@@ -524,7 +515,7 @@ func (m *Requests) exemplar(name string, id []byte) prometheus.Labels {
 		m.exTooLong.Inc()
 		id = cutRunes(id, max)
 	}
-	return prometheus.Labels{name: string(id)}
+	return []*dto.LabelPair{{Name: proto.String(name), Value: proto.String(string(id))}}
 }
 
 // cutRunes returns the first n runes of the valid UTF-8 b.
@@ -544,7 +535,6 @@ func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.Histogram
 	}
 	// Racing creators get the same child from the vec; either store is fine.
 	o := &observer{Observer: vec.WithLabelValues(labels...)}
-	o.ex, _ = o.Observer.(prometheus.ExemplarObserver)
 	p.Store(o)
 	return o.Observer
 }
@@ -616,7 +606,7 @@ func (m *Requests) newSeries(key []byte, folded bool) *series {
 
 func (m *Requests) build(vals []string) *series {
 	s := &series{labels: vals[:m.nLabels]}
-	s.requests = m.requests.WithLabelValues(s.labels...)
+	s.data = m.fams.series(s.labels)
 	if m.compat {
 		s.nginxReq = m.nginxReq.WithLabelValues(vals[m.compatV], vals[m.compatS])
 		s.nginxHost = vals[m.compatV : m.compatV+1]
