@@ -160,9 +160,11 @@ func FuzzJSON(f *testing.F) {
 	nested := mustCompile(f, "nested", `{"a":{"b":"$remote_addr","c":"[$time_local] $status"},"d.e":$status}`, EscapeJSON)
 	slot := format.Index("remote_addr")
 	f.Fuzz(func(t *testing.T, line []byte) {
-		var r Record
+		// A ParseError lives in its Record until the next Parse: the nested
+		// format gets a Record of its own, or err would be its error.
+		var r, rn Record
 		err := format.Parse(line, &r)
-		_ = nested.Parse(line, &r)
+		_ = nested.Parse(line, &rn)
 
 		var m map[string]any
 		if !utf8.Valid(line) || bytes.Contains(line, []byte(`\u`)) || json.Unmarshal(line, &m) != nil || m == nil { // "null" unmarshals into a nil map
