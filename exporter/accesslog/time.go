@@ -124,7 +124,12 @@ func inWindow(sec int64) bool { return sec >= minUnix && sec <= maxUnix }
 // civil is the instant y-mo-d hh:mm:ss.nsec at UTC offset off, reported not
 // ok outside the window.
 func civil(y, mo, d, hh, mm, ss, nsec, off int) (time.Time, bool) {
-	sec := daysFromCivil(y, mo, d)*86400 + int64(hh*3600+mm*60+ss) - int64(off)
+	return civilDays(daysFromCivil(y, mo, d), hh, mm, ss, nsec, off)
+}
+
+// civilDays is civil for a date already counted in days since the epoch.
+func civilDays(days int64, hh, mm, ss, nsec, off int) (time.Time, bool) {
+	sec := days*86400 + int64(hh*3600+mm*60+ss) - int64(off)
 	if !inWindow(sec) {
 		return time.Time{}, false
 	}
@@ -243,11 +248,7 @@ func parseISO8601Day(b []byte, c *isoDay) (time.Time, bool) {
 			return time.Time{}, false
 		}
 	}
-	sec := days*86400 + int64(hh*3600+mm*60+ss) - int64(off)
-	if !inWindow(sec) {
-		return time.Time{}, false
-	}
-	return time.Unix(sec, int64(nsec)).In(zoneFor(off)), true
+	return civilDays(days, hh, mm, ss, nsec, off)
 }
 
 // parseMsec reads $msec: Unix seconds with millisecond resolution,

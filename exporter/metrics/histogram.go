@@ -375,10 +375,7 @@ func (h *histogram) write(out *dto.Metric, s *histShape, labels []*dto.LabelPair
 	var cum uint64
 	for i, b := range s.bounds {
 		cum += h.classic[i]
-		his.Bucket[i] = &dto.Bucket{CumulativeCount: proto.Uint64(cum), UpperBound: proto.Float64(b)}
-		if e := h.exemplars[i]; e != nil {
-			his.Bucket[i].Exemplar = e
-		}
+		his.Bucket[i] = &dto.Bucket{CumulativeCount: proto.Uint64(cum), UpperBound: proto.Float64(b), Exemplar: h.exemplars[i]}
 	}
 	// A +Inf bucket only to carry its exemplar.
 	if e := h.exemplars[len(s.bounds)]; e != nil {
