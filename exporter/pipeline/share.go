@@ -143,7 +143,10 @@ func (s *shared) begin(b *kafka.Batch) sharedWriter {
 	}
 	p.mu.Lock()
 	if p.asked < b.Records[0].Offset-sharedNear {
-		p.mu.Unlock()
+		// Passed without copying; said all the same, or a log member
+		// close behind would wait out its timeout for lines that never come.
+		p.last = max(p.last, b.Records[len(b.Records)-1].Offset)
+		sharedWriter{p}.end()
 		return sharedWriter{}
 	}
 	return sharedWriter{p}

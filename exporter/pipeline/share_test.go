@@ -200,3 +200,21 @@ func TestSharedSkipsALineTooLong(t *testing.T) {
 		t.Errorf("taken from the window: %v, want [true false true]", got)
 	}
 }
+
+// A metrics member that passes a far-behind log member's lines without
+// copying them says so: the log member then decodes its batch at once
+// instead of waiting for lines that will never be written (it used to wait
+// out its whole timeout, batch after batch, in every backlog).
+func TestSharedNoWaitForLinesPassedUncopied(t *testing.T) {
+	f := newShareFixture(t, shareValues(t, 3000))
+	f.s.wait = time.Minute
+	f.take(f.batch(0, 100)) // the log member is here
+	now := time.Now()
+	f.counter.countBatch(f.batch(0, 10), now)
+	f.counter.countBatch(f.batch(2200, 3000), now) // beyond sharedNear of the log member: not copied
+	start := time.Now()
+	hits, _ := f.take(f.batch(100, 200))
+	if took := time.Since(start); hits != 0 || took > 20*time.Second {
+		t.Errorf("%d hits (want 0), took %v (want no wait)", hits, took)
+	}
+}
