@@ -61,7 +61,7 @@ const (
 	// may be for waiting to be worth it. Past either the log member
 	// decodes the batch itself.
 	sharedWait = 100 * time.Millisecond
-	sharedNear = sharedEntries / 2
+	sharedNear = 4096
 	// sharedActive is how recently the metrics member must have written a
 	// partition for the log member to wait for it there.
 	sharedActive = 2 * time.Second
