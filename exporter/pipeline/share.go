@@ -117,7 +117,7 @@ type sharedEntry struct {
 	offset int64
 	ts     int64  // the record's Kafka timestamp, Unix ns
 	time   int64  // the time the line is stored under, Unix ns
-	rules  *rules // what decoded it: a reload in between makes it a miss
+	rules  uint64 // the id of the rules that decoded it: a reload in between makes it a miss
 	vlen   int32
 	line   lineSpan
 	host   span
@@ -241,7 +241,7 @@ func (w sharedWriter) put(r *kgo.Record, l *loki.Line, rec *accesslog.Record, ru
 	if !ok {
 		return
 	}
-	e.rules = ru
+	e.rules = ru.id
 	if p.n == len(p.ents) {
 		p.pop()
 	}
@@ -257,7 +257,6 @@ func (p *sharedPart) drop(offset int64) {
 }
 
 func (p *sharedPart) pop() {
-	p.ents[p.head].rules = nil
 	p.head = (p.head + 1) % len(p.ents)
 	p.n--
 }
@@ -365,7 +364,7 @@ func (s *shared) take(b *kafka.Batch, ru *rules, v *sharedView, timer *time.Time
 		if i < p.n {
 			e = p.at(i)
 		}
-		if e == nil || e.offset != r.Offset || e.rules != ru || int(e.vlen) != len(r.Value) || e.ts != r.Timestamp.UnixNano() {
+		if e == nil || e.offset != r.Offset || e.rules != ru.id || int(e.vlen) != len(r.Value) || e.ts != r.Timestamp.UnixNano() {
 			v.hits = append(v.hits, sharedHit{})
 			continue
 		}

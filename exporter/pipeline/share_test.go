@@ -149,6 +149,7 @@ func TestSharedWaitReloadAndRewind(t *testing.T) {
 
 	f.s.wait = time.Millisecond // what follows has nothing to wait for
 	reloaded := *f.counter.h.rules
+	reloaded.id = rulesIDs.Add(1) // as buildRules gives every reload
 	var v sharedView
 	f.s.take(f.batch(1000, 2000), &reloaded, &v, f.timer)
 	afterReload := 0
