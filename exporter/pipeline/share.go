@@ -48,13 +48,17 @@ type sharedKey struct {
 }
 
 const (
-	// sharedEntries is the lines a partition's window holds: in a backlog
-	// the two members fetch, and so reach a partition's records, in their
-	// own order, tens of thousands of lines apart at times.
+	// sharedEntries is the most lines a partition's window holds: in a
+	// backlog the two members fetch, and so reach a partition's records,
+	// in their own order, tens of thousands of lines apart at times. A
+	// window starts at sharedFirst lines, plenty while both keep up, and
+	// doubles when it would otherwise drop a line the log member has yet
+	// to ask for.
 	sharedEntries = 32 << 10
+	sharedFirst   = 4 << 10
 	// sharedMaxWindows bounds the memory of all windows (72 bytes a line,
-	// 2.25 MiB a window, 36 MiB in all); further partitions are decoded by
-	// each member, as without sharing.
+	// 288 KiB a window at first, 2.25 MiB at most, 36 MiB in all);
+	// further partitions are decoded by each member, as without sharing.
 	sharedMaxWindows = 16
 	// sharedWait is how long the log member waits for the metrics member
 	// to reach its batch, and sharedNear how far behind the metrics member
@@ -151,7 +155,7 @@ const (
 )
 
 func newSharedPart() *sharedPart {
-	return &sharedPart{changed: make(chan struct{}), ents: make([]sharedEntry, sharedEntries), last: -1, asked: -1}
+	return &sharedPart{changed: make(chan struct{}), ents: make([]sharedEntry, sharedFirst), last: -1, asked: -1}
 }
 
 // entryOf is where r's line l, decoded into rec, lies; false when some
@@ -243,7 +247,11 @@ func (w sharedWriter) put(r *kgo.Record, l *loki.Line, rec *accesslog.Record, ru
 	}
 	e.rules = ru.id
 	if p.n == len(p.ents) {
-		p.pop()
+		if len(p.ents) < sharedEntries && p.at(0).offset > p.asked {
+			p.grow()
+		} else {
+			p.pop()
+		}
 	}
 	*p.at(p.n) = e
 	p.n++
@@ -254,6 +262,14 @@ func (w sharedWriter) put(r *kgo.Record, l *loki.Line, rec *accesslog.Record, ru
 func (p *sharedPart) drop(offset int64) {
 	p.head, p.n = 0, 0
 	p.last = offset
+}
+
+// grow doubles the window, its entries first in it.
+func (p *sharedPart) grow() {
+	ents := make([]sharedEntry, 2*len(p.ents))
+	n := copy(ents, p.ents[p.head:])
+	copy(ents[n:], p.ents[:p.head])
+	p.ents, p.head = ents, 0
 }
 
 func (p *sharedPart) pop() {
