@@ -21,7 +21,13 @@ type rules struct {
 	reqs    *metrics.Requests
 	metrics config.Metrics
 	set     *collectorSet // reqs's collectors
+	// id tells these rules from every other of the process: the shared
+	// window names the rules that decoded a line by it, not by a pointer,
+	// so that the collector does not scan the windows.
+	id uint64
 }
+
+var rulesIDs atomic.Uint64
 
 // live holds the rules in force. Workers load it once per batch and rebuild
 // their decoder when it changed, so a reload costs the hot path one atomic
@@ -54,7 +60,7 @@ func buildRules(cfg *config.Config, prev *rules, l *live) (*rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &rules{dec: dec, metrics: cfg.Metrics}
+	r := &rules{dec: dec, metrics: cfg.Metrics, id: rulesIDs.Add(1)}
 	if prev != nil && reflect.DeepEqual(prev.metrics, cfg.Metrics) {
 		r.reqs, r.set = prev.reqs, prev.set
 		return r, nil

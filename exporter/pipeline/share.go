@@ -48,13 +48,17 @@ type sharedKey struct {
 }
 
 const (
-	// sharedEntries is the lines a partition's window holds: in a backlog
-	// the two members fetch, and so reach a partition's records, in their
-	// own order, tens of thousands of lines apart at times.
+	// sharedEntries is the most lines a partition's window holds: in a
+	// backlog the two members fetch, and so reach a partition's records,
+	// in their own order, tens of thousands of lines apart at times. A
+	// window starts at sharedFirst lines, plenty while both keep up, and
+	// doubles when it would otherwise drop a line the log member has yet
+	// to ask for.
 	sharedEntries = 32 << 10
+	sharedFirst   = 4 << 10
 	// sharedMaxWindows bounds the memory of all windows (72 bytes a line,
-	// 2.25 MiB a window, 36 MiB in all); further partitions are decoded by
-	// each member, as without sharing.
+	// 288 KiB a window at first, 2.25 MiB at most, 36 MiB in all);
+	// further partitions are decoded by each member, as without sharing.
 	sharedMaxWindows = 16
 	// sharedWait is how long the log member waits for the metrics member
 	// to reach its batch, and sharedNear how far behind the metrics member
@@ -117,7 +121,7 @@ type sharedEntry struct {
 	offset int64
 	ts     int64  // the record's Kafka timestamp, Unix ns
 	time   int64  // the time the line is stored under, Unix ns
-	rules  *rules // what decoded it: a reload in between makes it a miss
+	rules  uint64 // the id of the rules that decoded it: a reload in between makes it a miss
 	vlen   int32
 	line   lineSpan
 	host   span
@@ -151,7 +155,7 @@ const (
 )
 
 func newSharedPart() *sharedPart {
-	return &sharedPart{changed: make(chan struct{}), ents: make([]sharedEntry, sharedEntries), last: -1, asked: -1}
+	return &sharedPart{changed: make(chan struct{}), ents: make([]sharedEntry, sharedFirst), last: -1, asked: -1}
 }
 
 // entryOf is where r's line l, decoded into rec, lies; false when some
@@ -241,9 +245,13 @@ func (w sharedWriter) put(r *kgo.Record, l *loki.Line, rec *accesslog.Record, ru
 	if !ok {
 		return
 	}
-	e.rules = ru
+	e.rules = ru.id
 	if p.n == len(p.ents) {
-		p.pop()
+		if len(p.ents) < sharedEntries && p.at(0).offset > p.asked {
+			p.grow()
+		} else {
+			p.pop()
+		}
 	}
 	*p.at(p.n) = e
 	p.n++
@@ -256,8 +264,15 @@ func (p *sharedPart) drop(offset int64) {
 	p.last = offset
 }
 
+// grow doubles the window, its entries first in it.
+func (p *sharedPart) grow() {
+	ents := make([]sharedEntry, 2*len(p.ents))
+	n := copy(ents, p.ents[p.head:])
+	copy(ents[n:], p.ents[:p.head])
+	p.ents, p.head = ents, 0
+}
+
 func (p *sharedPart) pop() {
-	p.ents[p.head].rules = nil
 	p.head = (p.head + 1) % len(p.ents)
 	p.n--
 }
@@ -365,7 +380,7 @@ func (s *shared) take(b *kafka.Batch, ru *rules, v *sharedView, timer *time.Time
 		if i < p.n {
 			e = p.at(i)
 		}
-		if e == nil || e.offset != r.Offset || e.rules != ru || int(e.vlen) != len(r.Value) || e.ts != r.Timestamp.UnixNano() {
+		if e == nil || e.offset != r.Offset || e.rules != ru.id || int(e.vlen) != len(r.Value) || e.ts != r.Timestamp.UnixNano() {
 			v.hits = append(v.hits, sharedHit{})
 			continue
 		}

@@ -149,6 +149,7 @@ func TestSharedWaitReloadAndRewind(t *testing.T) {
 
 	f.s.wait = time.Millisecond // what follows has nothing to wait for
 	reloaded := *f.counter.h.rules
+	reloaded.id = rulesIDs.Add(1) // as buildRules gives every reload
 	var v sharedView
 	f.s.take(f.batch(1000, 2000), &reloaded, &v, f.timer)
 	afterReload := 0
@@ -231,5 +232,39 @@ func TestSharedNoWaitForLinesPassedUncopied(t *testing.T) {
 func TestSharedEntrySize(t *testing.T) {
 	if n := unsafe.Sizeof(sharedEntry{}); n != 72 {
 		t.Errorf("a window entry is %d bytes, want 72 (or say the new bound in sharedMaxWindows and docs/performance.md)", n)
+	}
+}
+
+// A window grows rather than drop a line the log member has yet to ask
+// for, up to sharedEntries; lines both members have passed it drops.
+func TestSharedWindowGrowsForALogMemberBehind(t *testing.T) {
+	f := newShareFixture(t, shareValues(t, sharedEntries+sharedFirst))
+	now := time.Now()
+	f.take(f.batch(0, 1)) // the log member is here
+	for from := 1; from < 3*sharedFirst; from += 500 {
+		f.counter.countBatch(f.batch(from, min(from+500, 3*sharedFirst)), now)
+	}
+	hits := 0
+	var errs []string
+	for from := 1; from < 3*sharedFirst; from += 500 {
+		h, e := f.take(f.batch(from, min(from+500, 3*sharedFirst)))
+		hits += h
+		errs = append(errs, e...)
+	}
+	p := f.s.part("nginxlog", 0)
+	grown := len(p.ents)
+	// In step, nothing more grows it.
+	for from := 3 * sharedFirst; from < 4*sharedFirst; from += 500 {
+		f.counter.countBatch(f.batch(from, from+500), now)
+		f.take(f.batch(from, from+500))
+	}
+	inStep := len(p.ents)
+	// Far behind, it stops at sharedEntries.
+	for from := 4 * sharedFirst; from < len(f.recs); from += 500 {
+		f.counter.countBatch(f.batch(from, min(from+500, len(f.recs))), now)
+	}
+	if want := 3*sharedFirst - 1; hits != want || len(errs) > 0 || grown != 4*sharedFirst || inStep != grown || len(p.ents) != sharedEntries {
+		t.Errorf("hits %d, want %d, mismatches %.3q; window %d lines after the log member fell behind (want %d), %d in step (want the same), %d far behind (want %d)",
+			hits, want, errs, grown, 4*sharedFirst, inStep, len(p.ents), sharedEntries)
 	}
 }
