@@ -41,3 +41,14 @@ func TestAssignBalancesWorkersAlike(t *testing.T) {
 		t.Errorf("workers:\n first  %v\n want   %v\n second %v (want the same)\n after a revoke and an assign %v\n want   %v", gotA, wantA, gotB, gotLater, wantLater)
 	}
 }
+
+// A partition assigned again without a revoke in between replaces itself,
+// not counted twice.
+func TestAssignAgainKeepsBalance(t *testing.T) {
+	c := newAssignConsumer(2)
+	c.assign(map[string][]int32{"nginxlog": {0, 1}})
+	c.assign(map[string][]int32{"nginxlog": {1}})
+	if got, want := fmt.Sprint(workers(c)), fmt.Sprint(map[string]int{"nginxlog/0": 0, "nginxlog/1": 1}); got != want {
+		t.Errorf("workers %s, want %s", got, want)
+	}
+}

@@ -4,6 +4,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -389,12 +390,12 @@ func (c *Consumer) assign(assigned map[string][]int32) int {
 		}
 	}
 	slices.SortFunc(add, func(a, b tp) int {
-		if a.topic != b.topic {
-			return strings.Compare(a.topic, b.topic)
-		}
-		return int(a.part - b.part)
+		return cmp.Or(strings.Compare(a.topic, b.topic), cmp.Compare(a.part, b.part))
 	})
 	for _, k := range add {
+		if old, ok := c.parts[k]; ok {
+			load[old.worker]-- // assigned again without a revoke: replaced
+		}
 		part := newPartition(k.topic, k.part, c.releasedBytes)
 		part.worker = slices.Index(load, slices.Min(load))
 		load[part.worker]++
