@@ -53,6 +53,7 @@ const (
 	scanMulti                     // upstream "a, b : c" values, whose separators contain delim
 	scanTimeLocal                 // $time_local contains a space: take its fixed 26 bytes
 	scanNumber                    // variables written back to back: the digits
+	scanShort                     // like scanDelim for a one-byte delim, for values of a few bytes
 )
 
 // jsonKey maps a (dotted, for nested objects) JSON key to a slot, or to a
@@ -292,12 +293,22 @@ func (f *Format) compileText(s string) (textOps, error) {
 			o.scan = scanMulti
 		case k == kTimeLocal:
 			o.scan = scanTimeLocal
+		case shortVars[name] && len(o.delim) == 1:
+			o.scan = scanShort
 		default:
 			o.scan = scanDelim
 		}
 		t.ops = append(t.ops, o)
 	}
 	return t, nil
+}
+
+// shortVars are the variables whose values are nearly always under 8
+// bytes ("-", a status, a byte count, a duration): a byte loop finds the
+// end of one before a call to the SIMD byte search would have returned.
+var shortVars = map[string]bool{
+	"remote_user": true, "status": true, "body_bytes_sent": true, "bytes_sent": true,
+	"request_length": true, "request_time": true, "connection_requests": true, "pipe": true,
 }
 
 // literal is constant text of a format. Most are a few bytes (" - ", "] \"",

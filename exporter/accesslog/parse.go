@@ -86,15 +86,28 @@ func indexFrom(in []byte, pos int, lit []byte) int {
 // parseOps reads the values of t's variables from in, which starts at byte
 // base of r.Line (a JSON value's text may be a small format of its own).
 func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
+	// Locals, not r.vars and t.ops: the calls in the loop would make the
+	// compiler reload them every time.
+	vars, offs, ops := r.vars, r.offs, t.ops
 	pos := 0
-	for i := range t.ops {
-		o := &t.ops[i]
+	for i := range ops {
+		o := &ops[i]
 		if !o.lit.at(in, pos) {
 			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "literal", o.lit.b)
 		}
 		pos += len(o.lit.b)
 		end := -1
 		switch o.scan {
+		case scanQuote:
+			if j := bytes.IndexByte(in[pos:], '"'); j >= 0 {
+				end = pos + j
+			}
+		case scanShort:
+			if j := indexByteShort(in[pos:], o.delim[0]); j >= 0 {
+				end = pos + j
+			}
+		case scanDelim:
+			end = indexFrom(in, pos, o.delim)
 		case scanEnd:
 			end = len(in)
 		case scanSuffix:
@@ -103,8 +116,6 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			} else {
 				end = indexFrom(in, pos, o.delim)
 			}
-		case scanQuote:
-			end = indexFrom(in, pos, quote)
 		case scanQuoteJSON:
 			end = jsonStringEnd(in, pos)
 		case scanMulti:
@@ -124,8 +135,6 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			for end < len(in) && (in[end] >= '0' && in[end] <= '9' || in[end] == '.' || in[end] == '-') {
 				end++
 			}
-		default:
-			end = indexFrom(in, pos, o.delim)
 		}
 		if end < 0 {
 			if o.delim[0] == '"' {
@@ -133,12 +142,12 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			}
 			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "value followed by literal", o.delim)
 		}
-		r.vars[o.slot] = in[pos:end]
-		r.offs[o.slot] = base + pos
+		vars[o.slot] = in[pos:end]
+		offs[o.slot] = base + pos
 		pos = end
 	}
 	if !t.tail.at(in, pos) {
-		return r.fail(ReasonLiteralMismatch, f.vars[t.ops[len(t.ops)-1].slot], r.Line, base+pos, "literal", t.tail.b)
+		return r.fail(ReasonLiteralMismatch, f.vars[ops[len(ops)-1].slot], r.Line, base+pos, "literal", t.tail.b)
 	}
 	pos += len(t.tail.b)
 	if pos != len(in) {
@@ -147,7 +156,19 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	return nil
 }
 
-var quote = []byte{'"'}
+// indexByteShort is bytes.IndexByte for values of a few bytes, where a
+// byte loop is done before the call to the SIMD search would return. Not
+// inlined, so that its loop keeps its values in registers.
+//
+//go:noinline
+func indexByteShort(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
 
 // multiEnd finds the end of an unquoted multi-value upstream variable:
 // values joined by ", " or " : ", followed by a single space.
