@@ -76,8 +76,15 @@ func (r *Record) reset() {
 	r.scratch, r.lineBuf, r.envBuf, r.path = r.scratch[:0], r.lineBuf[:0], r.envBuf[:0], r.path[:0]
 }
 
-// setFormat sizes the slot tables for f.
+// setFormat sizes the slot tables for f, every value not logged.
 func (r *Record) setFormat(f *Format) {
+	r.sizeFor(f)
+	clear(r.vars)
+}
+
+// sizeFor sizes the slot tables for f, leaving the last line's values in
+// them: a text format's parse writes every slot.
+func (r *Record) sizeFor(f *Format) {
 	r.Format = f
 	n := len(f.vars)
 	if cap(r.vars) < n {
@@ -86,5 +93,4 @@ func (r *Record) setFormat(f *Format) {
 	}
 	r.vars = r.vars[:n]
 	r.offs = r.offs[:n]
-	clear(r.vars)
 }
