@@ -1,6 +1,9 @@
 package accesslog
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // isDash reports nginx's "no value": a variable that is not set is logged
 // as "-".
@@ -180,11 +183,40 @@ func upstreamSum(b []byte) (sum float64, n int, ok bool) {
 	return seconds(total), n, true
 }
 
+// hasUpstreamSep reports whether b holds a ',' or a ' ', where values are
+// split; an address is looked at eight bytes at a time.
+func hasUpstreamSep(b []byte) bool {
+	if len(b) < 8 {
+		for _, c := range b {
+			if c == ',' || c == ' ' {
+				return true
+			}
+		}
+		return false
+	}
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for i := 0; ; i += 8 {
+		i = min(i, len(b)-8) // the last word may overlap the one before
+		w := binary.LittleEndian.Uint64(b[i:])
+		comma, space := w^(ones*','), w^(ones*' ')
+		// A word has a zero byte when (x - ones) &^ x has a high bit set.
+		if ((comma-ones)&^comma|(space-ones)&^space)&highs != 0 {
+			return true
+		}
+		if i == len(b)-8 {
+			return false
+		}
+	}
+}
+
 // upstreamLast returns the last value of a multi-value variable and the
 // number of values; a lone "-" counts as no value.
 func upstreamLast(b []byte) (last []byte, n int) {
 	if len(b) == 0 || isDash(b) {
 		return nil, 0
+	}
+	if !hasUpstreamSep(b) {
+		return b, 1 // one try: the common case
 	}
 	for len(b) > 0 {
 		i := 0

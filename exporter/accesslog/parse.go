@@ -95,7 +95,7 @@ func indexFrom(in []byte, pos int, lit []byte) int {
 func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	// Locals, not r.vars and t.ops: the calls in the loop would make the
 	// compiler reload them every time.
-	vars, offs, ops := r.vars, r.offs, t.ops
+	vars, ops := r.vars, t.ops
 	pos := 0
 	for i := range ops {
 		o := &ops[i]
@@ -148,7 +148,6 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "value followed by literal", o.delim)
 		}
 		vars[o.slot] = in[pos:end]
-		offs[o.slot] = base + pos
 		pos = end
 	}
 	if !t.tail.at(in, pos) {
@@ -213,7 +212,7 @@ func (f *Format) fill(r *Record) error {
 	if i := f.firstLogged(v, kTimeLocal, kTimeISO, kMsec); i >= 0 {
 		t, ok := r.parseTime(v[i])
 		if !ok {
-			return r.failValue(ReasonBadTime, f.vars[i], v[i], r.offs[i], "a time")
+			return r.failValue(ReasonBadTime, f.vars[i], v[i], r.offset(i), "a time")
 		}
 		r.Time = t
 	}
@@ -279,28 +278,28 @@ func (f *Format) fillNumbers(r *Record) error {
 	if i := s[kStatus]; i >= 0 && v[i] != nil {
 		st, ok := parseStatus(v[i])
 		if !ok {
-			return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offs[i], "a 3-digit status")
+			return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offset(i), "a 3-digit status")
 		}
 		r.Status = st
 	}
 	if i := s[kBodyBytes]; i >= 0 && v[i] != nil {
 		n, ok := parseCount(v[i])
 		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "a number")
 		}
 		r.BodyBytes = n
 	}
 	if i := s[kBytesSent]; i >= 0 && v[i] != nil {
 		n, ok := parseCount(v[i])
 		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "a number")
 		}
 		r.BytesSent = n
 	}
 	if i := s[kRequestTime]; i >= 0 && v[i] != nil {
 		d, ok := parseSeconds(v[i])
 		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "seconds")
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "seconds")
 		}
 		r.RequestTime = d
 	}
@@ -343,7 +342,7 @@ func (f *Format) fillUpstream(r *Record) error {
 		if last != nil && !isDash(last) {
 			st, ok := parseStatus(last)
 			if !ok {
-				return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offs[i], "3-digit statuses joined by \", \" and \" : \"")
+				return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offset(i), "3-digit statuses joined by \", \" and \" : \"")
 			}
 			r.UpstreamStatus = st
 		}
@@ -362,7 +361,7 @@ func (f *Format) fillUpstream(r *Record) error {
 
 func (f *Format) badUpstreamTime(r *Record, i int) error {
 	v := r.vars[i]
-	return r.failValue(ReasonBadNumber, f.vars[i], v, r.offs[i], "seconds, or values joined by \", \" and \" : \"")
+	return r.failValue(ReasonBadNumber, f.vars[i], v, r.offset(i), "seconds, or values joined by \", \" and \" : \"")
 }
 
 // fillIdentity fills the virtual host, the request id and the trace id.

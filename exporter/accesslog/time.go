@@ -287,11 +287,11 @@ func (r *Record) parseTime(b []byte) (time.Time, bool) {
 	if len(b) != 26 || b[2] != '/' {
 		return parseAnyTime(b)
 	}
+	var key [16]byte
+	copy(key[:11], b[:11])
+	copy(key[11:], b[21:])
 	c := &r.dates
-	if c.loc == nil || string(b[:11]) != string(c.key[:11]) || string(b[21:]) != string(c.key[11:]) {
-		var key [16]byte
-		copy(key[:11], b[:11])
-		copy(key[11:], b[21:])
+	if c.loc == nil || key != c.key {
 		t, ok := parseTimeLocal(b)
 		if !ok {
 			return t, false
