@@ -183,6 +183,14 @@ func upstreamSum(b []byte) (sum float64, n int, ok bool) {
 	return seconds(total), n, true
 }
 
+// Words of eight bytes: a word w holds a zero byte when (w-ones)&^w&highs
+// is not zero, and its lowest set bit is in the first zero byte. w^(ones*c)
+// has a zero byte where w has the byte c.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
 // hasUpstreamSep reports whether b holds a ',' or a ' ', where values are
 // split; an address is looked at eight bytes at a time.
 func hasUpstreamSep(b []byte) bool {
@@ -194,12 +202,10 @@ func hasUpstreamSep(b []byte) bool {
 		}
 		return false
 	}
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	for i := 0; ; i += 8 {
 		i = min(i, len(b)-8) // the last word may overlap the one before
 		w := binary.LittleEndian.Uint64(b[i:])
 		comma, space := w^(ones*','), w^(ones*' ')
-		// A word has a zero byte when (x - ones) &^ x has a high bit set.
 		if ((comma-ones)&^comma|(space-ones)&^space)&highs != 0 {
 			return true
 		}

@@ -1,6 +1,10 @@
 package accesslog
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
 
 // Parse parses one bare access-log line (no Filebeat envelope) into r. A
 // trailing "\n" or "\r\n" is ignored. On error r still holds Line and the
@@ -177,15 +181,25 @@ func indexShort(in []byte, pos int, lit []byte) int {
 
 // multiEnd finds the end of an unquoted multi-value upstream variable:
 // values joined by ", " or " : ", followed by a single space. The values
-// are a few bytes ("-", "0.012", "10.0.0.1:8080"): a byte loop finds each
-// space before a call to the byte search would return.
+// are a few bytes ("-", "0.012", "10.0.0.1:8080"): looking at eight bytes
+// at a time finds each space before a call to the byte search would return.
 func multiEnd(in []byte, pos int) int {
 	start := pos
 	for {
 		sp := pos
+		for ; sp+8 <= len(in); sp += 8 {
+			w := binary.LittleEndian.Uint64(in[sp:]) ^ ones*' '
+			if m := (w - ones) &^ w & highs; m != 0 {
+				// The lowest high bit marks the first zero byte of w:
+				// the first space.
+				sp += bits.TrailingZeros64(m) / 8
+				goto found
+			}
+		}
 		for sp < len(in) && in[sp] != ' ' {
 			sp++
 		}
+	found:
 		switch {
 		case sp == len(in):
 			return len(in)
