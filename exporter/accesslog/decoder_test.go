@@ -1,7 +1,9 @@
 package accesslog
 
 import (
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -306,5 +308,38 @@ func TestSharedFormat(t *testing.T) {
 		if got := <-done; got != want {
 			t.Errorf("goroutine got %s", got)
 		}
+	}
+}
+
+// EnvelopeLine gives the Line of a decoded envelope again from
+// Record.MessageAt, escapes and a CRLF ending included, whatever came
+// before the message; out of range or at no string it says so.
+func TestEnvelopeLine(t *testing.T) {
+	d, err := NewDecoder(DecoderConfig{Default: mustCompile(t, "main", "main", EscapeDefault)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs []string
+	for _, v := range []string{
+		`{"message":"plain"}`,
+		`{"@timestamp":"2025-10-10T11:55:36.123Z","message":"a \"quoted\" \\ \u00e9\ud83d\ude00 line\r\n","host":{"name":"h"}}`,
+		`{"host":{"name":"h"},"message":"","x":1}` + "\n",
+		`{"a":{"message":"inner"},"message":"outer\n"}`,
+		`{"message":"first","message":"second"}`,
+	} {
+		var r Record
+		_ = d.Decode([]byte(v), &r)
+		line, ok := EnvelopeLine([]byte(v), r.MessageAt, nil)
+		if !r.Enveloped || !ok || string(line) != string(r.Line) {
+			errs = append(errs, fmt.Sprintf("%s: enveloped %v, EnvelopeLine at %d = %q, %v; Line %q", v, r.Enveloped, r.MessageAt, line, ok, r.Line))
+		}
+	}
+	for _, at := range []int{-1, 12, 13, 100} {
+		if line, ok := EnvelopeLine([]byte(`{"message":"x`), at, nil); ok {
+			errs = append(errs, fmt.Sprintf("at %d of an unclosed string: %q, ok", at, line))
+		}
+	}
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
 	}
 }

@@ -102,6 +102,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value []byte, msg, host, path string) {
 		var r Record
 		derr := d.Decode(value, &r)
+		sameLineAgain(t, value, &r)
 		// An envelope according to encoding/json must be one here too, with
 		// the same message (when the JSON is valid UTF-8, where both agree
 		// on replacement characters).
@@ -137,6 +138,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		_ = json.Unmarshal(b, &back)
 		_ = d.Decode(b, &r)
+		sameLineAgain(t, b, &r)
 		if !r.Enveloped || string(r.Line) != string(trimEOL([]byte(back.Message))) ||
 			string(r.Host) != back.Host.Name || string(r.File) != back.Log.File.Path ||
 			!r.Timestamp.Equal(time.Date(2025, 10, 10, 11, 55, 36, 123e6, time.UTC)) {
@@ -432,4 +434,20 @@ func FuzzScanJSONString(f *testing.F) {
 			t.Fatalf("%q: copied %v with escapes %v", b, copied, !copied)
 		}
 	})
+}
+
+// sameLineAgain checks that EnvelopeLine gives an envelope's Line again
+// from Record.MessageAt, and that a raw line has none.
+func sameLineAgain(t *testing.T, value []byte, r *Record) {
+	t.Helper()
+	if !r.Enveloped {
+		if r.MessageAt != -1 {
+			t.Fatalf("raw line %q: MessageAt %d, want -1", value, r.MessageAt)
+		}
+		return
+	}
+	line, ok := EnvelopeLine(value, r.MessageAt, make([]byte, 0, 8))
+	if !ok || !bytes.Equal(line, r.Line) || (line == nil) != (r.Line == nil) {
+		t.Fatalf("envelope %q: EnvelopeLine at %d = %q, %v; Line %q", value, r.MessageAt, line, ok, r.Line)
+	}
 }

@@ -18,6 +18,10 @@ type Record struct {
 	File      []byte    // log.file.path, or source (6.x)
 	Timestamp time.Time // @timestamp
 	Enveloped bool      // the record was a Filebeat JSON envelope
+	// MessageAt is where the envelope's message string starts in the record
+	// value (the byte after its opening quote), -1 for a raw line:
+	// EnvelopeLine gives Line again from it.
+	MessageAt int
 
 	// Format is the format chosen for this line (by rule or default).
 	Format *Format
@@ -65,7 +69,7 @@ type Record struct {
 func (r *Record) reset() {
 	r.Line, r.Host, r.File = nil, nil, nil
 	r.Timestamp, r.Time = time.Time{}, time.Time{}
-	r.Enveloped = false
+	r.Enveloped, r.MessageAt = false, -1
 	r.Format = nil
 	r.VHost, r.Method, r.Path, r.Query, r.Protocol = nil, nil, nil, nil, nil
 	r.Status, r.UpstreamStatus, r.UpstreamTries = 0, 0, 0

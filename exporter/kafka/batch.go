@@ -75,8 +75,9 @@ func (b *Batch) Bytes() int64 { return b.bytes }
 // batch's Loki push may be acknowledged first), so the committable offset is
 // the end of the longest run of done batches from the oldest one.
 type partition struct {
-	topic string
-	id    int32
+	topic  string
+	id     int32
+	worker int // the index of the worker that processes its batches
 
 	mu        sync.Mutex
 	queue     []*Batch // handed out, oldest first; done ones are popped from the head

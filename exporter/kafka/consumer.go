@@ -7,11 +7,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +86,6 @@ type Consumer struct {
 	log    *slog.Logger
 	tracer trace.Tracer
 	cl     *kgo.Client
-	seed   maphash.Seed
 	queues []chan *Batch
 
 	mu    sync.Mutex
@@ -133,7 +133,6 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		opts:   opts,
 		log:    opts.Logger,
 		tracer: opts.Tracer,
-		seed:   maphash.MakeSeed(),
 		parts:  map[tp]*partition{},
 		flow:   newFlowDescs(sink),
 	}
@@ -355,7 +354,7 @@ func (c *Consumer) poll(ctx context.Context) error {
 			b := part.begin(ftp.Records)
 			c.begun(b)
 			select {
-			case c.queues[c.worker(ftp.Topic, ftp.Partition)] <- b:
+			case c.queues[part.worker] <- b:
 			case <-ctx.Done():
 				part.abandon(b)
 				c.releasedBytes(b)
@@ -365,20 +364,43 @@ func (c *Consumer) poll(ctx context.Context) error {
 	}
 }
 
-func (c *Consumer) worker(topic string, p int32) int {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(topic)
-	h.WriteByte(byte(p))
-	h.WriteByte(byte(p >> 8))
-	h.WriteByte(byte(p >> 16))
-	return int(h.Sum64() % uint64(len(c.queues)))
-}
-
 func (c *Consumer) partition(topic string, p int32) *partition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.parts[tp{topic, p}]
+}
+
+// assign adds the assigned partitions, each to the worker that has the
+// fewest, in topic and partition order, and says how many there were. The
+// workers stay balanced whatever the assignment (a hash of the partition can
+// put most of them on one), and two members of a process that are assigned
+// the same partitions map them alike, so each of the log member's workers
+// goes at the pace of the metrics member's worker it takes decodes from.
+// Called with c.mu held.
+func (c *Consumer) assign(assigned map[string][]int32) int {
+	load := make([]int, len(c.queues))
+	for _, p := range c.parts {
+		load[p.worker]++
+	}
+	var add []tp
+	for topic, ps := range assigned {
+		for _, p := range ps {
+			add = append(add, tp{topic, p})
+		}
+	}
+	slices.SortFunc(add, func(a, b tp) int {
+		if a.topic != b.topic {
+			return strings.Compare(a.topic, b.topic)
+		}
+		return int(a.part - b.part)
+	})
+	for _, k := range add {
+		part := newPartition(k.topic, k.part, c.releasedBytes)
+		part.worker = slices.Index(load, slices.Min(load))
+		load[part.worker]++
+		c.parts[k] = part
+	}
+	return len(add)
 }
 
 // owned lists the partitions this member holds now.
@@ -394,13 +416,7 @@ func (c *Consumer) owned() []int32 {
 
 func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	c.mu.Lock()
-	n := 0
-	for topic, ps := range assigned {
-		for _, p := range ps {
-			c.parts[tp{topic, p}] = newPartition(topic, p, c.releasedBytes)
-			n++
-		}
-	}
+	n := c.assign(assigned)
 	c.assigned.Set(float64(len(c.parts)))
 	c.mu.Unlock()
 	// Lock order: pauseMu before mu (begun holds pauseMu and lists parts).

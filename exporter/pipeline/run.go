@@ -549,7 +549,7 @@ func (p *processor) countBatch(b *kafka.Batch, now time.Time) (failed int) {
 		}
 		if w.p != nil && !p.panicked {
 			logLine(&p.h.rec, r, !ok, &p.line)
-			w.put(r, &p.line, p.h.rules)
+			w.put(r, &p.line, &p.h.rec, p.h.rules)
 		}
 	}
 	return failed
@@ -564,7 +564,7 @@ func (p *processor) forwardBatch(b *kafka.Batch) (failed int) {
 	// processor's own Release does not make b committable by itself.
 	p.app.Append(b.Topic, b.Partition, b, func() {
 		for i, r := range b.Records {
-			if p.view.line(i, &p.line) {
+			if p.view.line(i, r, &p.line) {
 				hits++
 				if p.line.Unparsed {
 					failed++

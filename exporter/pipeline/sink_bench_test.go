@@ -109,8 +109,8 @@ func BenchmarkSharedDecode(b *testing.B) {
 			bt := next()
 			sharing.countBatch(bt, now)
 			s.take(bt, sharing.h.rules, &v, timer)
-			for j := range bt.Records {
-				if !v.line(j, &line) {
+			for j, r := range bt.Records {
+				if !v.line(j, r, &line) {
 					b.Fatal("a line missed the window")
 				}
 			}
