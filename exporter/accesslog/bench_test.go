@@ -36,9 +36,11 @@ func hotPaths(tb testing.TB) []struct {
 	envelope := []byte(envFB8)
 	jsonLine := []byte(benchJSON)
 	escaped := []byte(`10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET /a\x22b HTTP/1.1" 200 1 "-" "-" "-" Host.Example:80 0.001 - - - - - -`)
-	envelopes := loggenRecords(tb, true)
-	lines := loggenRecords(tb, false)
-	nEnv, nLine := 0, 0
+	mainFmt := mustCompile(tb, "main", "main", EscapeDefault)
+	envelopes := loggenRecords(tb, loggen.MainTimed, true)
+	lines := loggenRecords(tb, loggen.MainTimed, false)
+	mainLines := loggenRecords(tb, loggen.Main, false)
+	nEnv, nLine, nMain := 0, 0, 0
 	bad := []byte(`10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 2x0 1 "-" "-"`)
 	return []struct {
 		name string
@@ -58,6 +60,11 @@ func hotPaths(tb testing.TB) []struct {
 		{"ParseLoggenMainTimed", func(r *Record) error {
 			nLine = (nLine + 1) % len(lines)
 			return mainTimed.Parse(lines[nLine], r)
+		}},
+		// What replay reads most: plain main lines.
+		{"ParseLoggenMain", func(r *Record) error {
+			nMain = (nMain + 1) % len(mainLines)
+			return mainFmt.Parse(mainLines[nMain], r)
 		}},
 		{"ParseJSON", func(r *Record) error { return jsonFmt.Parse(jsonLine, r) }},
 		{"DecodeJSON", func(r *Record) error { return dJSON.Decode(jsonLine, r) }},
@@ -117,6 +124,7 @@ func BenchmarkParseMainTimed(b *testing.B)       { benchLines(b, "ParseMainTimed
 func BenchmarkDecodeFilebeat(b *testing.B)       { benchLines(b, "DecodeFilebeat") }
 func BenchmarkDecodeLoggenFilebeat(b *testing.B) { benchLines(b, "DecodeLoggenFilebeat") }
 func BenchmarkParseLoggenMainTimed(b *testing.B) { benchLines(b, "ParseLoggenMainTimed") }
+func BenchmarkParseLoggenMain(b *testing.B)      { benchLines(b, "ParseLoggenMain") }
 func BenchmarkParseJSON(b *testing.B)            { benchLines(b, "ParseJSON") }
 func BenchmarkDecodeJSON(b *testing.B)           { benchLines(b, "DecodeJSON") }
 
@@ -125,11 +133,11 @@ func BenchmarkDecodeJSON(b *testing.B)           { benchLines(b, "DecodeJSON") }
 // line that does not depend on where the cycle stops.
 const loggenBatch = 1000
 
-// loggenRecords is loggenBatch main_timed lines from loggen's default
+// loggenRecords is loggenBatch lines of format f from loggen's default
 // traffic (seed 1, simulated clock), each in a Filebeat 8 envelope when
 // envelope is set.
-func loggenRecords(tb testing.TB, envelope bool) [][]byte {
-	g, err := loggen.New(loggen.WithFormat(loggen.MainTimed), loggen.Envelope(envelope))
+func loggenRecords(tb testing.TB, f loggen.Format, envelope bool) [][]byte {
+	g, err := loggen.New(loggen.WithFormat(f), loggen.Envelope(envelope))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -21,6 +21,8 @@ type Format struct {
 	// slotOf gives the slot of the first variable of each kind, or -1, so
 	// that filling the Record is a fixed sequence of array reads.
 	slotOf [numKinds]int
+	// The groups of kinds the format logs any of: fill skips the others.
+	hasRequest, hasUpstream, hasIdentity bool
 
 	text  textOps   // text formats
 	jkeys []jsonKey // JSON formats: template keys, then the default mapping
@@ -38,6 +40,9 @@ type op struct {
 	slot  int
 	scan  scanMode
 	delim []byte // the next non-empty literal: where the value ends
+	// found: the scan before this op matched all of lit where it ended
+	// the previous value, so lit needs no second look.
+	found bool
 }
 
 // scanMode is how a value's end is found, chosen at compile time from the
@@ -53,7 +58,14 @@ const (
 	scanMulti                     // upstream "a, b : c" values, whose separators contain delim
 	scanTimeLocal                 // $time_local contains a space: take its fixed 26 bytes
 	scanNumber                    // variables written back to back: the digits
+	scanShort                     // like scanDelim, for values of a few bytes
 )
+
+// findsDelim reports the scans that end a value only where the whole of
+// delim follows it.
+func (m scanMode) findsDelim() bool {
+	return m == scanDelim || m == scanShort || m == scanTimeLocal
+}
 
 // jsonKey maps a (dotted, for nested objects) JSON key to a slot, or to a
 // small text format when the template value mixes text and variables.
@@ -190,7 +202,19 @@ func Compile(name, format string, escape Escape) (*Format, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accesslog: format %q: %w", name, err)
 	}
+	f.hasRequest = f.logsAny(kRequest, kMethod, kRequestURI, kURI, kArgs, kProtocol)
+	f.hasUpstream = f.logsAny(kUpResponseTime, kUpConnectTime, kUpHeaderTime, kUpStatus, kUpAddr)
+	f.hasIdentity = f.logsAny(kHost, kServerName, kHTTPHost, kRequestID, kTraceID, kTraceparent)
 	return f, nil
+}
+
+func (f *Format) logsAny(kinds ...kind) bool {
+	for _, k := range kinds {
+		if f.slotOf[k] >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // slot returns the slot of variable name, adding it if new.
@@ -292,12 +316,27 @@ func (f *Format) compileText(s string) (textOps, error) {
 			o.scan = scanMulti
 		case k == kTimeLocal:
 			o.scan = scanTimeLocal
+		case shortVars[name]:
+			o.scan = scanShort
 		default:
 			o.scan = scanDelim
+		}
+		if i == 0 {
+			o.found = len(o.lit.b) == 0
+		} else if p := t.ops[i-1]; len(o.lit.b) == 0 || string(p.delim) == string(o.lit.b) && p.scan.findsDelim() {
+			o.found = true
 		}
 		t.ops = append(t.ops, o)
 	}
 	return t, nil
+}
+
+// shortVars are the variables whose values are nearly always under 8
+// bytes ("-", a status, a byte count, a duration): a byte loop finds the
+// end of one before a call to the SIMD byte search would have returned.
+var shortVars = map[string]bool{
+	"remote_user": true, "status": true, "body_bytes_sent": true, "bytes_sent": true,
+	"request_length": true, "request_time": true, "connection_requests": true, "pipe": true,
 }
 
 // literal is constant text of a format. Most are a few bytes (" - ", "] \"",

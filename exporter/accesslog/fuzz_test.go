@@ -269,7 +269,16 @@ func FuzzUpstreamDurations(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		sum, n, ok := upstreamSum([]byte(s))
-		_, _ = upstreamLast([]byte(s))
+		last, lastN := upstreamLast([]byte(s))
+
+		// The one-pass readers against the split they replaced, on any
+		// input: the same result, bit for bit.
+		if ss, sn, sok := splitUpstreamSum([]byte(s)); math.Float64bits(ss) != math.Float64bits(sum) || sn != n || sok != ok {
+			t.Fatalf("%q: upstreamSum %v %d %v, split %v %d %v", s, sum, n, ok, ss, sn, sok)
+		}
+		if sl, sn := splitUpstreamLast([]byte(s)); !bytes.Equal(sl, last) || (sl == nil) != (last == nil) || sn != lastN {
+			t.Fatalf("%q: upstreamLast %q %d, split %q %d", s, last, lastN, sl, sn)
+		}
 
 		// The reference splits the canonical syntax with strings.Split and
 		// reads numbers with strconv; non-canonical spacing is only checked
@@ -317,6 +326,67 @@ func FuzzUpstreamDurations(f *testing.F) {
 			t.Fatalf("%q: sum %v, reference %v", s, sum, refSum)
 		}
 	})
+}
+
+// splitUpstream, splitUpstreamSum and splitUpstreamLast are the readers of
+// nginx's multi-value upstream syntax before the one-pass ones: each value
+// split off, then read.
+func splitUpstream(b []byte) (val, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return nil, nil, false
+	}
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case ',':
+			j := i + 1
+			if j < len(b) && b[j] == ' ' {
+				j++
+			}
+			return b[:i], b[j:], true
+		case ' ':
+			j := i
+			for j < len(b) && (b[j] == ' ' || b[j] == ':') {
+				j++
+			}
+			return b[:i], b[j:], true
+		}
+	}
+	return b, nil, true
+}
+
+func splitUpstreamSum(b []byte) (sum float64, n int, ok bool) {
+	if isDash(b) {
+		return -1, 1, true
+	}
+	var total int64
+	numeric := false
+	for v, rest, more := splitUpstream(b); more; v, rest, more = splitUpstream(rest) {
+		n++
+		if isDash(v) || len(v) == 0 {
+			continue
+		}
+		ns, good := parseNanos(v)
+		if !good || total > math.MaxInt64-ns {
+			return 0, n, false
+		}
+		total += ns
+		numeric = true
+	}
+	if !numeric {
+		return -1, n, true
+	}
+	return seconds(total), n, true
+}
+
+func splitUpstreamLast(b []byte) (last []byte, n int) {
+	if len(b) == 0 || isDash(b) {
+		return nil, 0
+	}
+	for v, rest, more := splitUpstream(b); more; v, rest, more = splitUpstream(rest) {
+		n++
+		last = v
+	}
+	return last, n
 }
 
 // tooBig reports integer parts past what fits in int64 nanoseconds.

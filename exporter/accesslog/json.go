@@ -332,7 +332,6 @@ func (f *Format) setJSON(r *Record, key, val []byte, off int, hint *int) error {
 		return f.parseOps(k.sub, val, off, r)
 	}
 	r.vars[k.slot] = val
-	r.offs[k.slot] = off
 	return nil
 }
 

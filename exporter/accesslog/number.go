@@ -1,6 +1,9 @@
 package accesslog
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // isDash reports nginx's "no value": a variable that is not set is logged
 // as "-".
@@ -53,34 +56,58 @@ func parseCount(b []byte) (int64, bool) {
 // 0.030, which float addition would not; digits past the ninth decimal are
 // dropped.
 func parseNanos(b []byte) (int64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	var sec, frac int64
-	i, digits := 0, 0
-	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		if digits >= 10 && sec > maxSeconds/10 {
-			return 0, false
+	ns, i, ok := nanosPrefix(b)
+	return ns, ok && i == len(b)
+}
+
+// nanosPrefix is parseNanos for the number b starts with, which ends at
+// b[i]: an upstream value is read in the pass that finds its end.
+func nanosPrefix(b []byte) (ns int64, i int, ok bool) {
+	// nginx writes its durations as "%d.%03d" seconds, nearly all under
+	// ten: that shape is read at once.
+	if len(b) >= 5 && b[1] == '.' {
+		d0, d1, d2, d3 := b[0]-'0', b[2]-'0', b[3]-'0', b[4]-'0'
+		if d0 <= 9 && d1 <= 9 && d2 <= 9 && d3 <= 9 && (len(b) == 5 || b[5]-'0' > 9) {
+			return int64(d0)*1e9 + int64(d1)*1e8 + int64(d2)*1e7 + int64(d3)*1e6, 5, true
 		}
-		sec = sec*10 + int64(b[i]-'0')
-		digits++
 	}
-	scale := int64(1e9)
+	var sec int64
+	for ; i < len(b); i++ {
+		d := b[i] - '0'
+		if d > 9 {
+			break
+		}
+		if i >= 10 && sec > maxSeconds/10 {
+			return 0, i, false
+		}
+		sec = sec*10 + int64(d)
+	}
+	got := i > 0
+	var frac int64
+	n := 0 // decimals kept in frac
 	if i < len(b) && b[i] == '.' {
 		i++
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if scale > 1 {
-				scale /= 10
-				frac += int64(b[i]-'0') * scale
+		start := i
+		for ; i < len(b); i++ {
+			d := b[i] - '0'
+			if d > 9 {
+				break
 			}
-			digits++
+			if n < 9 {
+				frac = frac*10 + int64(d)
+				n++
+			}
 		}
+		got = got || i > start
 	}
-	if i != len(b) || digits == 0 || sec > maxSeconds {
-		return 0, false
+	if !got || sec > maxSeconds {
+		return 0, i, false
 	}
-	return sec*1e9 + frac, true
+	return sec*1e9 + frac*fracScale[n], i, true
 }
+
+// fracScale[n] turns n decimals into nanoseconds.
+var fracScale = [10]int64{1e9, 1e8, 1e7, 1e6, 1e5, 1e4, 1e3, 1e2, 1e1, 1}
 
 // maxSeconds keeps sec*1e9 within int64 (year 2262 for $msec).
 const maxSeconds int64 = math.MaxInt64/1_000_000_000 - 1
@@ -101,33 +128,24 @@ func parseSeconds(b []byte) (float64, bool) {
 	return seconds(ns), true
 }
 
-// nextUpstream splits one value off nginx's multi-value upstream syntax:
-// "a, b" are tries within one upstream group, "a : b" is a pass to another
-// group (X-Accel-Redirect, error_page). It returns the value and the rest
-// after the separator; ok is false when b is exhausted.
-func nextUpstream(b []byte) (val, rest []byte, ok bool) {
-	if len(b) == 0 {
-		return nil, nil, false
-	}
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case ',':
-			// ", " between tries.
-			j := i + 1
-			if j < len(b) && b[j] == ' ' {
-				j++
-			}
-			return b[:i], b[j:], true
-		case ' ':
-			// " : " between groups; any other space run separates too.
-			j := i
-			for j < len(b) && (b[j] == ' ' || b[j] == ':') {
-				j++
-			}
-			return b[:i], b[j:], true
+// nginx's multi-value upstream syntax: "a, b" are tries within one
+// upstream group, "a : b" is a pass to another group (X-Accel-Redirect,
+// error_page). A value ends at ',' or ' '; upstreamSep gives where the
+// value after the separator at b[i] starts.
+func upstreamSep(b []byte, i int) int {
+	if i < len(b) && b[i] == ',' {
+		// ", " between tries.
+		i++
+		if i < len(b) && b[i] == ' ' {
+			i++
 		}
+		return i
 	}
-	return b, nil, true
+	// " : " between groups; any other space run separates too.
+	for i < len(b) && (b[i] == ' ' || b[i] == ':') {
+		i++
+	}
+	return i
 }
 
 // upstreamSum reads a multi-value duration: the sum of the numeric values, or
@@ -135,29 +153,66 @@ func nextUpstream(b []byte) (val, rest []byte, ok bool) {
 // number of values.
 func upstreamSum(b []byte) (sum float64, n int, ok bool) {
 	if isDash(b) {
-		return -1, 1, true // no upstream: the common case, without the split
+		return -1, 1, true // no upstream: the common case
 	}
 	var total int64
 	numeric := false
-	for v, rest, more := nextUpstream(b); more; v, rest, more = nextUpstream(rest) {
+	for len(b) > 0 {
 		n++
-		if isDash(v) || len(v) == 0 {
-			continue
-		}
-		ns, good := parseNanos(v)
-		if !good {
+		ns, i, good := nanosPrefix(b)
+		switch {
+		case i < len(b) && b[i] != ',' && b[i] != ' ':
+			// Not a number: a "-" (skipped), or not a duration.
+			if i != 0 || b[0] != '-' || len(b) > 1 && b[1] != ',' && b[1] != ' ' {
+				return 0, n, false
+			}
+			i = 1
+		case i == 0:
+			// An empty value, skipped like "-".
+		case !good || total > math.MaxInt64-ns:
 			return 0, n, false
+		default:
+			total += ns
+			numeric = true
 		}
-		if total > math.MaxInt64-ns {
-			return 0, n, false
-		}
-		total += ns
-		numeric = true
+		b = b[upstreamSep(b, i):]
 	}
 	if !numeric {
 		return -1, n, true
 	}
 	return seconds(total), n, true
+}
+
+// Words of eight bytes: a word w holds a zero byte when (w-ones)&^w&highs
+// is not zero, and its lowest set bit is in the first zero byte. w^(ones*c)
+// has a zero byte where w has the byte c.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// hasUpstreamSep reports whether b holds a ',' or a ' ', where values are
+// split; an address is looked at eight bytes at a time.
+func hasUpstreamSep(b []byte) bool {
+	if len(b) < 8 {
+		for _, c := range b {
+			if c == ',' || c == ' ' {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; ; i += 8 {
+		i = min(i, len(b)-8) // the last word may overlap the one before
+		w := binary.LittleEndian.Uint64(b[i:])
+		comma, space := w^(ones*','), w^(ones*' ')
+		if ((comma-ones)&^comma|(space-ones)&^space)&highs != 0 {
+			return true
+		}
+		if i == len(b)-8 {
+			return false
+		}
+	}
 }
 
 // upstreamLast returns the last value of a multi-value variable and the
@@ -166,9 +221,17 @@ func upstreamLast(b []byte) (last []byte, n int) {
 	if len(b) == 0 || isDash(b) {
 		return nil, 0
 	}
-	for v, rest, more := nextUpstream(b); more; v, rest, more = nextUpstream(rest) {
+	if !hasUpstreamSep(b) {
+		return b, 1 // one try: the common case
+	}
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && b[i] != ',' && b[i] != ' ' {
+			i++
+		}
 		n++
-		last = v
+		last = b[:i]
+		b = b[upstreamSep(b, i):]
 	}
 	return last, n
 }

@@ -1,6 +1,10 @@
 package accesslog
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+)
 
 // Parse parses one bare access-log line (no Filebeat envelope) into r. A
 // trailing "\n" or "\r\n" is ignored. On error r still holds Line and the
@@ -22,7 +26,11 @@ func trimEOL(b []byte) []byte {
 
 func (f *Format) parseLine(line []byte, r *Record) error {
 	r.Line = line
-	r.setFormat(f)
+	if len(line) == 0 || f.json {
+		r.setFormat(f)
+	} else {
+		r.sizeFor(f)
+	}
 	if len(line) == 0 {
 		return r.fail(ReasonEmptyLine, "", line, 0, "", nil)
 	}
@@ -35,7 +43,10 @@ func (f *Format) parseLine(line []byte, r *Record) error {
 			// every label unknown.
 			return r.fail(ReasonMissingField, "status", line, 0, "a key holding it", nil)
 		}
-	} else {
+	} else if err = f.parseOps(&f.text, line, 0, r); err != nil {
+		// The slots after the failure still hold the last line's values:
+		// the same parse over cleared slots stops at the same error.
+		clear(r.vars)
 		err = f.parseOps(&f.text, line, 0, r)
 	}
 	if err != nil {
@@ -86,15 +97,26 @@ func indexFrom(in []byte, pos int, lit []byte) int {
 // parseOps reads the values of t's variables from in, which starts at byte
 // base of r.Line (a JSON value's text may be a small format of its own).
 func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
+	// Locals, not r.vars and t.ops: the calls in the loop would make the
+	// compiler reload them every time.
+	vars, ops := r.vars, t.ops
 	pos := 0
-	for i := range t.ops {
-		o := &t.ops[i]
-		if !o.lit.at(in, pos) {
+	for i := range ops {
+		o := &ops[i]
+		if !o.found && !o.lit.at(in, pos) {
 			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "literal", o.lit.b)
 		}
 		pos += len(o.lit.b)
 		end := -1
 		switch o.scan {
+		case scanQuote:
+			if j := bytes.IndexByte(in[pos:], '"'); j >= 0 {
+				end = pos + j
+			}
+		case scanShort:
+			end = indexShort(in, pos, o.delim)
+		case scanDelim:
+			end = indexFrom(in, pos, o.delim)
 		case scanEnd:
 			end = len(in)
 		case scanSuffix:
@@ -103,8 +125,6 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			} else {
 				end = indexFrom(in, pos, o.delim)
 			}
-		case scanQuote:
-			end = indexFrom(in, pos, quote)
 		case scanQuoteJSON:
 			end = jsonStringEnd(in, pos)
 		case scanMulti:
@@ -124,8 +144,6 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			for end < len(in) && (in[end] >= '0' && in[end] <= '9' || in[end] == '.' || in[end] == '-') {
 				end++
 			}
-		default:
-			end = indexFrom(in, pos, o.delim)
 		}
 		if end < 0 {
 			if o.delim[0] == '"' {
@@ -133,12 +151,11 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 			}
 			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "value followed by literal", o.delim)
 		}
-		r.vars[o.slot] = in[pos:end]
-		r.offs[o.slot] = base + pos
+		vars[o.slot] = in[pos:end]
 		pos = end
 	}
 	if !t.tail.at(in, pos) {
-		return r.fail(ReasonLiteralMismatch, f.vars[t.ops[len(t.ops)-1].slot], r.Line, base+pos, "literal", t.tail.b)
+		return r.fail(ReasonLiteralMismatch, f.vars[ops[len(ops)-1].slot], r.Line, base+pos, "literal", t.tail.b)
 	}
 	pos += len(t.tail.b)
 	if pos != len(in) {
@@ -147,19 +164,45 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	return nil
 }
 
-var quote = []byte{'"'}
+// indexShort is indexFrom for values of a few bytes, where a byte loop is
+// done before a call to the SIMD search would return. Not inlined, so that
+// its loop keeps its values in registers.
+//
+//go:noinline
+func indexShort(in []byte, pos int, lit []byte) int {
+	c := lit[0]
+	for ; pos < len(in); pos++ {
+		if in[pos] == c && hasAt(in, pos+1, lit[1:]) {
+			return pos
+		}
+	}
+	return -1
+}
 
 // multiEnd finds the end of an unquoted multi-value upstream variable:
-// values joined by ", " or " : ", followed by a single space.
+// values joined by ", " or " : ", followed by a single space. The values
+// are a few bytes ("-", "0.012", "10.0.0.1:8080"): looking at eight bytes
+// at a time finds each space before a call to the byte search would return.
 func multiEnd(in []byte, pos int) int {
 	start := pos
 	for {
-		i := bytes.IndexByte(in[pos:], ' ')
-		if i < 0 {
-			return len(in)
+		sp := pos
+		for ; sp+8 <= len(in); sp += 8 {
+			w := binary.LittleEndian.Uint64(in[sp:]) ^ ones*' '
+			if m := (w - ones) &^ w & highs; m != 0 {
+				// The lowest high bit marks the first zero byte of w:
+				// the first space.
+				sp += bits.TrailingZeros64(m) / 8
+				goto found
+			}
 		}
-		sp := pos + i
+		for sp < len(in) && in[sp] != ' ' {
+			sp++
+		}
+	found:
 		switch {
+		case sp == len(in):
+			return len(in)
 		case sp > start && in[sp-1] == ',':
 			pos = sp + 1
 		case sp+2 < len(in) && in[sp+1] == ':' && in[sp+2] == ' ':
@@ -180,26 +223,40 @@ func (f *Format) fill(r *Record) error {
 	if i := s[kRemoteAddr]; i >= 0 {
 		r.RemoteAddr = dashless(v[i])
 	}
-	for _, k := range [...]kind{kTimeLocal, kTimeISO, kMsec} {
-		if i := s[k]; i >= 0 && dashless(v[i]) != nil {
-			t, ok := r.parseTime(v[i])
-			if !ok {
-				return r.failValue(ReasonBadTime, f.vars[i], v[i], r.offs[i], "a time")
-			}
-			r.Time = t
-			break
+	if i := f.firstLogged(v, kTimeLocal, kTimeISO, kMsec); i >= 0 {
+		t, ok := r.parseTime(v[i])
+		if !ok {
+			return r.failValue(ReasonBadTime, f.vars[i], v[i], r.offset(i), "a time")
 		}
+		r.Time = t
 	}
 
-	f.fillRequest(r)
+	if f.hasRequest {
+		f.fillRequest(r)
+	}
 	if err := f.fillNumbers(r); err != nil {
 		return err
 	}
-	if err := f.fillUpstream(r); err != nil {
-		return err
+	if f.hasUpstream {
+		if err := f.fillUpstream(r); err != nil {
+			return err
+		}
 	}
-	f.fillIdentity(r)
+	if f.hasIdentity {
+		f.fillIdentity(r)
+	}
 	return nil
+}
+
+// firstLogged returns the slot of the first of the kinds a, b, c that the
+// line holds a value for, or -1.
+func (f *Format) firstLogged(v [][]byte, a, b, c kind) int {
+	for _, k := range [...]kind{a, b, c} {
+		if i := f.slotOf[k]; i >= 0 && dashless(v[i]) != nil {
+			return i
+		}
+	}
+	return -1
 }
 
 // fillRequest fills the method, path, query and protocol, from $request or
@@ -235,26 +292,28 @@ func (f *Format) fillNumbers(r *Record) error {
 	if i := s[kStatus]; i >= 0 && v[i] != nil {
 		st, ok := parseStatus(v[i])
 		if !ok {
-			return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offs[i], "a 3-digit status")
+			return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offset(i), "a 3-digit status")
 		}
 		r.Status = st
 	}
-	for _, c := range [...]struct {
-		k   kind
-		dst *int64
-	}{{kBodyBytes, &r.BodyBytes}, {kBytesSent, &r.BytesSent}} {
-		if i := s[c.k]; i >= 0 && v[i] != nil {
-			n, ok := parseCount(v[i])
-			if !ok {
-				return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "a number")
-			}
-			*c.dst = n
+	if i := s[kBodyBytes]; i >= 0 && v[i] != nil {
+		n, ok := parseCount(v[i])
+		if !ok {
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "a number")
 		}
+		r.BodyBytes = n
+	}
+	if i := s[kBytesSent]; i >= 0 && v[i] != nil {
+		n, ok := parseCount(v[i])
+		if !ok {
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "a number")
+		}
+		r.BytesSent = n
 	}
 	if i := s[kRequestTime]; i >= 0 && v[i] != nil {
 		d, ok := parseSeconds(v[i])
 		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "seconds")
+			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "seconds")
 		}
 		r.RequestTime = d
 	}
@@ -268,31 +327,36 @@ func (f *Format) fillUpstream(r *Record) error {
 	s := &f.slotOf
 	v := r.vars
 	tries := -1
-	for _, d := range [...]struct {
-		k   kind
-		dst *float64
-	}{
-		{kUpResponseTime, &r.UpstreamResponseTime},
-		{kUpConnectTime, &r.UpstreamConnectTime},
-		{kUpHeaderTime, &r.UpstreamHeaderTime},
-	} {
-		if i := s[d.k]; i >= 0 && v[i] != nil {
-			sum, n, ok := upstreamSum(v[i])
-			if !ok {
-				return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offs[i], "seconds, or values joined by \", \" and \" : \"")
-			}
-			*d.dst = sum
-			if tries < 0 && d.k == kUpResponseTime && !isDash(v[i]) {
-				tries = n
-			}
+	if i := s[kUpResponseTime]; i >= 0 && v[i] != nil {
+		sum, n, ok := upstreamSum(v[i])
+		if !ok {
+			return f.badUpstreamTime(r, i)
 		}
+		r.UpstreamResponseTime = sum
+		if !isDash(v[i]) {
+			tries = n
+		}
+	}
+	if i := s[kUpConnectTime]; i >= 0 && v[i] != nil {
+		sum, _, ok := upstreamSum(v[i])
+		if !ok {
+			return f.badUpstreamTime(r, i)
+		}
+		r.UpstreamConnectTime = sum
+	}
+	if i := s[kUpHeaderTime]; i >= 0 && v[i] != nil {
+		sum, _, ok := upstreamSum(v[i])
+		if !ok {
+			return f.badUpstreamTime(r, i)
+		}
+		r.UpstreamHeaderTime = sum
 	}
 	if i := s[kUpStatus]; i >= 0 && v[i] != nil {
 		last, n := upstreamLast(v[i])
 		if last != nil && !isDash(last) {
 			st, ok := parseStatus(last)
 			if !ok {
-				return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offs[i], "3-digit statuses joined by \", \" and \" : \"")
+				return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offset(i), "3-digit statuses joined by \", \" and \" : \"")
 			}
 			r.UpstreamStatus = st
 		}
@@ -309,15 +373,17 @@ func (f *Format) fillUpstream(r *Record) error {
 	return nil
 }
 
+func (f *Format) badUpstreamTime(r *Record, i int) error {
+	v := r.vars[i]
+	return r.failValue(ReasonBadNumber, f.vars[i], v, r.offset(i), "seconds, or values joined by \", \" and \" : \"")
+}
+
 // fillIdentity fills the virtual host, the request id and the trace id.
 func (f *Format) fillIdentity(r *Record) {
 	s := &f.slotOf
 	v := r.vars
-	for _, k := range [...]kind{kHost, kServerName, kHTTPHost} {
-		if i := s[k]; i >= 0 && dashless(v[i]) != nil {
-			r.VHost = f.hostName(r, v[i])
-			break
-		}
+	if i := f.firstLogged(v, kHost, kServerName, kHTTPHost); i >= 0 {
+		r.VHost = f.hostName(r, v[i])
 	}
 	if i := s[kRequestID]; i >= 0 {
 		r.RequestID = dashless(v[i])
@@ -347,13 +413,22 @@ func (f *Format) decode(r *Record, b []byte) []byte {
 // token (a TLS handshake on a plain port, a port scan) leaves Method empty:
 // the request is real and is counted, under an unknown method.
 func (f *Format) setRequest(r *Record, req []byte) {
-	sp := bytes.IndexByte(req, ' ')
-	if sp <= 0 || !validMethod(req[:sp]) {
+	// The method is found by the loop that checks it: it is a few bytes,
+	// where a call to the byte search would cost more.
+	sp := 0
+	for sp < len(req) && sp <= maxMethod && methodByte(req[sp]) {
+		sp++
+	}
+	if sp == 0 || sp > maxMethod || sp == len(req) || req[sp] != ' ' || req[0] < 'A' || req[0] > 'Z' {
 		return
 	}
 	r.Method = req[:sp]
 	uri := req[sp+1:]
-	if j := bytes.LastIndexByte(uri, ' '); j >= 0 && bytes.HasPrefix(uri[j+1:], httpSlash) {
+	if n := len(uri); n >= 9 && uri[n-9] == ' ' && string(uri[n-8:n-3]) == "HTTP/" && uri[n-3] != ' ' && uri[n-2] != ' ' && uri[n-1] != ' ' {
+		// "HTTP/1.1", "HTTP/2.0": the common protocols, without the search.
+		r.Protocol = uri[n-8:]
+		uri = uri[:n-9]
+	} else if j := bytes.LastIndexByte(uri, ' '); j >= 0 && bytes.HasPrefix(uri[j+1:], httpSlash) {
 		r.Protocol = uri[j+1:]
 		uri = uri[:j]
 	}
@@ -367,6 +442,11 @@ func (f *Format) setURI(r *Record, uri []byte) {
 	if q := bytes.IndexByte(uri, '?'); q >= 0 {
 		path, query = uri[:q], uri[q+1:]
 	}
+	if !needsUnescape(uri, f.escape) {
+		// Neither part holds an escape: one search, not one a part.
+		r.Path, r.Query = path, query
+		return
+	}
 	r.Path = f.decode(r, path)
 	if query != nil {
 		r.Query = f.decode(r, query)
@@ -376,21 +456,40 @@ func (f *Format) setURI(r *Record, uri []byte) {
 // validMethod accepts an HTTP method token as servers see them: upper-case
 // letters, '-' or '_' (M-SEARCH, VERSION-CONTROL), at most 20 bytes.
 func validMethod(b []byte) bool {
-	if len(b) == 0 || len(b) > 20 || b[0] < 'A' || b[0] > 'Z' {
+	if len(b) == 0 || len(b) > maxMethod || b[0] < 'A' || b[0] > 'Z' {
 		return false
 	}
 	for _, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+		if !methodByte(c) {
 			return false
 		}
 	}
 	return true
 }
 
+const maxMethod = 20
+
+func methodByte(c byte) bool { return c >= 'A' && c <= 'Z' || c == '-' || c == '_' }
+
 // hostName strips a port ("example.com:8443", "[2001:db8::1]:443") and
 // lower-cases, as $http_host and $server_name may carry both; $host already
 // comes without port and lower-cased, and is then used as is.
 func (f *Format) hostName(r *Record, b []byte) []byte {
+	// $host, the common case, has nothing to strip, lower or unescape: one
+	// pass tells.
+	plain := true
+	for _, c := range b {
+		if hostSpecial[c] {
+			plain = false
+			break
+		}
+	}
+	if plain && len(b) > 0 && b[0] != '[' {
+		if n := len(b); n > 1 && b[n-1] == '.' {
+			b = b[:n-1]
+		}
+		return b
+	}
 	b = f.decode(r, b)
 	if len(b) == 0 {
 		return nil
@@ -420,6 +519,17 @@ func (f *Format) hostName(r *Record, b []byte) []byte {
 	}
 	return b
 }
+
+// hostSpecial marks the bytes after which a host name is not used as
+// logged: upper case, a port's colon, an escape. A table lookup is half
+// the instructions of the three tests.
+var hostSpecial = func() (t [256]bool) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	t[':'], t['\\'] = true, true
+	return t
+}()
 
 // traceID accepts a W3C trace id: 32 lower-case hex digits, not all zero.
 func traceID(b []byte) []byte {

@@ -2,6 +2,8 @@ package accesslog
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -278,6 +280,38 @@ func TestParseRawVars(t *testing.T) {
 	}
 	if got := string(Unescape(nil, r.Var(f.Index("http_referer")), EscapeDefault)); got != `https://ref.example/?a="b"` {
 		t.Errorf("Unescape(referer) = %q", got)
+	}
+}
+
+// TestFailedLineHasNoStaleValues: a line that fails part way holds the
+// values read before the failure and no value of the line parsed before
+// it into the same Record (the parse clears the slots only on failure).
+func TestFailedLineHasNoStaleValues(t *testing.T) {
+	f := mustCompile(t, "main", "main", EscapeDefault)
+	var r Record
+	good := `10.0.0.1 - alice [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 3 "-" "UA" "203.0.113.1"`
+	if err := f.Parse([]byte(good), &r); err != nil {
+		t.Fatal(err)
+	}
+	bad := `10.0.0.2 - bob [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 3 "-" "UA`
+	err := f.Parse([]byte(bad), &r)
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Reason != ReasonUnterminatedQuote || pe.Var != "http_user_agent" || pe.Offset != 72 {
+		t.Fatalf("err = %v, want an unterminated quote in $http_user_agent at byte 72", err)
+	}
+	var problems []string
+	for name, want := range map[string]string{"remote_addr": "10.0.0.2", "remote_user": "bob", "http_referer": "-"} {
+		if got := r.Var(f.Index(name)); string(got) != want {
+			problems = append(problems, fmt.Sprintf("Var(%s) = %q, want %q (read before the failure)", name, got, want))
+		}
+	}
+	for _, name := range []string{"http_user_agent", "http_x_forwarded_for"} {
+		if got := r.Var(f.Index(name)); got != nil {
+			problems = append(problems, fmt.Sprintf("Var(%s) = %q, want nil (not reached)", name, got))
+		}
+	}
+	if len(problems) > 0 {
+		t.Error(strings.Join(problems, "\n"))
 	}
 }
 

@@ -52,7 +52,6 @@ type Record struct {
 	// vars holds the raw (still escaped) value of every variable the format
 	// logs, indexed by the format's variable slot (Format.Index).
 	vars [][]byte
-	offs []int // byte offset of each value in Line, for errors
 
 	// Buffers reused from line to line so that steady state allocates
 	// nothing: decoded fields, the envelope's message, envelope strings.
@@ -80,15 +79,25 @@ func (r *Record) reset() {
 	r.scratch, r.lineBuf, r.envBuf, r.path = r.scratch[:0], r.lineBuf[:0], r.envBuf[:0], r.path[:0]
 }
 
-// setFormat sizes the slot tables for f.
+// setFormat sizes the slot tables for f, every value not logged.
 func (r *Record) setFormat(f *Format) {
+	r.sizeFor(f)
+	clear(r.vars)
+}
+
+// sizeFor sizes the slot tables for f, leaving the last line's values in
+// them: a text format's parse writes every slot.
+func (r *Record) sizeFor(f *Format) {
 	r.Format = f
 	n := len(f.vars)
 	if cap(r.vars) < n {
 		r.vars = make([][]byte, n)
-		r.offs = make([]int, n)
 	}
 	r.vars = r.vars[:n]
-	r.offs = r.offs[:n]
-	clear(r.vars)
 }
+
+// offset is where the value in slot i starts in Line, for errors. Every
+// value is a slice of Line, which ends where Line's array ends: the
+// difference of their capacities is the offset, and the parse need not
+// store it.
+func (r *Record) offset(i int) int { return cap(r.Line) - cap(r.vars[i]) }

@@ -302,10 +302,13 @@ func (r *Record) parseTime(b []byte) (time.Time, bool) {
 		*c = dateCache{key: key, days: daysFromCivil(y, monthIndex(b[3:6]), d), off: off, loc: t.Location()}
 		return t, true
 	}
-	hh, ok1 := num(b, 12, 2)
-	mm, ok2 := num(b, 15, 2)
-	ss, ok3 := num(b, 18, 2)
-	if !(ok1 && ok2 && ok3) || b[11] != ':' || b[14] != ':' || b[17] != ':' || b[20] != ' ' || hh > 23 || mm > 59 || ss > 59 {
+	// hh:mm:ss digit by digit: a byte below '0' wraps past 9.
+	h1, h2, m1, m2, s1, s2 := b[12]-'0', b[13]-'0', b[15]-'0', b[16]-'0', b[18]-'0', b[19]-'0'
+	if h1 > 9 || h2 > 9 || m1 > 9 || m2 > 9 || s1 > 9 || s2 > 9 || b[11] != ':' || b[14] != ':' || b[17] != ':' || b[20] != ' ' {
+		return time.Time{}, false
+	}
+	hh, mm, ss := int(h1)*10+int(h2), int(m1)*10+int(m2), int(s1)*10+int(s2)
+	if hh > 23 || mm > 59 || ss > 59 {
 		return time.Time{}, false
 	}
 	sec := c.days*86400 + int64(hh*3600+mm*60+ss) - int64(c.off)
