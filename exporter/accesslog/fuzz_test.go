@@ -47,8 +47,10 @@ func fuzzParse(f *testing.F, e Escape) {
 			if !bytes.Equal(back, r.Line) {
 				t.Fatalf("raw values rebuild %q, not %q", back, r.Line)
 			}
+			// Terminated as a line again: Parse trims one line ending,
+			// and a value may end in what is left of another.
 			var r2 Record
-			if err := format.Parse(back, &r2); err != nil || summary(&r2) != want {
+			if err := format.Parse(append(back, "\r\n"...), &r2); err != nil || summary(&r2) != want {
 				t.Fatalf("rebuilt line parses differently: %v\n%s\n%s", err, summary(&r2), want)
 			}
 		}
