@@ -221,10 +221,10 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 	return f.parseLine(trimEOL(line), r)
 }
 
-// EnvelopeLine returns, unescaped into dst, the Line of the envelope value
-// that Decode read with Record.MessageAt at: what a Decode would give, at
-// the cost of one string scan instead of a walk and a parse. ok is false
-// when value holds no closed string there.
+// EnvelopeLine returns the Line that Decode gave for an envelope value
+// whose Record.MessageAt was at, unescaped into dst when it has escapes:
+// one string scan instead of a walk and a parse. ok is false when value
+// holds no closed string there.
 func EnvelopeLine(value []byte, at int, dst []byte) (line []byte, ok bool) {
 	if at < 0 || at > len(value) {
 		return nil, false
