@@ -75,6 +75,14 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Tracer traces offset commits; nil for none.
 	Tracer trace.Tracer
+	// Scraped, when set, makes the periodic commits wait for a scrape (the
+	// metrics member): it says when the freshest scrape served was
+	// gathered, and whether scrapes come regularly. While they do, an
+	// offset is committed only once a scrape gathered after it was
+	// counted, so a SIGKILL loses no count Prometheus has not seen: the
+	// next owner counts those lines again. Commits at revocation and
+	// shutdown do not wait (the process still serves what it counted).
+	Scraped func() (gathered time.Time, regular bool)
 	// Status, when set, gets every offset commit's success and duration:
 	// the member's cycle, as the exporter reports for every component.
 	Status *component.Status
@@ -593,16 +601,39 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var h held
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			offs := c.snapshot(nil)
+			if c.opts.Scraped != nil {
+				gathered, regular := c.opts.Scraped()
+				offs = c.stillAhead(h.next(time.Now(), offs, gathered, regular))
+			}
 			cctx, cancel := context.WithTimeout(ctx, interval+10*time.Second)
-			c.commit(cctx, c.snapshot(nil))
+			c.commit(cctx, offs)
 			cancel()
 		}
 	}
+}
+
+// stillAhead keeps the offsets of partitions still owned and past their
+// last commit: a held snapshot may be older than a revocation's commit, and
+// committing it would move the group back.
+func (c *Consumer) stillAhead(offs map[*partition]kgo.EpochOffset) map[*partition]kgo.EpochOffset {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, o := range offs {
+		p.mu.Lock()
+		behind := o.Offset <= p.committed
+		p.mu.Unlock()
+		if behind || c.parts[tp{p.topic, p.id}] != p {
+			delete(offs, p)
+		}
+	}
+	return offs
 }
 
 // snapshot collects the committable offsets of parts, or of every owned

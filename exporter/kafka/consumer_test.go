@@ -96,7 +96,13 @@ func (c *counter) distinct() int {
 // Run's error, and may be called more than once.
 func start(t *testing.T, cfg config.Kafka, p func(int) Processor, extra ...kgo.Opt) (c *Consumer, stop func() error) {
 	t.Helper()
-	c, err := New(cfg, Options{NewProcessor: p, ExtraOpts: append(append([]kgo.Opt{}, fastGroup...), extra...), ShutdownTimeout: 5 * time.Second, RevokeTimeout: 2 * time.Second})
+	return startWith(t, cfg, Options{NewProcessor: p, ExtraOpts: append(append([]kgo.Opt{}, fastGroup...), extra...), ShutdownTimeout: 5 * time.Second, RevokeTimeout: 2 * time.Second})
+}
+
+// startWith is start with the member's options given whole.
+func startWith(t *testing.T, cfg config.Kafka, opts Options) (c *Consumer, stop func() error) {
+	t.Helper()
+	c, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,14 +405,7 @@ func TestCommitReportsComponentStatus(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(set)
 	cnt := newCounter()
-	cons, err := New(testConfig(c, "g-status"), Options{NewProcessor: cnt.processor, ExtraOpts: fastGroup, Status: set.Component("kafka_metrics")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cons.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	startWith(t, testConfig(c, "g-status"), Options{NewProcessor: cnt.processor, ExtraOpts: fastGroup, Status: set.Component("kafka_metrics")})
 	testbed.Eventually(t, 20*time.Second, func() []string {
 		want := `
 # HELP accesslog_exporter_component_success 1 if the component's last cycle succeeded, else 0: a commit for a Kafka consumer, a push for the log store and push, a poll for the health poller, an export for tracing.

@@ -194,6 +194,8 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 			NewProcessor: func(int) kafka.Processor {
 				return withHooks(newProcessor(p.l, p.self, p.tracer, nil, p.share), p.log, opts)
 			},
+			// The server is built after the members, before any runs.
+			Scraped:         func() (time.Time, bool) { return p.srv.Scraped() },
 			Logger:          p.log,
 			Registerer:      p.reg,
 			ExtraOpts:       opts.KafkaOpts,

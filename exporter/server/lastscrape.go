@@ -53,6 +53,16 @@ func (s *scrapes) expected() time.Time {
 	return s.recent[len(s.recent)-1].Add(2 * gap)
 }
 
+// Scraped says when the freshest /metrics body served in full was
+// gathered, and whether this process is scraped regularly: at least two
+// full scrapes, and the next one not overdue (see expected).
+func (s *Server) Scraped() (gathered time.Time, regular bool) {
+	s.scrapes.mu.Lock()
+	defer s.scrapes.mu.Unlock()
+	by := s.scrapes.expected()
+	return s.scrapes.latest, !by.IsZero() && time.Now().Before(by)
+}
+
 // WaitScrape waits until a full scrape of the metrics path gathered at or
 // after since has been written, and says whether one was. It gives up when
 // ctx ends, and does not wait for a scrape that is not expected: when

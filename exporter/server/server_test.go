@@ -586,3 +586,42 @@ func TestRunShutdownIsBounded(t *testing.T) {
 		t.Fatal("Run did not return within the shutdown bound")
 	}
 }
+
+// TestScrapedSaysWhenScrapesAreRegular: one scrape is a person, two are a
+// scraper; a scrape overdue by twice the gap means the scraper went away.
+func TestScrapedSaysWhenScrapesAreRegular(t *testing.T) {
+	s := New(Config{}, testRegistry(t), nil, nil)
+	var errs []string
+	if _, regular := s.Scraped(); regular {
+		errs = append(errs, "regular before any scrape")
+	}
+	before := time.Now()
+	get(t, s.Handler(), "/metrics")
+	if _, regular := s.Scraped(); regular {
+		errs = append(errs, "regular after one scrape")
+	}
+	get(t, s.Handler(), "/metrics")
+	// Served a second apart (the test's two come too quickly to be regular).
+	s.scrapes.mu.Lock()
+	s.scrapes.recent[0] = s.scrapes.recent[1].Add(-time.Second)
+	s.scrapes.mu.Unlock()
+	gathered, regular := s.Scraped()
+	if !regular {
+		errs = append(errs, "not regular after two scrapes")
+	}
+	if gathered.Before(before) || gathered.After(time.Now()) {
+		errs = append(errs, fmt.Sprintf("gathered at %v, want between %v and now", gathered, before))
+	}
+	// The scrapes stop: overdue once twice the gap has passed.
+	s.scrapes.mu.Lock()
+	for i := range s.scrapes.recent {
+		s.scrapes.recent[i] = s.scrapes.recent[i].Add(-time.Hour)
+	}
+	s.scrapes.mu.Unlock()
+	if _, regular := s.Scraped(); regular {
+		errs = append(errs, "regular with the last scrape an hour ago")
+	}
+	for _, e := range errs {
+		t.Error(e)
+	}
+}
