@@ -200,3 +200,17 @@ func (p *partition) outstanding() int {
 	defer p.mu.Unlock()
 	return len(p.queue)
 }
+
+// after is recs from the first offset not yet handed out this session:
+// a follower's own fetch and the leader's records may overlap where it
+// switches between them.
+func (p *partition) after(recs []*kgo.Record) []*kgo.Record {
+	p.mu.Lock()
+	fetched := p.fetched
+	p.mu.Unlock()
+	i := 0
+	for i < len(recs) && recs[i].Offset < fetched {
+		i++
+	}
+	return recs[i:]
+}

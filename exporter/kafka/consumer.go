@@ -86,6 +86,13 @@ type Options struct {
 	// Status, when set, gets every offset commit's success and duration:
 	// the member's cycle, as the exporter reports for every component.
 	Status *component.Status
+	// Lead, when set, offers every fetched record to the feed's follower
+	// (the metrics member, for the log member of the same process).
+	Lead *Feed
+	// Follow, when set, takes records from the feed's leader for the
+	// partitions this member owns while it is in step with it, instead of
+	// fetching them itself (see Feed).
+	Follow *Feed
 }
 
 // Consumer is one member of the exporter's consumer group.
@@ -111,6 +118,14 @@ type Consumer struct {
 	inflight atomic.Int64 // record bytes handed out and not yet released
 	pauseMu  sync.Mutex
 	paused   bool
+	// following are the partitions taken from the feed: their own fetch
+	// is paused whatever the in-flight bound says. Under pauseMu.
+	following map[tp]bool
+	wake      waker
+	fromFeed  []fed
+
+	fedRecords prometheus.Counter
+	feedStops  *prometheus.CounterVec
 
 	commits      prometheus.Counter
 	commitErrors prometheus.Counter
@@ -144,6 +159,8 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		tracer: opts.Tracer,
 		parts:  map[tp]*partition{},
 		flow:   newFlowDescs(sink),
+
+		following: map[tp]bool{},
 	}
 	c.newSelfMetrics(sink)
 	kopts, err := consumeOpts(cfg)
@@ -166,7 +183,11 @@ func New(cfg config.Kafka, opts Options) (*Consumer, error) {
 		kopts = append(kopts, kgo.InstanceID(id))
 	}
 	if opts.Registerer != nil {
-		for _, m := range []prometheus.Collector{c.commits, c.commitErrors, c.rebalances, c.assigned, c.pauses, c.info, flowCollector{c}} {
+		ms := []prometheus.Collector{c.commits, c.commitErrors, c.rebalances, c.assigned, c.pauses, c.info, flowCollector{c}}
+		if opts.Follow != nil {
+			ms = append(ms, c.fedRecords, c.feedStops)
+		}
+		for _, m := range ms {
 			if err := opts.Registerer.Register(m); err != nil {
 				return nil, err
 			}
@@ -236,6 +257,14 @@ func (c *Consumer) newSelfMetrics(sink prometheus.Labels) {
 		ConstLabels: prometheus.Labels{"sink": c.opts.Sink, "consumergroup": c.cfg.Group},
 	})
 	c.info.Set(1)
+	c.fedRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "accesslog_exporter_fed_records_total", ConstLabels: sink,
+		Help: "Records this member took from the fetch of the metrics member of the same process instead of fetching them itself.",
+	})
+	c.feedStops = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "accesslog_exporter_feed_stops_total", ConstLabels: sink,
+		Help: "Times this member stopped taking a partition's records from the metrics member's fetch and fetched it itself again, by reason: behind (its sink is slow or down), leader_gone (the metrics member lost the partition), gap (the metrics member's records skipped the offset needed).",
+	}, []string{"reason"})
 }
 
 // Close releases the client; Run calls it on the way out, so only a
@@ -287,6 +316,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	err := c.poll(ctx)
+	if c.opts.Lead != nil {
+		c.opts.Lead.unlead(c.allParts()) // a follower must not wait for records no longer fetched
+	}
 	// One budget from here to the closed client; the leave gets its share
 	// even when a sink never answers, so partitions move at once.
 	end := time.Now().Add(c.opts.ShutdownTimeout)
@@ -337,8 +369,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) poll(ctx context.Context) error {
+	if c.opts.Follow != nil {
+		c.opts.Follow.setWake(c.wake.wake)
+		defer c.opts.Follow.setWake(nil)
+	}
 	for {
-		fs := c.cl.PollRecords(ctx, 10000)
+		pctx := ctx
+		if c.opts.Follow != nil {
+			pctx = c.wake.arm(ctx)
+		}
+		fs := c.cl.PollRecords(pctx, 10000)
+		c.wake.disarm()
 		if ctx.Err() != nil {
 			c.cl.AllowRebalance()
 			return nil
@@ -347,8 +388,8 @@ func (c *Consumer) poll(ctx context.Context) error {
 			return errors.New("kafka: client closed")
 		}
 		fs.EachError(func(topic string, p int32, err error) {
-			if errors.Is(err, context.Canceled) {
-				return
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return // shutdown, or the feed woke the poll
 			}
 			c.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		})
@@ -360,16 +401,126 @@ func (c *Consumer) poll(ctx context.Context) error {
 			if part == nil {
 				return // revoked between fetch and now
 			}
-			b := part.begin(ftp.Records)
-			c.begun(b)
-			select {
-			case c.queues[part.worker] <- b:
-			case <-ctx.Done():
-				part.abandon(b)
-				c.releasedBytes(b)
+			if c.opts.Follow != nil {
+				c.own(ctx, part, ftp.Records)
+				return
 			}
+			if c.opts.Lead != nil {
+				c.opts.Lead.offer(ftp.Topic, ftp.Partition, ftp.Records)
+			}
+			c.handOut(ctx, part, ftp.Records)
 		})
+		if c.opts.Follow != nil {
+			c.takeFed(ctx)
+		}
 		c.cl.AllowRebalance()
+	}
+}
+
+// handOut gives recs to the partition's worker as one batch.
+func (c *Consumer) handOut(ctx context.Context, part *partition, recs []*kgo.Record) {
+	b := part.begin(recs)
+	c.begun(b)
+	select {
+	case c.queues[part.worker] <- b:
+	case <-ctx.Done():
+		part.abandon(b)
+		c.releasedBytes(b)
+	}
+}
+
+// own hands out a follower's own fetch of a partition, and follows the
+// leader from there when it is in step. Records of a partition it follows
+// (fetched before the pause took effect) or before what it handed out
+// already are left: each offset is handed out once a session.
+func (c *Consumer) own(ctx context.Context, part *partition, recs []*kgo.Record) {
+	k := tp{part.topic, part.id}
+	c.pauseMu.Lock()
+	followed := c.following[k]
+	c.pauseMu.Unlock()
+	if followed {
+		return
+	}
+	recs = part.after(recs)
+	if len(recs) == 0 {
+		return
+	}
+	c.handOut(ctx, part, recs)
+	if ctx.Err() != nil {
+		return
+	}
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	if c.paused || !c.opts.Follow.follow(k, recs[len(recs)-1].Offset+1) {
+		return
+	}
+	c.following[k] = true
+	c.cl.PauseFetchPartitions(map[string][]int32{k.topic: {k.part}})
+}
+
+// takeFed hands out what the feed has for the partitions this member
+// follows, and fetches itself again those it stopped following. It runs
+// between a poll and AllowRebalance, so no revoke runs meanwhile.
+func (c *Consumer) takeFed(ctx context.Context) {
+	if c.Paused() {
+		return // at the in-flight bound: the feed waits, and stops following past its budget
+	}
+	c.fromFeed = c.opts.Follow.take(c.fromFeed[:0])
+	for i := range c.fromFeed {
+		f := &c.fromFeed[i]
+		part := c.partition(f.k.topic, f.k.part)
+		switch {
+		case part == nil:
+		case f.resume:
+			c.resume(f.k, f.at, f.reason)
+		case ctx.Err() == nil:
+			if recs := part.after(f.recs); len(recs) > 0 {
+				c.fedRecords.Add(float64(len(recs)))
+				c.handOut(ctx, part, recs)
+			}
+		}
+		*f = fed{}
+	}
+}
+
+// resume fetches a partition itself again, from at: its fetch position
+// stayed where it paused.
+func (c *Consumer) resume(k tp, at int64, reason string) {
+	c.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{k.topic: {k.part: {Epoch: -1, Offset: at}}})
+	c.pauseMu.Lock()
+	delete(c.following, k)
+	if !c.paused {
+		c.cl.ResumeFetchPartitions(map[string][]int32{k.topic: {k.part}})
+	}
+	c.pauseMu.Unlock()
+	c.feedStops.WithLabelValues(reason).Inc()
+	c.log.Debug("fetching a partition itself again", "topic", k.topic, "partition", k.part, "offset", at, "reason", reason)
+}
+
+// unfollow forgets that revoked or lost partitions were followed: their
+// own fetch is resumed, for whoever is assigned them next in this client.
+func (c *Consumer) unfollow(parts []*partition) {
+	if c.opts.Follow == nil {
+		return
+	}
+	keys := make([]tp, 0, len(parts))
+	for _, p := range parts {
+		keys = append(keys, tp{p.topic, p.id})
+	}
+	c.unfollowKeys(keys)
+}
+
+func (c *Consumer) unfollowKeys(keys []tp) {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	for _, k := range keys {
+		c.opts.Follow.unfollow(k)
+		if c.following[k] {
+			delete(c.following, k)
+			if !c.paused {
+				c.cl.ResumeFetchPartitions(map[string][]int32{k.topic: {k.part}})
+			}
+		}
 	}
 }
 
@@ -424,6 +575,16 @@ func (c *Consumer) owned() []int32 {
 }
 
 func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	if c.opts.Follow != nil {
+		// Assigned anew: its position is the group's, not what was followed.
+		var keys []tp
+		for topic, ps := range assigned {
+			for _, p := range ps {
+				keys = append(keys, tp{topic, p})
+			}
+		}
+		c.unfollowKeys(keys)
+	}
 	c.mu.Lock()
 	n := c.assign(assigned)
 	c.assigned.Set(float64(len(c.parts)))
@@ -435,6 +596,9 @@ func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 		c.cl.PauseFetchPartitions(assigned)
 	}
 	c.pauseMu.Unlock()
+	if c.opts.Lead != nil {
+		c.opts.Lead.lead(assigned)
+	}
 	c.rebalances.WithLabelValues("assigned").Add(float64(n))
 	c.joined.Store(true)
 	c.log.Info("partitions assigned", "partitions", assigned)
@@ -475,6 +639,15 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 }
 
 func (c *Consumer) detach(m map[string][]int32, event string) []*partition {
+	parts := c.detachLocked(m, event)
+	if c.opts.Lead != nil {
+		c.opts.Lead.unlead(parts)
+	}
+	c.unfollow(parts)
+	return parts
+}
+
+func (c *Consumer) detachLocked(m map[string][]int32, event string) []*partition {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*partition
@@ -493,10 +666,15 @@ func (c *Consumer) detach(m map[string][]int32, event string) []*partition {
 
 // detachAll forgets every partition without counting it as revoked.
 func (c *Consumer) detachAll() {
+	parts := c.allParts()
 	c.mu.Lock()
 	clear(c.parts)
 	c.assigned.Set(0)
 	c.mu.Unlock()
+	if c.opts.Lead != nil {
+		c.opts.Lead.unlead(parts)
+	}
+	c.unfollow(parts)
 }
 
 func (c *Consumer) allParts() []*partition {
@@ -539,8 +717,16 @@ func (c *Consumer) releasedBytes(b *Batch) {
 	c.pauseMu.Lock()
 	if c.paused && c.inflight.Load() < c.opts.MaxInflightBytes {
 		c.paused = false
-		c.cl.ResumeFetchPartitions(c.cl.PauseFetchPartitions(nil))
+		resume := c.cl.PauseFetchPartitions(nil)
+		for topic, ps := range resume {
+			// A followed partition stays paused: the feed has its records.
+			resume[topic] = slices.DeleteFunc(ps, func(p int32) bool { return c.following[tp{topic, p}] })
+		}
+		c.cl.ResumeFetchPartitions(resume)
 		c.log.Debug("fetching resumed", "inflight_bytes", n)
+		if c.opts.Follow != nil {
+			c.wake.wake() // the feed's records wait for the poll
+		}
 	}
 	c.pauseMu.Unlock()
 }

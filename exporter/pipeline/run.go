@@ -169,7 +169,10 @@ func build(ctx context.Context, cfg *config.Config, opts Options) (*parts, error
 // store's client for the log member.
 func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Options) error {
 	metricsOn, logsOn := cfg.Sinks()
+	var feed *kafka.Feed
 	if metricsOn && logsOn {
+		// One fetch for both members while the log member keeps up.
+		feed = kafka.NewFeed(0)
 		var err error
 		if p.share, err = newShared(p.reg); err != nil {
 			return err
@@ -196,6 +199,7 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 			},
 			// The server is built after the members, before any runs.
 			Scraped:         func() (time.Time, bool) { return p.srv.Scraped() },
+			Lead:            feed,
 			Logger:          p.log,
 			Registerer:      p.reg,
 			ExtraOpts:       opts.KafkaOpts,
@@ -243,6 +247,7 @@ func (p *parts) buildMembers(ctx context.Context, cfg *config.Config, opts Optio
 		ExtraOpts:        opts.KafkaOpts,
 		MaxInflightBytes: int64(cfg.Loki.MaxInflightBytes),
 		Flush:            lc.Flush,
+		Follow:           feed,
 		ShutdownTimeout:  min(budget, cfg.Loki.ShutdownTimeout),
 		RevokeTimeout:    cfg.Loki.ShutdownTimeout,
 	})

@@ -272,9 +272,15 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 		return parse(t, get(t, r.metrics)).sum("accesslog_exporter_records_total", nil)
 	}
 	p := producePaced(t, c, lines, rate)
+	logSink := map[string]string{"sink": "logs"}
+	// Caught up, the log member takes the metrics member's fetch
+	// (kafka.Feed); the outage makes it fall behind and fetch itself.
 	eventually(t, 20*time.Second, func() string {
 		if int64(store.RequestCount()) == 0 {
 			return "no push reached the store"
+		}
+		if parse(t, get(t, r.metrics)).sum("accesslog_exporter_fed_records_total", logSink) == 0 {
+			return "the log member took no record from the metrics member's fetch"
 		}
 		return ""
 	})
@@ -343,6 +349,9 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 	}
 	if got := records(); got != float64(n) {
 		errs = append(errs, fmt.Sprintf("%v records counted, want %d", got, n))
+	}
+	if behind := parse(t, get(t, r.metrics)).sum("accesslog_exporter_feed_stops_total", map[string]string{"sink": "logs", "reason": "behind"}); behind == 0 {
+		errs = append(errs, "the log member never stopped following for being behind, through a 15 s outage")
 	}
 	if len(errs) > 0 {
 		t.Error(strings.Join(errs, "\n"))
