@@ -87,7 +87,8 @@ type Options struct {
 	// the member's cycle, as the exporter reports for every component.
 	Status *component.Status
 	// Lead, when set, offers every fetched record to the feed's follower
-	// (the metrics member, for the log member of the same process).
+	// once its batch is processed (the metrics member, for the log member
+	// of the same process).
 	Lead *Feed
 	// Follow, when set, takes records from the feed's leader for the
 	// partitions this member owns while it is in step with it, instead of
@@ -304,7 +305,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for b := range q {
+				topic, id, recs := b.Topic, b.Partition, b.Records
 				p.Process(b)
+				if c.opts.Lead != nil {
+					// Offered once handled: the follower then finds what
+					// was made of the records (the shared decodes) ready.
+					c.opts.Lead.offer(topic, id, recs)
+				}
 			}
 		}()
 	}
@@ -404,9 +411,6 @@ func (c *Consumer) poll(ctx context.Context) error {
 			if c.opts.Follow != nil {
 				c.own(ctx, part, ftp.Records)
 				return
-			}
-			if c.opts.Lead != nil {
-				c.opts.Lead.offer(ftp.Topic, ftp.Partition, ftp.Records)
 			}
 			c.handOut(ctx, part, ftp.Records)
 		})

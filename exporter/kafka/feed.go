@@ -26,9 +26,12 @@ import (
 // rebalance, say). The follower commits as before, what its own sink has
 // released: the records' origin does not change what a commit means.
 //
-// The leader never waits for the follower: an offer only appends to a
-// queue under a short lock, and beyond the budget the follower is stopped
-// instead.
+// The leader offers a batch once its processor has handled it, so the
+// follower gets records whose decode the leader has already shared with
+// it (pipeline's shared window), in the order the leader's worker handled
+// them. The leader never waits for the follower: an offer only appends to
+// a queue under a short lock, and beyond the budget the follower is
+// stopped instead.
 type Feed struct {
 	mu     sync.Mutex
 	parts  map[tp]*feedPart
