@@ -264,7 +264,7 @@ func (c *Consumer) newSelfMetrics(sink prometheus.Labels) {
 	})
 	c.feedStops = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "accesslog_exporter_feed_stops_total", ConstLabels: sink,
-		Help: "Times this member stopped taking a partition's records from the metrics member's fetch and fetched it itself again, by reason: behind (its sink is slow or down), leader_gone (the metrics member lost the partition), gap (the metrics member's records skipped the offset needed).",
+		Help: "Times this member stopped taking a partition's records from the metrics member's fetch and fetched it itself again, by reason: behind (its sink is slow or down), leader_gone (the metrics member lost the partition), gap (the metrics member's records skipped the offset needed), quiet (no records from the metrics member for 5s: no traffic, or the metrics member is stuck).",
 	}, []string{"reason"})
 }
 
@@ -383,7 +383,11 @@ func (c *Consumer) poll(ctx context.Context) error {
 	for {
 		pctx := ctx
 		if c.opts.Follow != nil {
-			pctx = c.wake.arm(ctx)
+			var d time.Duration
+			if c.followingAny() {
+				d = c.opts.Follow.quiet / 2 // a quiet followed partition is noticed
+			}
+			pctx = c.wake.arm(ctx, d)
 		}
 		fs := c.cl.PollRecords(pctx, 10000)
 		c.wake.disarm()
@@ -469,7 +473,7 @@ func (c *Consumer) takeFed(ctx context.Context) {
 	if c.Paused() {
 		return // at the in-flight bound: the feed waits, and stops following past its budget
 	}
-	c.fromFeed = c.opts.Follow.take(c.fromFeed[:0])
+	c.fromFeed = c.opts.Follow.take(c.fromFeed[:0], time.Now())
 	for i := range c.fromFeed {
 		f := &c.fromFeed[i]
 		part := c.partition(f.k.topic, f.k.part)
@@ -485,6 +489,12 @@ func (c *Consumer) takeFed(ctx context.Context) {
 		}
 		*f = fed{}
 	}
+}
+
+func (c *Consumer) followingAny() bool {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	return len(c.following) > 0
 }
 
 // resume fetches a partition itself again, from at: its fetch position

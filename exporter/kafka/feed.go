@@ -23,7 +23,9 @@ import (
 // (more than the feed's budget of records waits for it: a slow or down log
 // store), when the leader loses the partition, or when the leader's
 // records skip the offset it needs (the leader was set back by a
-// rebalance, say). The follower commits as before, what its own sink has
+// rebalance, say), and when nothing came from the leader for a while (a
+// quiet partition, or a leader that is stuck: the log path must not stop
+// with the metrics path). The follower commits as before, what its own sink has
 // released: the records' origin does not change what a commit means.
 //
 // The leader offers a batch once its processor has handled it, so the
@@ -37,7 +39,8 @@ type Feed struct {
 	parts  map[tp]*feedPart
 	budget int64 // record bytes queued for the follower, all partitions together
 	queued int64
-	wake   func() // wakes the follower's poll; nil until it polls
+	quiet  time.Duration // no offer this long stops following
+	wake   func()        // wakes the follower's poll; nil until it polls
 }
 
 type feedPart struct {
@@ -47,7 +50,8 @@ type feedPart struct {
 	following bool
 	stopped   bool // following ended: the follower takes the queue, then fetches itself from want
 	reason    string
-	want      int64 // the follower's next offset: one past what it handed out or has queued
+	want      int64     // the follower's next offset: one past what it handed out or has queued
+	since     time.Time // when following began or the last records were queued
 	queue     [][]*kgo.Record
 	bytes     int64
 }
@@ -58,8 +62,14 @@ func NewFeed(budget int64) *Feed {
 	if budget <= 0 {
 		budget = 8 << 20
 	}
-	return &Feed{parts: map[tp]*feedPart{}, budget: budget}
+	return &Feed{parts: map[tp]*feedPart{}, budget: budget, quiet: feedQuiet}
 }
+
+// feedQuiet is how long a followed partition may go without records from
+// the leader. Records come every fetch wait (250ms by default) while the
+// partition has traffic; a quiet partition is fetched by the follower
+// itself again every so often, which costs a fetch session restart.
+const feedQuiet = 5 * time.Second
 
 func (f *Feed) part(k tp) *feedPart {
 	p := f.parts[k]
@@ -130,6 +140,7 @@ func (f *Feed) offer(topic string, id int32, recs []*kgo.Record) {
 	p.bytes += n
 	f.queued += n
 	p.want = recs[len(recs)-1].Offset + 1
+	p.since = time.Now()
 	f.wakeFollower()
 }
 
@@ -157,7 +168,7 @@ func (f *Feed) follow(k tp, next int64) bool {
 	if p == nil || !p.led || p.following || p.leadNext < 0 || p.leadNext > next {
 		return false
 	}
-	p.following, p.stopped, p.want = true, false, next
+	p.following, p.stopped, p.want, p.since = true, false, next, time.Now()
 	return true
 }
 
@@ -173,12 +184,15 @@ type fed struct {
 
 // take moves the queued records out, oldest first per partition, and
 // after a stopped partition's last records says where to resume it.
-func (f *Feed) take(out []fed) []fed {
+func (f *Feed) take(out []fed, now time.Time) []fed {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k, p := range f.parts {
 		if !p.following {
 			continue
+		}
+		if len(p.queue) == 0 && now.Sub(p.since) > f.quiet {
+			f.stop(p, "quiet")
 		}
 		for _, recs := range p.queue {
 			out = append(out, fed{k: k, recs: recs})
@@ -229,18 +243,21 @@ type waker struct {
 	pending bool
 }
 
-// arm is the context of the next poll: ended by wake. A wake that came
-// while no poll was armed gives a poll that only takes what is buffered
-// (a moment, not a canceled context, or the own-fetched partitions would
-// never be taken while the feed is busy).
-func (w *waker) arm(parent context.Context) context.Context {
+// arm is the context of the next poll: ended by wake, or after at most
+// d (0: no limit). A wake that came while no poll was armed gives a poll
+// that only takes what is buffered (a moment, not a canceled context, or
+// the own-fetched partitions would never be taken while the feed is busy).
+func (w *waker) arm(parent context.Context, d time.Duration) context.Context {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var ctx context.Context
-	if w.pending {
+	switch {
+	case w.pending:
 		w.pending = false
 		ctx, w.cancel = context.WithTimeout(parent, time.Millisecond)
-	} else {
+	case d > 0:
+		ctx, w.cancel = context.WithTimeout(parent, d)
+	default:
 		ctx, w.cancel = context.WithCancel(parent)
 	}
 	return ctx

@@ -139,6 +139,8 @@ type feedRun struct {
 	logs     *sink
 	// alsoCounted is another member of the leader's group, when there was one.
 	alsoCounted *counter
+	// leaderStuck holds the leader's worker (a defect, a starved process).
+	leaderStuck atomic.Bool
 }
 
 // startPair runs a leader (group lead) and a follower (group follow)
@@ -146,6 +148,12 @@ type feedRun struct {
 func startPair(t *testing.T, c *kfake.Cluster, budget, inflight int64) *feedRun {
 	t.Helper()
 	r := &feedRun{feed: NewFeed(budget), metrics: newCounter(), logs: newSink()}
+	r.feed.quiet = 500 * time.Millisecond
+	r.metrics.hook = func(*Batch) {
+		for r.leaderStuck.Load() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	opts := func(p func(int) Processor) Options {
 		return Options{NewProcessor: p, ExtraOpts: append(append([]kgo.Opt{}, fastGroup...), kgo.FetchMaxWait(100*time.Millisecond)),
 			ShutdownTimeout: 5 * time.Second, RevokeTimeout: 2 * time.Second}
@@ -296,5 +304,32 @@ func TestFollowerGroupRebalance(t *testing.T) {
 	// once), so each record is seen once over both members.
 	if _, dups := merged(&r.logs.counter, other).check(n); dups > 0 {
 		t.Errorf("%d records seen twice over the two follower members, want none", dups)
+	}
+}
+
+// The leader's worker is stuck: nothing comes from the feed, and the
+// follower fetches itself again after the feed's quiet time, so the log
+// path does not stop with the metrics path; once the leader is back it
+// follows again.
+func TestFollowerFetchesItselfWhileTheLeaderIsStuck(t *testing.T) {
+	c := testbed.Cluster(t)
+	tr := startTraffic(t, c)
+	r := startPair(t, c, 0, 0)
+	testbed.WaitFor(t, "the follower to take records from the feed", 20*time.Second, func() bool { return r.fed() > 500 })
+
+	r.leaderStuck.Store(true)
+	produced := tr.n.Load() + 2000
+	testbed.WaitFor(t, "the follower to go on by itself while the leader is stuck", 20*time.Second, func() bool {
+		return tr.n.Load() > produced && r.logs.distinct() >= int(produced)
+	})
+	if s := r.stops("quiet"); s < 1 {
+		t.Errorf("feed stops for quiet: %v, want at least 1", s)
+	}
+	r.leaderStuck.Store(false)
+	fedBefore := r.fed()
+	testbed.WaitFor(t, "the follower to follow again", 30*time.Second, func() bool { return r.fed() > fedBefore+500 })
+	n := r.finish(t, c, tr)
+	if _, dups := r.logs.check(n); dups > 0 {
+		t.Errorf("the follower saw %d records twice, want each once", dups)
 	}
 }
