@@ -47,26 +47,18 @@ func skipWSLoop(b []byte, i int) int {
 // than it saved).
 func jsonStringEnd(in []byte, pos int) int {
 	start := pos
-	if pos < len(in) {
-		s := in[pos:]
-		if len(s) > swarBytes {
-			s = s[:swarBytes]
-		}
-		for len(s) >= 8 {
-			w := binary.LittleEndian.Uint64(s)
-			// The classic "has a zero byte" test on w XOR '"' and on w
-			// XOR '\\', in one: the high bit is set in the lowest byte
-			// that is either (and maybe in higher ones, not read).
-			x, y := w^(lo8*'"'), w^(lo8*'\\')
-			if m := ((x-lo8)&^x | (y-lo8)&^y) & hi8; m != 0 {
-				k := bits.TrailingZeros64(m) >> 3
-				if s[k] == '"' {
-					return pos + k
-				}
-				break // an escape: the search below handles it
+	for end := min(pos+swarBytes, len(in)); pos+8 <= end; pos += 8 {
+		w := binary.LittleEndian.Uint64(in[pos : pos+8])
+		// The classic "has a zero byte" test on w XOR '"' and on w XOR
+		// '\\', in one: the high bit is set in the lowest byte that is
+		// either (and maybe in higher ones, not read).
+		x, y := w^(lo8*'"'), w^(lo8*'\\')
+		if m := ((x-lo8)&^x | (y-lo8)&^y) & hi8; m != 0 {
+			k := pos + bits.TrailingZeros64(m)>>3
+			if in[k] == '"' {
+				return k
 			}
-			s = s[8:]
-			pos += 8
+			break // an escape: the search below handles it
 		}
 	}
 	for pos < len(in) {
