@@ -318,13 +318,19 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				f = n.lookup(b[ks:ke])
 			}
 		}
-		i = skipWS(b, ke+1)
-		if i >= len(b) || b[i] != ':' {
-			return 0, false
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
-			return 0, false
+		// Shippers write "key":value, no whitespace: the colon and the
+		// value's first byte in one test, skipWS only when that fails.
+		if i = ke + 1; i+1 < len(b) && b[i] == ':' && b[i+1] > ' ' {
+			i++
+		} else {
+			i = skipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			i = skipWS(b, i+1)
+			if i >= len(b) {
+				return 0, false
+			}
 		}
 		switch c := b[i]; {
 		case f == nil && c == '"':
