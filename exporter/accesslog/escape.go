@@ -147,11 +147,56 @@ func unescapeJSONAt(dst, src []byte, i int) ([]byte, int) {
 // scanJSONString finds the end of the JSON string whose text starts at
 // b[start] and decodes it in the same pass: text aliases b when the string
 // holds no escape, else it is appended to dst (copied reports which). end is
-// the index of the closing quote; ok is false when there is none. Both
-// searches are the SIMD byte search, so a long message with a few escaped
-// quotes costs little more than one scan; the escapes a line is full of
-// (\" and \\) are decoded here rather than by a call.
+// the index of the closing quote; ok is false when there is none.
+//
+// The escapes of an nginx line in a message are nearly all \" (around
+// the request, referer and user agent): the quote search that finds the
+// end finds them too, and one count of the backslashes tells whether
+// there is any other escape. Then the text is the runs between the escaped
+// quotes, one copy each; else scanJSONEscapes decodes every escape.
 func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copied, ok bool) {
+	d0, n := len(dst), 0
+	from, i := start, start
+	for {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return 0, nil, false, false
+		}
+		q += i
+		if q == i || b[q-1] != '\\' {
+			end = q
+			break
+		}
+		if q-2 >= i && b[q-2] == '\\' {
+			// A run of backslashes before the quote.
+			return scanJSONEscapes(b, start, dst[:d0])
+		}
+		// Copied before the count below says whether it was right: when
+		// it was not, the copy is dropped.
+		dst = append(dst, b[from:q-1]...)
+		from, i = q, q+1 // the quote starts the next run
+		n++
+	}
+	s := b[start:end]
+	if n == 0 {
+		if bytes.IndexByte(s, '\\') < 0 {
+			return end, s, false, true
+		}
+		return scanJSONEscapes(b, start, dst[:d0])
+	}
+	if bytes.Count(s, backslash) != n {
+		return scanJSONEscapes(b, start, dst[:d0])
+	}
+	return end, append(dst, b[from:end]...), true, true
+}
+
+var backslash = []byte{'\\'}
+
+// scanJSONEscapes is scanJSONString for a string with escapes other than
+// \": both searches are the SIMD byte search, so a long string with a few
+// escapes costs little more than one scan; \" and \\ are decoded here
+// rather than by a call.
+func scanJSONEscapes(b []byte, start int, dst []byte) (end int, text []byte, copied, ok bool) {
 	i := start
 	q := -1 // the next '"' at or after i, once found
 	for {
