@@ -151,11 +151,14 @@ func unescapeJSONAt(dst, src []byte, i int) ([]byte, int) {
 //
 // The escapes of an nginx line in a message are nearly all \" (around
 // the request, referer and user agent): the quote search that finds the
-// end finds them too, and one count of the backslashes tells whether
-// there is any other escape. Then the text is the runs between the escaped
-// quotes, one copy each; else scanJSONEscapes decodes every escape.
+// end finds them too, and the runs between them are copied as it goes.
+// One count of the backslashes then tells whether there was any other
+// escape (\\x.. for the bytes nginx escapes itself); if so, the copy is
+// decoded again, in place. That is sound because the copy has dropped
+// only the backslash of each escaped quote, so an escape's backslash is
+// followed there by the same bytes as in b.
 func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copied, ok bool) {
-	d0, n := len(dst), 0
+	d0, n := len(dst), 0 // n: escaped quotes, whose backslash is dropped
 	from, i := start, start
 	for {
 		q := bytes.IndexByte(b[i:], '"')
@@ -167,12 +170,14 @@ func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copi
 			end = q
 			break
 		}
-		if q-2 >= i && b[q-2] == '\\' {
-			// A run of backslashes before the quote.
-			return scanJSONEscapes(b, start, dst[:d0])
+		j := q - 2
+		for j >= i && b[j] == '\\' {
+			j--
 		}
-		// Copied before the count below says whether it was right: when
-		// it was not, the copy is dropped.
+		if (q-1-j)%2 == 0 { // an even run of backslashes: they are \\ escapes
+			end = q
+			break
+		}
 		dst = append(dst, b[from:q-1]...)
 		from, i = q, q+1 // the quote starts the next run
 		n++
@@ -182,53 +187,18 @@ func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copi
 		if bytes.IndexByte(s, '\\') < 0 {
 			return end, s, false, true
 		}
-		return scanJSONEscapes(b, start, dst[:d0])
+		return end, unescapeJSON(dst, s), true, true
 	}
+	dst = append(dst, b[from:end]...)
 	if bytes.Count(s, backslash) != n {
-		return scanJSONEscapes(b, start, dst[:d0])
+		// Never longer than the copy, the text is written over it.
+		t := dst[d0:]
+		dst = append(dst[:d0], unescapeJSON(t[:0], t)...)
 	}
-	return end, append(dst, b[from:end]...), true, true
+	return end, dst, true, true
 }
 
 var backslash = []byte{'\\'}
-
-// scanJSONEscapes is scanJSONString for a string with escapes other than
-// \": both searches are the SIMD byte search, so a long string with a few
-// escapes costs little more than one scan; \" and \\ are decoded here
-// rather than by a call.
-func scanJSONEscapes(b []byte, start int, dst []byte) (end int, text []byte, copied, ok bool) {
-	i := start
-	q := -1 // the next '"' at or after i, once found
-	for {
-		if q < i {
-			q = bytes.IndexByte(b[i:], '"')
-			if q < 0 {
-				return 0, nil, copied, false
-			}
-			q += i
-		}
-		bs := bytes.IndexByte(b[i:q], '\\')
-		if bs < 0 {
-			if !copied {
-				return q, b[start:q], false, true
-			}
-			return q, append(dst, b[i:q]...), true, true
-		}
-		bs += i
-		if !copied {
-			dst, copied = append(dst, b[start:bs]...), true
-		} else {
-			dst = append(dst, b[i:bs]...)
-		}
-		// The escape may run past the quote found (\" is an escaped quote):
-		// then the search starts again after it.
-		if c := b[bs+1]; c == '"' || c == '\\' { // bs+1 <= q: in b
-			dst, i = append(dst, c), bs+2
-		} else {
-			dst, i = unescapeJSONAt(dst, b, bs)
-		}
-	}
-}
 
 func utf16IsSurrogate(r rune) bool { return r >= 0xd800 && r < 0xe000 }
 

@@ -435,6 +435,10 @@ func FuzzScanJSONString(f *testing.F) {
 		if copied != needsUnescape(b[:end], EscapeJSON) {
 			t.Fatalf("%q: copied %v with escapes %v", b, copied, !copied)
 		}
+		// Appended after what dst holds, which stays.
+		if _, text2, copied2, _ := scanJSONString(b, 0, []byte("dst:")); copied2 && string(text2) != "dst:"+string(text) {
+			t.Fatalf("%q: appended to dst: %q, want %q", b, text2, "dst:"+string(text))
+		}
 	})
 }
 
