@@ -517,8 +517,7 @@ func (n *field) match(b []byte, ks int) (f *field, ke int, known bool) {
 		if next == nil {
 			// No field: the key is skipped, and when it ends within the
 			// word (most keys are short) the word tells where.
-			x, y := w^(lo8*'"'), w^(lo8*'\\')
-			if m := ((x-lo8)&^x | (y-lo8)&^y) & hi8; m != 0 {
+			if m := quoteOrBackslash(w); m != 0 {
 				if k := ks + bits.TrailingZeros64(m)>>3; k < len(b) && b[k] == '"' {
 					return nil, k, true
 				}

@@ -48,12 +48,7 @@ func skipWSLoop(b []byte, i int) int {
 func jsonStringEnd(in []byte, pos int) int {
 	start := pos
 	for end := min(pos+swarBytes, len(in)); pos+8 <= end; pos += 8 {
-		w := binary.LittleEndian.Uint64(in[pos : pos+8])
-		// The classic "has a zero byte" test on w XOR '"' and on w XOR
-		// '\\', in one: the high bit is set in the lowest byte that is
-		// either (and maybe in higher ones, not read).
-		x, y := w^(lo8*'"'), w^(lo8*'\\')
-		if m := ((x-lo8)&^x | (y-lo8)&^y) & hi8; m != 0 {
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(in[pos : pos+8])); m != 0 {
 			k := pos + bits.TrailingZeros64(m)>>3
 			if in[k] == '"' {
 				return k
@@ -77,6 +72,16 @@ func jsonStringEnd(in []byte, pos int) int {
 		pos = q + 1
 	}
 	return -1
+}
+
+// quoteOrBackslash has the high bit set in the lowest byte of w that is
+// '"' or '\\' (and maybe in higher ones, not to be read); 0 when there is
+// none. It is the classic "has a zero byte" test, (v-0x01..)&^v&0x80..,
+// on w XOR '"' and on w XOR '\\' at once: a byte of either has its high
+// bit set only when w's has, so one &^w stands for both &^v.
+func quoteOrBackslash(w uint64) uint64 {
+	x, y := w^(lo8*'"'), w^(lo8*'\\')
+	return ((x - lo8) | (y - lo8)) &^ w & hi8
 }
 
 // swarBytes is how far the word loop reads: 40 takes a 36-byte UUID (the
