@@ -74,6 +74,21 @@ func jsonStringEnd(in []byte, pos int) int {
 	return -1
 }
 
+// wordQuote is the closing quote of the string whose text starts at b[i]
+// when it is within the string's first 8 bytes (most keys, short values),
+// else -1: inlined before a call to jsonStringEnd, it saves the call.
+func wordQuote(b []byte, i int) int {
+	if len(b)-i < 8 {
+		return -1
+	}
+	if m := quoteOrBackslash(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+		if k := i + bits.TrailingZeros64(m)>>3; b[k] == '"' {
+			return k
+		}
+	}
+	return -1
+}
+
 // quoteOrBackslash has the high bit set in the lowest byte of w that is
 // '"' or '\\' (and maybe in higher ones, not to be read); 0 when there is
 // none. It is the classic "has a zero byte" test, (v-0x01..)&^v&0x80..,
@@ -140,22 +155,32 @@ func jsonSkip(b []byte, i, depth int) int {
 				if i >= len(b) || b[i] != '"' {
 					return -1
 				}
-				_, end, ok := jsonStringAt(b, i)
-				if !ok {
-					return -1
+				end := wordQuote(b, i+1)
+				if end < 0 {
+					if end = jsonStringEnd(b, i+1); end < 0 {
+						return -1
+					}
 				}
-				i = skipWS(b, end+1)
-				if i >= len(b) || b[i] != ':' {
-					return -1
+				// "key":value without whitespace in one test, as in walk.
+				if i = end + 1; i+1 < len(b) && b[i] == ':' && b[i+1] > ' ' {
+					i++
+				} else {
+					i = skipWS(b, i)
+					if i >= len(b) || b[i] != ':' {
+						return -1
+					}
+					i = skipWS(b, i+1)
 				}
-				i = skipWS(b, i+1)
 			}
 			if i < len(b) && b[i] == '"' {
 				// A string, most members: without the recursive call.
-				if i = jsonStringEnd(b, i+1); i < 0 {
-					return -1
+				end := wordQuote(b, i+1)
+				if end < 0 {
+					if end = jsonStringEnd(b, i+1); end < 0 {
+						return -1
+					}
 				}
-				i++
+				i = end + 1
 			} else if i = jsonSkip(b, i, depth+1); i < 0 {
 				return -1
 			}
