@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"errors"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +41,16 @@ func hotPaths(tb testing.TB) []struct {
 	envelopes := loggenRecords(tb, loggen.MainTimed, true)
 	lines := loggenRecords(tb, loggen.MainTimed, false)
 	mainLines := loggenRecords(tb, loggen.Main, false)
-	nEnv, nLine, nMain := 0, 0, 0
+	nEnv, nLine, nMain, nAt := 0, 0, 0, 0
+	// Where each envelope's message is, as the log member has it from the
+	// metrics member's decode, and a buffer for the lines with escapes.
+	msgAt := make([]int, len(envelopes))
+	for i, e := range envelopes {
+		var r Record
+		_ = dMT.Decode(e, &r)
+		msgAt[i] = r.MessageAt
+	}
+	lineBuf := make([]byte, 0, 64<<10)
 	bad := []byte(`10.0.0.1 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 2x0 1 "-" "-"`)
 	return []struct {
 		name string
@@ -56,6 +66,17 @@ func hotPaths(tb testing.TB) []struct {
 		{"DecodeLoggenFilebeat", func(r *Record) error {
 			nEnv = (nEnv + 1) % len(envelopes)
 			return dMT.Decode(envelopes[nEnv], r)
+		}},
+		// What the log member does per line: the line again from the
+		// envelope and the message position the metrics member found.
+		{"EnvelopeLoggenLine", func(r *Record) error {
+			nAt = (nAt + 1) % len(envelopes)
+			line, ok := EnvelopeLine(envelopes[nAt], msgAt[nAt], lineBuf)
+			if !ok {
+				return errors.New("no line")
+			}
+			r.Line = line
+			return nil
 		}},
 		{"ParseLoggenMainTimed", func(r *Record) error {
 			nLine = (nLine + 1) % len(lines)
@@ -123,6 +144,7 @@ func BenchmarkParseCombined(b *testing.B)        { benchLines(b, "ParseCombined"
 func BenchmarkParseMainTimed(b *testing.B)       { benchLines(b, "ParseMainTimed") }
 func BenchmarkDecodeFilebeat(b *testing.B)       { benchLines(b, "DecodeFilebeat") }
 func BenchmarkDecodeLoggenFilebeat(b *testing.B) { benchLines(b, "DecodeLoggenFilebeat") }
+func BenchmarkEnvelopeLoggenLine(b *testing.B)   { benchLines(b, "EnvelopeLoggenLine") }
 func BenchmarkParseLoggenMainTimed(b *testing.B) { benchLines(b, "ParseLoggenMainTimed") }
 func BenchmarkParseLoggenMain(b *testing.B)      { benchLines(b, "ParseLoggenMain") }
 func BenchmarkParseJSON(b *testing.B)            { benchLines(b, "ParseJSON") }

@@ -318,13 +318,19 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				f = n.lookup(b[ks:ke])
 			}
 		}
-		i = skipWS(b, ke+1)
-		if i >= len(b) || b[i] != ':' {
-			return 0, false
-		}
-		i = skipWS(b, i+1)
-		if i >= len(b) {
-			return 0, false
+		// Shippers write "key":value, no whitespace: the colon and the
+		// value's first byte in one test, skipWS only when that fails.
+		if i = ke + 1; i+1 < len(b) && b[i] == ':' && b[i+1] > ' ' {
+			i++
+		} else {
+			i = skipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return 0, false
+			}
+			i = skipWS(b, i+1)
+			if i >= len(b) {
+				return 0, false
+			}
 		}
 		switch c := b[i]; {
 		case f == nil && c == '"':
@@ -470,9 +476,10 @@ func (n *field) index() {
 // match looks up the key whose text starts at b[ks] among the children of
 // n, following a dotted key down the tree, without first finding where the
 // key ends: a child matches when its name is in b followed by '"' or '.'.
-// It returns the field and the index of the key's closing quote; ke is -1
-// when no field matches (f is nil) or when match cannot tell (known is
-// false: a name holds a quote or a backslash, left to lookup).
+// It returns the field and the index of the key's closing quote. When no
+// field matches (f is nil), ke is the closing quote if it is in the word
+// read, else -1; ke is -1 too when match cannot tell (known is false: a
+// name holds a quote or a backslash, left to lookup).
 func (n *field) match(b []byte, ks int) (f *field, ke int, known bool) {
 	for {
 		if !n.plain {
@@ -508,6 +515,13 @@ func (n *field) match(b []byte, ks int) (f *field, ke int, known bool) {
 			}
 		}
 		if next == nil {
+			// No field: the key is skipped, and when it ends within the
+			// word (most keys are short) the word tells where.
+			if m := quoteOrBackslash(w); m != 0 {
+				if k := ks + bits.TrailingZeros64(m)>>3; k < len(b) && b[k] == '"' {
+					return nil, k, true
+				}
+			}
 			return nil, -1, true
 		}
 		if !dotted {

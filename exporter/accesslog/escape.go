@@ -147,43 +147,58 @@ func unescapeJSONAt(dst, src []byte, i int) ([]byte, int) {
 // scanJSONString finds the end of the JSON string whose text starts at
 // b[start] and decodes it in the same pass: text aliases b when the string
 // holds no escape, else it is appended to dst (copied reports which). end is
-// the index of the closing quote; ok is false when there is none. Both
-// searches are the SIMD byte search, so a long message with a few escaped
-// quotes costs little more than one scan; the escapes a line is full of
-// (\" and \\) are decoded here rather than by a call.
+// the index of the closing quote; ok is false when there is none.
+//
+// The escapes of an nginx line in a message are nearly all \" (around
+// the request, referer and user agent): the quote search that finds the
+// end finds them too, and the runs between them are copied as it goes.
+// One count of the backslashes then tells whether there was any other
+// escape (\\x.. for the bytes nginx escapes itself); if so, the copy is
+// decoded again, in place. That is sound because the copy has dropped
+// only the backslash of each escaped quote, so an escape's backslash is
+// followed there by the same bytes as in b.
 func scanJSONString(b []byte, start int, dst []byte) (end int, text []byte, copied, ok bool) {
-	i := start
-	q := -1 // the next '"' at or after i, once found
+	d0, n := len(dst), 0 // n: escaped quotes, whose backslash is dropped
+	from, i := start, start
 	for {
-		if q < i {
-			q = bytes.IndexByte(b[i:], '"')
-			if q < 0 {
-				return 0, nil, copied, false
-			}
-			q += i
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return 0, nil, false, false
 		}
-		bs := bytes.IndexByte(b[i:q], '\\')
-		if bs < 0 {
-			if !copied {
-				return q, b[start:q], false, true
-			}
-			return q, append(dst, b[i:q]...), true, true
+		q += i
+		if q == i || b[q-1] != '\\' {
+			end = q
+			break
 		}
-		bs += i
-		if !copied {
-			dst, copied = append(dst, b[start:bs]...), true
-		} else {
-			dst = append(dst, b[i:bs]...)
+		j := q - 2
+		for j >= i && b[j] == '\\' {
+			j--
 		}
-		// The escape may run past the quote found (\" is an escaped quote):
-		// then the search starts again after it.
-		if c := b[bs+1]; c == '"' || c == '\\' { // bs+1 <= q: in b
-			dst, i = append(dst, c), bs+2
-		} else {
-			dst, i = unescapeJSONAt(dst, b, bs)
+		if (q-1-j)%2 == 0 { // an even run of backslashes: they are \\ escapes
+			end = q
+			break
 		}
+		dst = append(dst, b[from:q-1]...)
+		from, i = q, q+1 // the quote starts the next run
+		n++
 	}
+	s := b[start:end]
+	if n == 0 {
+		if bytes.IndexByte(s, '\\') < 0 {
+			return end, s, false, true
+		}
+		return end, unescapeJSON(dst, s), true, true
+	}
+	dst = append(dst, b[from:end]...)
+	if bytes.Count(s, backslash) != n {
+		// Never longer than the copy, the text is written over it.
+		t := dst[d0:]
+		dst = append(dst[:d0], unescapeJSON(t[:0], t)...)
+	}
+	return end, dst, true, true
 }
+
+var backslash = []byte{'\\'}
 
 func utf16IsSurrogate(r rune) bool { return r >= 0xd800 && r < 0xe000 }
 

@@ -405,7 +405,7 @@ func tooBig(intPart string) bool {
 // envelope's one-pass message scan against the two passes it replaces:
 // jsonStringEnd, then Unescape.
 func FuzzScanJSONString(f *testing.F) {
-	for _, s := range []string{`abc"`, `a\"b"`, `a\\"b"`, `\u00e9\ud83d\ude00x"`, `\u12"`, `\ud800\u"`, `\`, `\"`, `x\q"`, envLine + `"`, `""`, `0123456\"9abcdef\\"`, `0123456789abcdef0123456789abcde\"x"`} {
+	for _, s := range []string{`abc"`, `a\"b"`, `a\\"b"`, `\u00e9\ud83d\ude00x"`, `\u12"`, `\ud800\u"`, `\`, `\"`, `x\q"`, envLine + `"`, `""`, `0123456\"9abcdef\\"`, `0123456789abcdef0123456789abcde\"x"`, `\"a\"b\\c\"d"`, `a\"b\nc"`, `\"\\"`, `\"x\\\"y"`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -434,6 +434,10 @@ func FuzzScanJSONString(f *testing.F) {
 		}
 		if copied != needsUnescape(b[:end], EscapeJSON) {
 			t.Fatalf("%q: copied %v with escapes %v", b, copied, !copied)
+		}
+		// Appended after what dst holds, which stays.
+		if _, text2, copied2, _ := scanJSONString(b, 0, []byte("dst:")); copied2 && string(text2) != "dst:"+string(text) {
+			t.Fatalf("%q: appended to dst: %q, want %q", b, text2, "dst:"+string(text))
 		}
 	})
 }

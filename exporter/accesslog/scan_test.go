@@ -1,6 +1,10 @@
 package accesslog
 
 import (
+	"bytes"
+	"encoding/binary"
+	"math/bits"
+	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
@@ -44,8 +48,8 @@ func checkMatch(t *testing.T, root *field, b []byte) {
 	if f != nil && ke != wantEnd {
 		t.Fatalf("%q: match ends the key at %d, jsonStringEnd at %d", b, ke, wantEnd)
 	}
-	if f == nil && ke >= 0 {
-		t.Fatalf("%q: no field but an end %d", b, ke)
+	if f == nil && ke >= 0 && ke != wantEnd {
+		t.Fatalf("%q: no field, and the key ends at %d, jsonStringEnd at %d", b, ke, wantEnd)
 	}
 }
 
@@ -182,4 +186,30 @@ func FuzzISO8601DayCache(f *testing.F) {
 			t.Fatalf("%q after %q: cached %v %v, uncached %v %v", second, first, t1, ok1, t2, ok2)
 		}
 	})
+}
+
+// quoteOrBackslash must flag exactly the first '"' or '\\' of a word: the
+// bytes around the two (and those with the high bit set, which the one
+// &^w relies on) in every position, at random.
+func TestQuoteOrBackslash(t *testing.T) {
+	near := []byte{'"', '\\', 0, 1, '!', '#', '[', ']', 0x7f, 0x80, 0x81, '"' | 0x80, '\\' | 0x80, 0xff, 'a'}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 1_000_000 {
+		var b [8]byte
+		for j := range b {
+			if rng.IntN(4) == 0 {
+				b[j] = byte(rng.Uint32())
+			} else {
+				b[j] = near[rng.IntN(len(near))]
+			}
+		}
+		want := bytes.IndexAny(b[:], `"\`)
+		got := -1
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(b[:])); m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if got != want {
+			t.Fatalf("% x: first quote or backslash at %d, want %d", b, got, want)
+		}
+	}
 }

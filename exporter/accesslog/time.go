@@ -26,6 +26,11 @@ var zones = sync.OnceValue(func() []*time.Location {
 })
 
 func zoneFor(off int) *time.Location {
+	if off == 0 {
+		// Every @timestamp (Filebeat writes UTC): the table's entry, without
+		// the call and the division.
+		return time.UTC
+	}
 	if off%(15*60) == 0 && off >= -14*3600 && off <= 14*3600 {
 		return zones()[off/(15*60)+14*4]
 	}
@@ -226,17 +231,17 @@ func parseISO8601Day(b []byte, c *isoDay) (time.Time, bool) {
 	i, nsec := 19, 0
 	if b[i] == '.' || b[i] == ',' {
 		i++
-		scale := int(1e9)
-		start := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if scale > 1 {
-				scale /= 10
-				nsec += int(b[i]-'0') * scale
+		start, n := i, 0 // n: decimals kept, as in nanosPrefix
+		for ; i < len(b) && b[i]-'0' <= 9; i++ {
+			if n < 9 {
+				nsec = nsec*10 + int(b[i]-'0')
+				n++
 			}
 		}
 		if i == start {
 			return time.Time{}, false
 		}
+		nsec *= int(fracScale[n])
 	}
 	rest := b[i:]
 	off := 0

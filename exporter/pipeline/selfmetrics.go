@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/accesslog"
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/metrics"
 )
 
 // selfMetrics are the pipeline's reports on itself. Label values are
@@ -16,7 +17,7 @@ type selfMetrics struct {
 	reasons        []prometheus.Counter // by accesslog.Reason
 	// internal counts records whose handling panicked (a defect, contained).
 	internal prometheus.Counter
-	delay    prometheus.Histogram
+	delay    *metrics.Histogram
 	panics   rateLimit
 }
 
@@ -50,7 +51,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 		Name: "accesslog_exporter_parse_errors_total",
 		Help: "Lines that did not match their log_format, by reason.",
 	}, []string{"reason"})
-	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
+	delay := metrics.NewHistogram(prometheus.HistogramOpts{
 		Name:                            "accesslog_exporter_event_delay_seconds",
 		Help:                            "Time from a line's own timestamp (or its Filebeat @timestamp) to its processing here.",
 		Buckets:                         []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600},
