@@ -718,8 +718,7 @@ func TestRequestsGolden(t *testing.T) {
 	}
 	for i, r := range records {
 		m.Observe(r)
-		var kb [512]byte
-		s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
+		s := m.seriesOf(r)
 		counter.WithLabelValues(s.labels...).Inc()
 		name, id := exemplarID(r)
 		for j, v := range [nHists]float64{r.RequestTime, r.UpstreamResponseTime, float64(r.BodyBytes)} {

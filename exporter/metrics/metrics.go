@@ -74,11 +74,13 @@ func DefaultVHost(fn func(f *accesslog.Format) string) Option {
 
 // Requests is the set of request metrics. Observe is safe for concurrent use.
 type Requests struct {
-	dims    []dim    // series key: the request labels, then what compat needs
-	nLabels int      // dims[:nLabels] are the request metrics' labels
-	vars    []string // variable names of var_NAME labels
-	hasVar  bool
-	compat  bool
+	dims    []dim // series key: the request labels, then what compat needs
+	nLabels int   // dims[:nLabels] are the request metrics' labels
+	// defaultKey: dims are the default labels, for putDefaultKey.
+	defaultKey bool
+	vars       []string // variable names of var_NAME labels
+	hasVar     bool
+	compat     bool
 	// exemplars attaches trace or request ids to the latency histograms.
 	exemplars bool
 	compatV   int // dims index of the vhost for compat metrics
@@ -162,6 +164,7 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		dims = m.compatDims(dims)
 	}
 	m.dims = dims
+	m.defaultKey = isDefaultKey(dims)
 	names := make([]string, m.nLabels)
 	for i := range names {
 		names[i] = dims[i].name
@@ -289,11 +292,7 @@ func orDefault(b, def []float64) []float64 {
 // Observe counts one parsed line. Values of -1 (not logged) are not observed.
 // It allocates nothing once the line's label set has been seen.
 func (m *Requests) Observe(r *accesslog.Record) {
-	// The key is built on the stack: cheaper than a sync.Pool, and workers
-	// share nothing. Only a key past 512 bytes (several long var_ labels)
-	// moves to the heap.
-	var kb [512]byte
-	s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
+	s := m.seriesOf(r)
 
 	l := line{
 		v:  [nHists]float64{r.RequestTime, r.UpstreamResponseTime, float64(r.BodyBytes)},
@@ -335,78 +334,6 @@ func (m *Requests) Observe(r *accesslog.Record) {
 	}
 }
 
-// appendKey encodes the line's label values, each as a uvarint length and
-// the bytes, so that no value can run into the next. With fold, the labels
-// whose values come from the outside world unbounded (vhost, route,
-// upstream, host, var_NAME) are "__other__" and only those with a fixed set
-// of values (method, status, status_class) are kept: the key of the line's
-// label set once max_series is reached.
-func (m *Requests) appendKey(key []byte, r *accesslog.Record, fold bool) []byte {
-	var fi *formatInfo
-	for _, d := range m.dims {
-		if fold && d.kind.unbounded() {
-			key = appendString(key, overflow)
-			continue
-		}
-		switch d.kind {
-		case labelVHost:
-			if len(r.VHost) > 0 {
-				if m.vhosts == nil || m.vhosts.listed(r.VHost) {
-					key = appendValue(key, r.VHost)
-				} else {
-					key = appendString(key, unlisted)
-				}
-			} else {
-				if fi == nil {
-					fi = m.format(r.Format)
-				}
-				key = appendString(key, fi.vhost)
-			}
-		case labelMethod:
-			key = appendString(key, foldMethod(r.Method))
-		case labelStatus:
-			var b [8]byte
-			key = appendValue(key, appendStatus(b[:0], r.Status))
-		case labelStatusClass:
-			key = appendString(key, statusClass(r.Status))
-		case labelRoute:
-			// Declared here, the buffer is zeroed only for the route label.
-			var route [maxRouteLen + 8]byte
-			key = appendValue(key, m.router.appendRoute(route[:0], r.Path))
-		case labelUpstream:
-			key = appendOr(key, r.UpstreamAddr, none)
-		case labelHost:
-			key = appendOr(key, r.Host, none)
-		case labelVar:
-			if fi == nil {
-				fi = m.format(r.Format)
-			}
-			key = appendOr(key, r.Var(fi.slots[d.v]), none)
-		}
-	}
-	return key
-}
-
-func appendValue(key, v []byte) []byte {
-	if len(v) > maxValueLen {
-		v = v[:maxValueLen]
-	}
-	key = binary.AppendUvarint(key, uint64(len(v)))
-	return append(key, v...)
-}
-
-func appendString(key []byte, v string) []byte {
-	key = binary.AppendUvarint(key, uint64(len(v)))
-	return append(key, v...)
-}
-
-func appendOr(key, v []byte, def string) []byte {
-	if len(v) == 0 {
-		return appendString(key, def)
-	}
-	return appendValue(key, v)
-}
-
 // format returns what is cached for f: a copy-on-write list scanned by
 // pointer, since a pipeline has a handful of formats.
 func (m *Requests) format(f *accesslog.Format) *formatInfo {
@@ -431,11 +358,16 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 			list = append(list, *p...)
 		}
 	}
-	fi := &formatInfo{f: f, vhost: unknown, slots: make([]int, len(m.vars))}
+	vhost := unknown
 	if m.defaultVHost != nil {
 		if v := m.defaultVHost(f); v != "" {
-			fi.vhost = v
+			vhost = v
 		}
+	}
+	fi := &formatInfo{f: f, vhostKey: binary.AppendUvarint(nil, uint64(len(vhost))), slots: make([]int, len(m.vars))}
+	fi.vhostKey = append(fi.vhostKey, vhost...)
+	if len(vhost) < keySlack {
+		fi.vhostFixed, fi.vhostShort = newFixedKey(vhost), true
 	}
 	for i, v := range m.vars {
 		fi.slots[i] = -1
@@ -545,9 +477,8 @@ func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.Histogram
 const maxFolded = 1000
 
 // lookup returns the series of key, creating it while under the limit, and
-// past the limit the series of r's folded label set (see appendKey), built
-// in buf.
-func (m *Requests) lookup(key []byte, buf *[512]byte, r *accesslog.Record) *series {
+// past the limit the series of r's folded label set (see putKey).
+func (m *Requests) lookup(key []byte, r *accesslog.Record) *series {
 	h := xxhash.Sum64(key)
 	if s := m.series.get(h, key); s != nil {
 		return s
@@ -557,8 +488,14 @@ func (m *Requests) lookup(key []byte, buf *[512]byte, r *accesslog.Record) *seri
 			return s
 		}
 	}
-	key = m.appendKey(buf[:0], r, true)
-	h = xxhash.Sum64(key)
+	return m.foldedSeries(r)
+}
+
+// foldedSeries is lookup past the limit.
+func (m *Requests) foldedSeries(r *accesslog.Record) *series {
+	var kb [keyLarge]byte
+	key := m.longKey(kb[:], r, true)
+	h := xxhash.Sum64(key)
 	if s := m.folded.get(h, key); s != nil {
 		return s
 	}
