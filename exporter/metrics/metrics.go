@@ -11,13 +11,13 @@ package metrics
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
@@ -97,6 +97,9 @@ type Requests struct {
 	router *router
 	vhosts *vhostList // nil: every vhost keeps its name
 	series seriesCache
+	// seed hashes series keys: the runtime's hash (AES-based where the
+	// CPU has it) costs half of xxhash's on keys this short.
+	seed maphash.Seed
 	// folded holds the label sets past max_series: unbounded labels
 	// __other__, method and status kept (see appendKey).
 	folded seriesCache
@@ -158,6 +161,7 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		vhosts:       vhosts,
 		defaultVHost: o.defaultVHost,
 	}
+	m.seed = maphash.MakeSeed()
 	m.series.init(int64(maxSeries))
 	m.folded.init(maxFolded)
 	if m.compat {
@@ -479,7 +483,7 @@ const maxFolded = 1000
 // lookup returns the series of key, creating it while under the limit, and
 // past the limit the series of r's folded label set (see putKey).
 func (m *Requests) lookup(key []byte, r *accesslog.Record) *series {
-	h := xxhash.Sum64(key)
+	h := maphash.Bytes(m.seed, key)
 	if s := m.series.get(h, key); s != nil {
 		return s
 	}
@@ -495,7 +499,7 @@ func (m *Requests) lookup(key []byte, r *accesslog.Record) *series {
 func (m *Requests) foldedSeries(r *accesslog.Record) *series {
 	var kb [keyLarge]byte
 	key := m.longKey(kb[:], r, true)
-	h := xxhash.Sum64(key)
+	h := maphash.Bytes(m.seed, key)
 	if s := m.folded.get(h, key); s != nil {
 		return s
 	}
