@@ -155,3 +155,44 @@ func TestPutKey(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesCacheCollisions: keys of one hash, and many keys in one shard
+// (tables grown several times), each find their own series.
+func TestSeriesCacheCollisions(t *testing.T) {
+	m, _ := newRequests(t, defaults())
+	var c seriesCache
+	c.init(1000)
+	key := func(i int) []byte {
+		var k [keySmall]byte
+		return m.putKey(k[:], rec(fmt.Sprintf("v%d", i), "GET", "/", 200, -1, -1, -1), false)
+	}
+	hash := func(i int) uint64 {
+		if i%2 == 0 {
+			return 42 // one hash for half of them
+		}
+		return uint64(i) * seriesShards // all in shard 0
+	}
+	const n = 200
+	added := make([]*series, n)
+	for i := range n {
+		added[i] = c.add(hash(i), key(i), m, false)
+	}
+	var bad []string
+	for i := range n {
+		if s := c.get(hash(i), key(i)); s != added[i] || s == nil || s.key != string(key(i)) {
+			bad = append(bad, fmt.Sprintf("key %d: got another series", i))
+		}
+		if s := c.add(hash(i), key(i), m, false); s != added[i] {
+			bad = append(bad, fmt.Sprintf("key %d: added twice", i))
+		}
+	}
+	if s := c.get(42, key(n+1)); s != nil {
+		bad = append(bad, fmt.Sprintf("a key never added found %q", s.key))
+	}
+	if got := c.n.Load(); got != n {
+		bad = append(bad, fmt.Sprintf("%d series counted, want %d", got, n))
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d mismatches, the first ones:\n%s", len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"))
+	}
+}

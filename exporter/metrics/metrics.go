@@ -390,7 +390,7 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 // every label set.
 type series struct {
 	key       string
-	next      *series // same 64-bit hash, different key
+	hash      uint64 // of key, in its seriesCache
 	overflow  bool
 	labels    []string // request metric label values
 	nginxHost []string // compat histogram label value
@@ -556,8 +556,9 @@ func (m *Requests) build(vals []string) *series {
 }
 
 // seriesCache maps a label-set key to its series. Reads are one atomic load
-// and a map lookup in a shard chosen by the hash; writers copy the shard's
-// map, which is cheap because they are bounded by the series limit.
+// and a probe of an open-addressed table in a shard chosen by the hash
+// (cheaper than a Go map's lookup); writers copy the shard's table, which
+// is cheap because they are bounded by the series limit.
 type seriesCache struct {
 	shards [seriesShards]seriesShard
 	n      atomic.Int64
@@ -567,25 +568,44 @@ type seriesCache struct {
 const seriesShards = 64
 
 type seriesShard struct {
-	m  atomic.Pointer[map[uint64]*series]
+	t  atomic.Pointer[seriesTable]
 	mu sync.Mutex
 	_  [48]byte // keep shards on separate cache lines
+}
+
+// seriesTable holds series by hash with linear probing, at most half
+// full. It is never written once published.
+type seriesTable struct {
+	slots []*series // a power of two of them
+	n     int
 }
 
 func (c *seriesCache) init(max int64) {
 	c.max = max
 	for i := range c.shards {
-		empty := map[uint64]*series{}
-		c.shards[i].m.Store(&empty)
+		c.shards[i].t.Store(&seriesTable{slots: make([]*series, 8)})
 	}
 }
 
 func (c *seriesCache) get(h uint64, key []byte) *series {
-	s := (*c.shards[h%seriesShards].m.Load())[h]
-	for s != nil && s.key != string(key) {
-		s = s.next
+	t := c.shards[h%seriesShards].t.Load()
+	mask := uint64(len(t.slots) - 1)
+	// The shard took the hash's low bits; the slot takes the next ones.
+	for i := h / seriesShards & mask; ; i = (i + 1) & mask {
+		if s := t.slots[i]; s == nil || s.hash == h && s.key == string(key) {
+			return s
+		}
 	}
-	return s
+}
+
+func (t *seriesTable) insert(s *series) {
+	mask := uint64(len(t.slots) - 1)
+	i := s.hash / seriesShards & mask
+	for t.slots[i] != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = s
+	t.n++
 }
 
 func (c *seriesCache) full() bool { return c.n.Load() >= c.max }
@@ -604,13 +624,19 @@ func (c *seriesCache) add(h uint64, key []byte, m *Requests, folded bool) *serie
 		return nil
 	}
 	s := m.newSeries(key, folded)
-	old := *sh.m.Load()
-	next := make(map[uint64]*series, len(old)+1)
-	for k, v := range old {
-		next[k] = v
+	s.hash = h
+	old := sh.t.Load()
+	size := len(old.slots)
+	if 2*(old.n+1) > size {
+		size *= 2
 	}
-	s.next = old[h]
-	next[h] = s
-	sh.m.Store(&next)
+	next := &seriesTable{slots: make([]*series, size)}
+	for _, x := range old.slots {
+		if x != nil {
+			next.insert(x)
+		}
+	}
+	next.insert(s)
+	sh.t.Store(next)
 	return s
 }
