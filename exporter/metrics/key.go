@@ -63,6 +63,14 @@ var (
 		}
 		return k
 	}()
+	// statusClassKeys[s-100] is the encoded status s then its class, for
+	// putDefaultKey: one word.
+	statusClassKeys = func() (k [500]uint64) {
+		for i := range k {
+			k[i] = uint64(statusKeys[i]) | classKeys[(100+i)/100].w[0]<<32
+		}
+		return k
+	}()
 )
 
 // putKey writes the key of r's label set into k and returns it, or nil
@@ -153,7 +161,11 @@ func (m *Requests) putDefaultKey(k *[keySmall]byte, r *accesslog.Record) []byte 
 	var n int
 	switch {
 	case len(r.VHost) == 0:
-		n = putFormatVHost(k[:vhostRoom], 0, m.format(r.Format))
+		fi := m.firstFormat.Load()
+		if fi.f != r.Format {
+			fi = m.format(r.Format)
+		}
+		n = putFormatVHost(k[:vhostRoom], 0, fi)
 	case m.vhosts == nil || m.vhosts.listed(r.VHost):
 		n = putValue(k[:vhostRoom], 0, r.VHost)
 	default:
@@ -163,15 +175,12 @@ func (m *Requests) putDefaultKey(k *[keySmall]byte, r *accesslog.Record) []byte 
 		return nil
 	}
 	n = putFixed(k[:], n, &methodKeys[methodIndex(r.Method)])
-	c := 0
-	if s := uint(r.Status - 100); s < uint(len(statusKeys)) {
-		binary.LittleEndian.PutUint32(k[n:], statusKeys[s])
-		n += 4
-		c = r.Status / 100
-	} else {
-		n = putFixed(k[:], n, &keyUnknown)
+	if s := uint(r.Status - 100); s < uint(len(statusClassKeys)) {
+		binary.LittleEndian.PutUint64(k[n:], statusClassKeys[s])
+		return k[:n+8]
 	}
-	n = putFixed(k[:], n, &classKeys[c])
+	n = putFixed(k[:], n, &keyUnknown)
+	n = putFixed(k[:], n, &keyUnknown)
 	return k[:n]
 }
 

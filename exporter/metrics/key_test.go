@@ -94,6 +94,9 @@ func TestPutKey(t *testing.T) {
 				r.UpstreamAddr = []byte(long)
 				r.Method = []byte(method)
 				r.Status = status
+				if method == "" {
+					r.Format = nil // a second format, of lines without one
+				}
 				records = append(records, &r)
 			}
 		}
@@ -110,7 +113,12 @@ func TestPutKey(t *testing.T) {
 		// A long default vhost, then a short one (written as a fixedKey).
 		for _, defaultVHost := range []string{strings.Repeat("d", 130), "e"} {
 			t.Run(name, func(t *testing.T) {
-				m, _ := newRequests(t, cfg, DefaultVHost(func(*accesslog.Format) string { return defaultVHost }))
+				m, _ := newRequests(t, cfg, DefaultVHost(func(f *accesslog.Format) string {
+					if f == nil {
+						return "nil-" + defaultVHost
+					}
+					return defaultVHost
+				}))
 				if got, want := m.defaultKey, name == "default" || name == "vhosts"; got != want {
 					t.Errorf("defaultKey %v, want %v", got, want)
 				}

@@ -108,7 +108,10 @@ type Requests struct {
 
 	defaultVHost func(*accesslog.Format) string
 	formats      atomic.Pointer[[]*formatInfo]
-	formatsMu    sync.Mutex
+	// firstFormat is formats' first, most lines' format (often the only
+	// one), for a check without a call; before any, a Format of no Record.
+	firstFormat atomic.Pointer[formatInfo]
+	formatsMu   sync.Mutex
 }
 
 const (
@@ -162,6 +165,7 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		defaultVHost: o.defaultVHost,
 	}
 	m.seed = maphash.MakeSeed()
+	m.firstFormat.Store(&formatInfo{f: new(accesslog.Format)})
 	m.series.init(int64(maxSeries))
 	m.folded.init(maxFolded)
 	if m.compat {
@@ -381,6 +385,7 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 	}
 	list = append(list, fi)
 	m.formats.Store(&list)
+	m.firstFormat.Store(list[0])
 	return fi
 }
 
