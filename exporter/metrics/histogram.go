@@ -48,10 +48,15 @@ type histShape struct {
 	keyStart []uint16
 	keyLo    int
 	below    int
-	// fracs and fracStart are nativeBounds and keyTables at schema when
-	// it is above 0, for observe; else nil.
+	// For observe's common case, when fast: fracs and fracStart are
+	// nativeBounds and keyTables at schema (above 0), fracShift leaves a
+	// mantissa's top schema+1 bits, and fastMax is maxBuckets (no limit:
+	// the most an int holds).
+	fast      bool
 	fracs     []float64
 	fracStart []uint16
+	fracShift uint
+	fastMax   int
 }
 
 // client_golang's defaults for what histogramOpts leaves unset.
@@ -100,8 +105,14 @@ func newHistShape(opts prometheus.HistogramOpts) histShape {
 			s.maxExemplars = 0
 		}
 		s.keyStart, s.keyLo, s.below = keyStarts(s.bounds, s.schema)
-		if s.schema > 0 {
+		if s.schema > 0 && s.keyStart != nil {
+			s.fast = true
 			s.fracs, s.fracStart = nativeBounds[s.schema], keyTables[s.schema]
+			s.fracShift = uint(52 - s.schema - 1)
+			s.fastMax = s.maxBuckets
+			if s.fastMax <= 0 {
+				s.fastMax = math.MaxInt
+			}
 		}
 	}
 	return s
@@ -282,44 +293,37 @@ func (h *histogram) start(s *histShape, now time.Time) {
 // observe adds v, and applies the bucket limit. It returns v's classic
 // bucket, for an exemplar. mu is the owner's (held), for a scheduled reset.
 func (h *histogram) observe(v float64, s *histShape, c *clock, mu *sync.Mutex) int {
-	if v > s.zeroThreshold && s.keyStart != nil {
-		// The common case, a positive value (v > zeroThreshold keeps NaN
-		// out): its native key gives its classic bucket. The key is
-		// nativeKey's computation for a normal v, with the shape's tables
-		// rather than ones indexed by schema, inlined, as is the common
-		// case of nativeBuckets.add: their calls cost as much again.
-		var key int
-		bits := math.Float64bits(v)
-		if e := int(bits >> 52); uint(e-1) < 0x7fe && s.fracs != nil {
-			mant := bits & (1<<52 - 1)
-			frac := math.Float64frombits(mant | 1022<<52)
-			i := int(s.fracStart[mant>>(52-s.schema-1)])
-			for i < len(s.fracs) && s.fracs[i] < frac {
-				i++
-			}
-			key = i + (e-1023)*len(s.fracs)
-		} else {
-			key = nativeKey(v, s.schema)
+	// The common case in code without a call, so that the arguments are
+	// not spilled around one: a positive normal value (v > zeroThreshold
+	// keeps NaN out), at the initial schema, in a native bucket already
+	// populated, under the bucket limit (which it cannot reach, then). Its
+	// native key is nativeKey's computation with the shape's tables, and
+	// gives its classic bucket (see classicBucketOf).
+	bits := math.Float64bits(v)
+	if e := int(bits >> 52); v > s.zeroThreshold && uint(e-1) < 0x7fe && s.fast && h.schema == s.schema && h.pos.n+h.neg.n <= s.fastMax {
+		mant := bits & (1<<52 - 1)
+		frac := math.Float64frombits(mant | 1022<<52)
+		i := int(s.fracStart[mant>>(s.fracShift&63)])
+		for i < len(s.fracs) && s.fracs[i] < frac {
+			i++
 		}
-		bucket := s.classicBucketOf(v, key)
-		if bucket < len(h.classic) {
-			h.classic[bucket]++
-		}
-		h.sum += v
-		if h.schema != s.schema {
-			key = nativeKey(v, h.schema)
-		}
+		key := i + (e-1023)*len(s.fracs)
 		if i := key - h.pos.base; uint(i) < uint(len(h.pos.counts)) && h.pos.counts[i] != 0 {
+			bucket := s.classicBucketOf(v, key)
+			if bucket < len(h.classic) {
+				h.classic[bucket]++
+			}
+			h.sum += v
 			h.pos.counts[i]++
-		} else {
-			h.pos.add(key, 1)
+			h.count++
+			return bucket
 		}
-		h.count++
-		if s.maxBuckets > 0 && h.pos.n+h.neg.n > s.maxBuckets {
-			h.limit(v, bucket, s, c, mu)
-		}
-		return bucket
 	}
+	return h.observeAny(v, s, c, mu)
+}
+
+// observeAny is observe for any value.
+func (h *histogram) observeAny(v float64, s *histShape, c *clock, mu *sync.Mutex) int {
 	bucket := s.classicBucket(v)
 	h.add(v, bucket, s)
 	if s.native && s.maxBuckets > 0 && v == v && h.pos.n+h.neg.n > s.maxBuckets {
