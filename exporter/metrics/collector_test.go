@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -718,8 +719,7 @@ func TestRequestsGolden(t *testing.T) {
 	}
 	for i, r := range records {
 		m.Observe(r)
-		var kb [512]byte
-		s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
+		s := m.seriesOf(r)
 		counter.WithLabelValues(s.labels...).Inc()
 		name, id := exemplarID(r)
 		for j, v := range [nHists]float64{r.RequestTime, r.UpstreamResponseTime, float64(r.BodyBytes)} {
@@ -754,4 +754,57 @@ func onlyRequestFamilies(g prometheus.Gatherer) prometheus.Gatherer {
 			return true
 		}), err
 	})
+}
+
+// TestClassicBucketOf: the classic bucket found from the native key is the
+// one the scan of the bounds finds, for every schema and bucket lists with
+// bounds not positive, subnormal, on native boundaries and far apart, at
+// each bound, just around it, and at random values.
+func TestClassicBucketOf(t *testing.T) {
+	lists := map[string][]float64{
+		"duration":  defaultDurationBuckets,
+		"size":      defaultSizeBuckets,
+		"nginx":     nginxBuckets,
+		"odd":       {-5, -0.5, 0, 0.125, 0.5, 0.7071067811865475, 1, 1, 3, 1e3},
+		"subnormal": {5e-324, 1e-320, 1e-310, 2.2250738585072014e-308},
+		"none":      {-1, 0},
+		"one":       {0.3},
+		"wide":      {1e-300, 1e300}, // too many keys past schema 1: no table
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var bad []string
+	for name, bounds := range lists {
+		for schema := int32(minSchema); schema <= maxSchema; schema++ {
+			s := histShape{bounds: bounds, schema: schema}
+			s.keyStart, s.keyLo, s.below = keyStarts(bounds, schema)
+			if s.keyStart == nil {
+				if name != "wide" && schema <= 3 || name == "wide" && schema < 2 {
+					bad = append(bad, fmt.Sprintf("%s schema %d: no table", name, schema))
+				}
+				continue
+			}
+			if name == "wide" && schema >= 2 {
+				bad = append(bad, fmt.Sprintf("%s schema %d: a table of %d keys", name, schema, len(s.keyStart)))
+			}
+			var vals []float64
+			for _, b := range bounds {
+				vals = append(vals, b, math.Nextafter(b, math.Inf(1)), math.Nextafter(b, math.Inf(-1)), b*1.01, b*0.99)
+			}
+			for range 2000 {
+				vals = append(vals, math.Ldexp(r.Float64(), r.IntN(2100)-1074))
+			}
+			vals = append(vals, math.SmallestNonzeroFloat64, math.MaxFloat64, math.Inf(1))
+			for _, v := range vals {
+				if !(v > 0) {
+					continue
+				}
+				if got, want := s.classicBucketOf(v, nativeKey(v, schema)), s.classicBucket(v); got != want {
+					bad = append(bad, fmt.Sprintf("%s schema %d value %g: bucket %d, want %d", name, schema, v, got, want))
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d mismatches, the first ones:\n%s", len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"))
+	}
 }

@@ -39,6 +39,24 @@ type histShape struct {
 	minReset      time.Duration
 	maxExemplars  int           // native exemplars kept
 	exemplarTTL   time.Duration // a native exemplar older than this is replaced first
+
+	// classicFrom finds the classic bucket of a positive value from its
+	// native key at schema (see classicBucketOf): keyStart[k-keyLo] is how
+	// many bounds lie below every value of native bucket k, below how many
+	// are not positive (for keys under keyLo); past the table, all. nil
+	// when the table would be too large (schema 8 over many decades).
+	keyStart []uint16
+	keyLo    int
+	below    int
+	// For observe's common case, when fast: fracs and fracStart are
+	// nativeBounds and keyTables at schema (above 0), fracShift leaves a
+	// mantissa's top schema+1 bits, and fastMax is maxBuckets (no limit:
+	// the most an int holds).
+	fast      bool
+	fracs     []float64
+	fracStart []uint16
+	fracShift uint
+	fastMax   int
 }
 
 // client_golang's defaults for what histogramOpts leaves unset.
@@ -86,8 +104,73 @@ func newHistShape(opts prometheus.HistogramOpts) histShape {
 		case s.maxExemplars < 0:
 			s.maxExemplars = 0
 		}
+		s.keyStart, s.keyLo, s.below = keyStarts(s.bounds, s.schema)
+		if s.schema > 0 && s.keyStart != nil {
+			s.fast = true
+			s.fracs, s.fracStart = nativeBounds[s.schema], keyTables[s.schema]
+			s.fracShift = uint(52 - s.schema - 1)
+			s.fastMax = s.maxBuckets
+			if s.fastMax <= 0 {
+				s.fastMax = math.MaxInt
+			}
+		}
 	}
 	return s
+}
+
+// maxKeyStarts bounds a shape's keyStart table (8 KiB). The default
+// buckets at schema 3 need about 160 entries.
+const maxKeyStarts = 4096
+
+// keyStarts builds histShape.keyStart. A bound whose native key is below
+// k is at most the lower end of bucket k, so below every value there; the
+// bounds of key k itself (one, rarely two) are left to a comparison.
+func keyStarts(bounds []float64, schema int32) (table []uint16, lo, below int) {
+	hi, positive := 0, false
+	for _, b := range bounds {
+		if b <= 0 {
+			below++
+			continue
+		}
+		k := nativeKey(b, schema)
+		if !positive {
+			lo, hi, positive = k, k, true
+		}
+		lo, hi = min(lo, k), max(hi, k)
+	}
+	if !positive {
+		// Every positive value is past all the bounds.
+		return []uint16{uint16(below)}, 0, below
+	}
+	if hi-lo+1 > maxKeyStarts || len(bounds) > math.MaxUint16 {
+		return nil, 0, 0
+	}
+	table = make([]uint16, hi-lo+1)
+	for k := range table {
+		n := 0
+		for _, b := range bounds {
+			if b <= 0 || nativeKey(b, schema) < lo+k {
+				n++
+			}
+		}
+		table[k] = uint16(n)
+	}
+	return table, lo, below
+}
+
+// classicBucketOf is classicBucket(v) for v > 0 (not NaN) of native key key
+// at s.schema, from s.keyStart.
+func (s *histShape) classicBucketOf(v float64, key int) int {
+	i := s.below
+	if k := key - s.keyLo; k >= len(s.keyStart) {
+		i = len(s.bounds)
+	} else if k >= 0 {
+		i = int(s.keyStart[k])
+	}
+	for i < len(s.bounds) && v > s.bounds[i] {
+		i++
+	}
+	return i
 }
 
 // schemaOf is the largest schema n in [-4, 8] whose bucket growth
@@ -210,6 +293,37 @@ func (h *histogram) start(s *histShape, now time.Time) {
 // observe adds v, and applies the bucket limit. It returns v's classic
 // bucket, for an exemplar. mu is the owner's (held), for a scheduled reset.
 func (h *histogram) observe(v float64, s *histShape, c *clock, mu *sync.Mutex) int {
+	// The common case in code without a call, so that the arguments are
+	// not spilled around one: a positive normal value (v > zeroThreshold
+	// keeps NaN out), at the initial schema, in a native bucket already
+	// populated, under the bucket limit (which it cannot reach, then). Its
+	// native key is nativeKey's computation with the shape's tables, and
+	// gives its classic bucket (see classicBucketOf).
+	bits := math.Float64bits(v)
+	if e := int(bits >> 52); v > s.zeroThreshold && uint(e-1) < 0x7fe && s.fast && h.schema == s.schema && h.pos.n+h.neg.n <= s.fastMax {
+		mant := bits & (1<<52 - 1)
+		frac := math.Float64frombits(mant | 1022<<52)
+		i := int(s.fracStart[mant>>(s.fracShift&63)])
+		for i < len(s.fracs) && s.fracs[i] < frac {
+			i++
+		}
+		key := i + (e-1023)*len(s.fracs)
+		if i := key - h.pos.base; uint(i) < uint(len(h.pos.counts)) && h.pos.counts[i] != 0 {
+			bucket := s.classicBucketOf(v, key)
+			if bucket < len(h.classic) {
+				h.classic[bucket]++
+			}
+			h.sum += v
+			h.pos.counts[i]++
+			h.count++
+			return bucket
+		}
+	}
+	return h.observeAny(v, s, c, mu)
+}
+
+// observeAny is observe for any value.
+func (h *histogram) observeAny(v float64, s *histShape, c *clock, mu *sync.Mutex) int {
 	bucket := s.classicBucket(v)
 	h.add(v, bucket, s)
 	if s.native && s.maxBuckets > 0 && v == v && h.pos.n+h.neg.n > s.maxBuckets {

@@ -104,46 +104,53 @@ func validVarName(s string) bool {
 	return true
 }
 
+// methodNames is the fixed set request methods fold onto, indexed by
+// methodIndex.
+var methodNames = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+	"PATCH", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", unknown, "other"}
+
 // foldMethod maps a request method onto a fixed set, so that garbage in the
 // request line cannot mint series.
-func foldMethod(m []byte) string {
+func foldMethod(m []byte) string { return methodNames[methodIndex(m)] }
+
+func methodIndex(m []byte) int {
 	switch string(m) {
 	case "GET":
-		return "GET"
+		return 0
 	case "HEAD":
-		return "HEAD"
+		return 1
 	case "POST":
-		return "POST"
+		return 2
 	case "PUT":
-		return "PUT"
+		return 3
 	case "DELETE":
-		return "DELETE"
+		return 4
 	case "CONNECT":
-		return "CONNECT"
+		return 5
 	case "OPTIONS":
-		return "OPTIONS"
+		return 6
 	case "TRACE":
-		return "TRACE"
+		return 7
 	case "PATCH":
-		return "PATCH"
+		return 8
 	case "PROPFIND":
-		return "PROPFIND"
+		return 9
 	case "PROPPATCH":
-		return "PROPPATCH"
+		return 10
 	case "MKCOL":
-		return "MKCOL"
+		return 11
 	case "COPY":
-		return "COPY"
+		return 12
 	case "MOVE":
-		return "MOVE"
+		return 13
 	case "LOCK":
-		return "LOCK"
+		return 14
 	case "UNLOCK":
-		return "UNLOCK"
+		return 15
 	case "":
-		return unknown
+		return 16
 	}
-	return "other"
+	return 17
 }
 
 // statusClass is "1xx".."5xx", or "unknown" for 0 (not logged) and codes
@@ -174,9 +181,13 @@ func appendStatus(dst []byte, s int) []byte {
 
 // formatInfo is what a Record's Format decides once rather than per line.
 type formatInfo struct {
-	f     *accesslog.Format
-	vhost string // vhost for lines that log none
-	slots []int  // variable slot per Requests.vars entry, -1 when not logged
+	f        *accesslog.Format
+	vhostKey []byte // vhost for lines that log none, encoded as in a series key
+	// vhostFixed is vhostKey when short enough (vhostShort), written
+	// without a copy.
+	vhostFixed fixedKey
+	vhostShort bool
+	slots      []int // variable slot per Requests.vars entry, -1 when not logged
 }
 
 // vhostList is metrics.vhosts: the vhosts that keep their name. Exact names

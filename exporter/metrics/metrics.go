@@ -11,13 +11,13 @@ package metrics
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
@@ -74,11 +74,13 @@ func DefaultVHost(fn func(f *accesslog.Format) string) Option {
 
 // Requests is the set of request metrics. Observe is safe for concurrent use.
 type Requests struct {
-	dims    []dim    // series key: the request labels, then what compat needs
-	nLabels int      // dims[:nLabels] are the request metrics' labels
-	vars    []string // variable names of var_NAME labels
-	hasVar  bool
-	compat  bool
+	dims    []dim // series key: the request labels, then what compat needs
+	nLabels int   // dims[:nLabels] are the request metrics' labels
+	// defaultKey: dims are the default labels, for putDefaultKey.
+	defaultKey bool
+	vars       []string // variable names of var_NAME labels
+	hasVar     bool
+	compat     bool
 	// exemplars attaches trace or request ids to the latency histograms.
 	exemplars bool
 	compatV   int // dims index of the vhost for compat metrics
@@ -95,6 +97,9 @@ type Requests struct {
 	router *router
 	vhosts *vhostList // nil: every vhost keeps its name
 	series seriesCache
+	// seed hashes series keys: the runtime's hash (AES-based where the
+	// CPU has it) costs half of xxhash's on keys this short.
+	seed maphash.Seed
 	// folded holds the label sets past max_series: unbounded labels
 	// __other__, method and status kept (see appendKey).
 	folded seriesCache
@@ -103,7 +108,10 @@ type Requests struct {
 
 	defaultVHost func(*accesslog.Format) string
 	formats      atomic.Pointer[[]*formatInfo]
-	formatsMu    sync.Mutex
+	// firstFormat is formats' first, most lines' format (often the only
+	// one), for a check without a call; before any, a Format of no Record.
+	firstFormat atomic.Pointer[formatInfo]
+	formatsMu   sync.Mutex
 }
 
 const (
@@ -156,12 +164,15 @@ func New(cfg config.Metrics, reg prometheus.Registerer, opts ...Option) (*Reques
 		vhosts:       vhosts,
 		defaultVHost: o.defaultVHost,
 	}
+	m.seed = maphash.MakeSeed()
+	m.firstFormat.Store(&formatInfo{f: new(accesslog.Format)})
 	m.series.init(int64(maxSeries))
 	m.folded.init(maxFolded)
 	if m.compat {
 		dims = m.compatDims(dims)
 	}
 	m.dims = dims
+	m.defaultKey = isDefaultKey(dims)
 	names := make([]string, m.nLabels)
 	for i := range names {
 		names[i] = dims[i].name
@@ -289,11 +300,7 @@ func orDefault(b, def []float64) []float64 {
 // Observe counts one parsed line. Values of -1 (not logged) are not observed.
 // It allocates nothing once the line's label set has been seen.
 func (m *Requests) Observe(r *accesslog.Record) {
-	// The key is built on the stack: cheaper than a sync.Pool, and workers
-	// share nothing. Only a key past 512 bytes (several long var_ labels)
-	// moves to the heap.
-	var kb [512]byte
-	s := m.lookup(m.appendKey(kb[:0], r, false), &kb, r)
+	s := m.seriesOf(r)
 
 	l := line{
 		v:  [nHists]float64{r.RequestTime, r.UpstreamResponseTime, float64(r.BodyBytes)},
@@ -335,78 +342,6 @@ func (m *Requests) Observe(r *accesslog.Record) {
 	}
 }
 
-// appendKey encodes the line's label values, each as a uvarint length and
-// the bytes, so that no value can run into the next. With fold, the labels
-// whose values come from the outside world unbounded (vhost, route,
-// upstream, host, var_NAME) are "__other__" and only those with a fixed set
-// of values (method, status, status_class) are kept: the key of the line's
-// label set once max_series is reached.
-func (m *Requests) appendKey(key []byte, r *accesslog.Record, fold bool) []byte {
-	var fi *formatInfo
-	for _, d := range m.dims {
-		if fold && d.kind.unbounded() {
-			key = appendString(key, overflow)
-			continue
-		}
-		switch d.kind {
-		case labelVHost:
-			if len(r.VHost) > 0 {
-				if m.vhosts == nil || m.vhosts.listed(r.VHost) {
-					key = appendValue(key, r.VHost)
-				} else {
-					key = appendString(key, unlisted)
-				}
-			} else {
-				if fi == nil {
-					fi = m.format(r.Format)
-				}
-				key = appendString(key, fi.vhost)
-			}
-		case labelMethod:
-			key = appendString(key, foldMethod(r.Method))
-		case labelStatus:
-			var b [8]byte
-			key = appendValue(key, appendStatus(b[:0], r.Status))
-		case labelStatusClass:
-			key = appendString(key, statusClass(r.Status))
-		case labelRoute:
-			// Declared here, the buffer is zeroed only for the route label.
-			var route [maxRouteLen + 8]byte
-			key = appendValue(key, m.router.appendRoute(route[:0], r.Path))
-		case labelUpstream:
-			key = appendOr(key, r.UpstreamAddr, none)
-		case labelHost:
-			key = appendOr(key, r.Host, none)
-		case labelVar:
-			if fi == nil {
-				fi = m.format(r.Format)
-			}
-			key = appendOr(key, r.Var(fi.slots[d.v]), none)
-		}
-	}
-	return key
-}
-
-func appendValue(key, v []byte) []byte {
-	if len(v) > maxValueLen {
-		v = v[:maxValueLen]
-	}
-	key = binary.AppendUvarint(key, uint64(len(v)))
-	return append(key, v...)
-}
-
-func appendString(key []byte, v string) []byte {
-	key = binary.AppendUvarint(key, uint64(len(v)))
-	return append(key, v...)
-}
-
-func appendOr(key, v []byte, def string) []byte {
-	if len(v) == 0 {
-		return appendString(key, def)
-	}
-	return appendValue(key, v)
-}
-
 // format returns what is cached for f: a copy-on-write list scanned by
 // pointer, since a pipeline has a handful of formats.
 func (m *Requests) format(f *accesslog.Format) *formatInfo {
@@ -431,11 +366,16 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 			list = append(list, *p...)
 		}
 	}
-	fi := &formatInfo{f: f, vhost: unknown, slots: make([]int, len(m.vars))}
+	vhost := unknown
 	if m.defaultVHost != nil {
 		if v := m.defaultVHost(f); v != "" {
-			fi.vhost = v
+			vhost = v
 		}
+	}
+	fi := &formatInfo{f: f, vhostKey: binary.AppendUvarint(nil, uint64(len(vhost))), slots: make([]int, len(m.vars))}
+	fi.vhostKey = append(fi.vhostKey, vhost...)
+	if len(vhost) < keySlack {
+		fi.vhostFixed, fi.vhostShort = newFixedKey(vhost), true
 	}
 	for i, v := range m.vars {
 		fi.slots[i] = -1
@@ -445,6 +385,7 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 	}
 	list = append(list, fi)
 	m.formats.Store(&list)
+	m.firstFormat.Store(list[0])
 	return fi
 }
 
@@ -454,7 +395,7 @@ func (m *Requests) format(f *accesslog.Format) *formatInfo {
 // every label set.
 type series struct {
 	key       string
-	next      *series // same 64-bit hash, different key
+	hash      uint64 // of key, in its seriesCache
 	overflow  bool
 	labels    []string // request metric label values
 	nginxHost []string // compat histogram label value
@@ -545,10 +486,9 @@ func (s *series) observer(p *atomic.Pointer[observer], vec *prometheus.Histogram
 const maxFolded = 1000
 
 // lookup returns the series of key, creating it while under the limit, and
-// past the limit the series of r's folded label set (see appendKey), built
-// in buf.
-func (m *Requests) lookup(key []byte, buf *[512]byte, r *accesslog.Record) *series {
-	h := xxhash.Sum64(key)
+// past the limit the series of r's folded label set (see putKey).
+func (m *Requests) lookup(key []byte, r *accesslog.Record) *series {
+	h := maphash.Bytes(m.seed, key)
 	if s := m.series.get(h, key); s != nil {
 		return s
 	}
@@ -557,8 +497,14 @@ func (m *Requests) lookup(key []byte, buf *[512]byte, r *accesslog.Record) *seri
 			return s
 		}
 	}
-	key = m.appendKey(buf[:0], r, true)
-	h = xxhash.Sum64(key)
+	return m.foldedSeries(r)
+}
+
+// foldedSeries is lookup past the limit.
+func (m *Requests) foldedSeries(r *accesslog.Record) *series {
+	var kb [keyLarge]byte
+	key := m.longKey(kb[:], r, true)
+	h := maphash.Bytes(m.seed, key)
 	if s := m.folded.get(h, key); s != nil {
 		return s
 	}
@@ -615,8 +561,9 @@ func (m *Requests) build(vals []string) *series {
 }
 
 // seriesCache maps a label-set key to its series. Reads are one atomic load
-// and a map lookup in a shard chosen by the hash; writers copy the shard's
-// map, which is cheap because they are bounded by the series limit.
+// and a probe of an open-addressed table in a shard chosen by the hash
+// (cheaper than a Go map's lookup); writers copy the shard's table, which
+// is cheap because they are bounded by the series limit.
 type seriesCache struct {
 	shards [seriesShards]seriesShard
 	n      atomic.Int64
@@ -626,25 +573,44 @@ type seriesCache struct {
 const seriesShards = 64
 
 type seriesShard struct {
-	m  atomic.Pointer[map[uint64]*series]
+	t  atomic.Pointer[seriesTable]
 	mu sync.Mutex
 	_  [48]byte // keep shards on separate cache lines
+}
+
+// seriesTable holds series by hash with linear probing, at most half
+// full. It is never written once published.
+type seriesTable struct {
+	slots []*series // a power of two of them
+	n     int
 }
 
 func (c *seriesCache) init(max int64) {
 	c.max = max
 	for i := range c.shards {
-		empty := map[uint64]*series{}
-		c.shards[i].m.Store(&empty)
+		c.shards[i].t.Store(&seriesTable{slots: make([]*series, 8)})
 	}
 }
 
 func (c *seriesCache) get(h uint64, key []byte) *series {
-	s := (*c.shards[h%seriesShards].m.Load())[h]
-	for s != nil && s.key != string(key) {
-		s = s.next
+	t := c.shards[h%seriesShards].t.Load()
+	mask := uint64(len(t.slots) - 1)
+	// The shard took the hash's low bits; the slot takes the next ones.
+	for i := h / seriesShards & mask; ; i = (i + 1) & mask {
+		if s := t.slots[i]; s == nil || s.hash == h && s.key == string(key) {
+			return s
+		}
 	}
-	return s
+}
+
+func (t *seriesTable) insert(s *series) {
+	mask := uint64(len(t.slots) - 1)
+	i := s.hash / seriesShards & mask
+	for t.slots[i] != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = s
+	t.n++
 }
 
 func (c *seriesCache) full() bool { return c.n.Load() >= c.max }
@@ -663,13 +629,19 @@ func (c *seriesCache) add(h uint64, key []byte, m *Requests, folded bool) *serie
 		return nil
 	}
 	s := m.newSeries(key, folded)
-	old := *sh.m.Load()
-	next := make(map[uint64]*series, len(old)+1)
-	for k, v := range old {
-		next[k] = v
+	s.hash = h
+	old := sh.t.Load()
+	size := len(old.slots)
+	if 2*(old.n+1) > size {
+		size *= 2
 	}
-	s.next = old[h]
-	next[h] = s
-	sh.m.Store(&next)
+	next := &seriesTable{slots: make([]*series, size)}
+	for _, x := range old.slots {
+		if x != nil {
+			next.insert(x)
+		}
+	}
+	next.insert(s)
+	sh.t.Store(next)
 	return s
 }
