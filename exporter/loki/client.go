@@ -313,11 +313,16 @@ type sender struct {
 	ids    []int32  // position -> stream id
 	counts []int    // position -> entries, then where its entries start in order
 	sizes  []int    // position -> size of the Stream message
-	labels []string // position -> label set
-	order  []int    // entry indexes grouped by position
-	raw    []byte   // the protobuf body
-	body   []byte   // raw, snappy-compressed
-	idxBuf []int
+	esz    []uint32 // entry index -> size of its Entry message
+	// the last Timestamp.seconds written, as its tag and varint
+	lastSec int64
+	secWord uint64
+	secLen  int
+	labels  []string // position -> label set
+	order   []int    // entry indexes grouped by position
+	raw     []byte   // the protobuf body
+	body    []byte   // raw, snappy-compressed
+	idxBuf  []int
 }
 
 // deliver pushes b until every entry is acknowledged, rejected or dropped;

@@ -59,6 +59,11 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 		s.pos[id] = -1
 	}
 	s.ids, s.counts, s.sizes = s.ids[:0], s.counts[:0], s.sizes[:0]
+	// Entry sizes by entry index, kept for pass 2's length prefixes.
+	if cap(s.esz) < len(b.entries) {
+		s.esz = make([]uint32, len(b.entries))
+	}
+	s.esz = s.esz[:len(b.entries)]
 	for _, i := range idx {
 		e := &b.entries[i]
 		for int(e.stream) >= len(s.pos) {
@@ -73,7 +78,9 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 			s.sizes = append(s.sizes, 0)
 		}
 		s.counts[p]++
-		s.sizes[p] += field(s.entrySize(b, e))
+		n := s.entrySize(b, e)
+		s.esz[i] = uint32(n)
+		s.sizes[p] += field(n)
 	}
 	total := 0
 	for p, id := range s.ids {
@@ -98,28 +105,31 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 		s.counts[p]++
 	}
 
-	// Pass 2: write forward into a buffer that has room for all of it.
-	if cap(dst)-len(dst) < total {
-		grown := make([]byte, len(dst), len(dst)+total+total/4)
+	// Pass 2: write forward into a buffer that has room for all of it,
+	// plus slack for putEntry's 8-byte stores past the last byte.
+	if cap(dst)-len(dst) < total+slack {
+		grown := make([]byte, len(dst), len(dst)+total+total/4+slack)
 		copy(grown, dst)
 		dst = grown
 	}
 	want := len(dst) + total
+	buf := dst[:cap(dst)]
+	w := len(dst)
+	s.lastSec = 0
 	next := 0
 	for p := range s.ids {
-		dst = append(dst, tagStreams)
-		dst = binary.AppendUvarint(dst, uint64(s.sizes[p]))
-		dst = appendString(dst, tagLabels, s.labels[p])
+		buf[w] = tagStreams
+		w = putUvarint(buf, w+1, uint64(s.sizes[p]))
+		w = len(appendString(buf[:w], tagLabels, s.labels[p]))
 		for ; next < s.counts[p]; next++ {
-			e := &b.entries[s.order[next]]
-			dst = append(dst, tagEntries)
-			dst = binary.AppendUvarint(dst, uint64(s.entrySize(b, e)))
-			dst = s.appendEntry(dst, b, e)
+			i := s.order[next]
+			w = s.putEntry(buf, w, b, &b.entries[i], s.esz[i])
 		}
 	}
-	if len(dst) != want {
+	if w != want {
 		panic("loki: push body size mismatch") // sizes and writes disagree: a bug
 	}
+	dst = buf[:w]
 	clear(s.labels) // do not keep label strings alive between pushes
 	return dst
 }
@@ -141,32 +151,70 @@ func (s *sender) entrySize(b *batch, e *entry) int {
 	return n
 }
 
-func (s *sender) appendEntry(dst []byte, b *batch, e *entry) []byte {
+// slack is the room putEntry may write past the body's end: one 8-byte
+// store of the seconds' varint.
+const slack = 8
+
+// putEntry writes e's Entry field, its message size being size, at
+// buf[w:] and returns where it ends. Entries of one push mostly share
+// their second, so its varint is kept and written with one store.
+func (s *sender) putEntry(buf []byte, w int, b *batch, e *entry, size uint32) int {
 	sec, nsec := splitTime(e.ts)
-	dst = append(dst, tagTime)
-	dst = binary.AppendUvarint(dst, uint64(timestampSize(e.ts)))
+	buf[w] = tagEntries
+	w = putUvarint(buf, w+1, uint64(size))
+	buf[w] = tagTime
+	buf[w+1] = byte(splitSize(sec, nsec)) // at most 17: one byte
+	w += 2
 	if sec != 0 {
-		dst = append(dst, tagSeconds)
-		dst = binary.AppendUvarint(dst, uint64(sec))
+		if sec != s.lastSec {
+			var v [16]byte
+			v[0] = tagSeconds
+			s.secLen = putUvarint(v[:], 1, uint64(sec))
+			s.secWord = binary.LittleEndian.Uint64(v[:8])
+			if s.secLen > 8 {
+				s.secLen = 0 // before 1970 or after 2106: written each time
+			}
+			s.lastSec = sec
+		}
+		if s.secLen > 0 {
+			binary.LittleEndian.PutUint64(buf[w:w+8], s.secWord)
+			w += s.secLen
+		} else {
+			buf[w] = tagSeconds
+			w = putUvarint(buf, w+1, uint64(sec))
+		}
 	}
 	if nsec != 0 {
-		dst = append(dst, tagNanos)
-		dst = binary.AppendUvarint(dst, uint64(nsec))
+		buf[w] = tagNanos
+		w = putUvarint(buf, w+1, uint64(nsec))
 	}
 	if e.n > 0 {
-		dst = append(dst, tagLine)
-		dst = binary.AppendUvarint(dst, uint64(e.n))
-		dst = append(dst, b.buf[e.off:e.off+e.n]...)
+		buf[w] = tagLine
+		w = putUvarint(buf, w+1, uint64(e.n))
+		w += copy(buf[w:], b.buf[e.off:e.off+e.n])
 	}
 	if s.c.meta {
+		dst := buf[:w]
 		dst = appendPair(dst, "topic", b.topics[e.topic])
 		dst = appendNumberPair(dst, "partition", int64(e.partition))
 		dst = appendNumberPair(dst, "offset", e.offset)
 		if e.traceN > 0 {
 			dst = appendPair(dst, "trace_id", b.trace(e))
 		}
+		w = len(dst)
 	}
-	return dst
+	return w
+}
+
+// putUvarint writes v at buf[w:] and returns where it ends.
+func putUvarint(buf []byte, w int, v uint64) int {
+	for v >= 0x80 {
+		buf[w] = byte(v) | 0x80
+		v >>= 7
+		w++
+	}
+	buf[w] = byte(v)
+	return w + 1
 }
 
 // splitTime is what time.Unix(0, ts) holds as Unix() and Nanosecond().
@@ -178,8 +226,9 @@ func splitTime(ts int64) (sec int64, nsec int64) {
 	return sec, nsec
 }
 
-func timestampSize(ts int64) int {
-	sec, nsec := splitTime(ts)
+func timestampSize(ts int64) int { return splitSize(splitTime(ts)) }
+
+func splitSize(sec, nsec int64) int {
 	n := 0
 	if sec != 0 {
 		n += 1 + uvarintLen(uint64(sec))
