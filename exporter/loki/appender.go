@@ -39,13 +39,20 @@ type Appender struct {
 	mu        sync.Mutex
 	b         *batch // open batch; nil when none
 	ack       Acker
+	retained  bool // ack is retained by b
 	topic     string
 	partition int32
 
-	key    []byte
-	lastK  []byte
-	lastID int32
-	ids    map[string]int32
+	// The last line's stream, compared field by field: consecutive lines
+	// mostly share it, and building its key costs more than the compare.
+	lastOK    bool
+	lastHost  []byte
+	lastVHost []byte
+	lastU     bool
+	lastID    int32
+
+	key []byte
+	ids map[string]int32
 }
 
 // Append adds the lines of one source: lines calls Add for each. The
@@ -56,6 +63,7 @@ func (a *Appender) Append(topic string, partition int32, ack Acker, lines func()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.topic, a.partition, a.ack = topic, partition, ack
+	a.retained = a.b != nil && a.b.lastAck == ack
 	defer func() { a.ack = nil }()
 	lines()
 }
@@ -76,22 +84,7 @@ func (a *Appender) Add(l *Line) {
 		line = truncate(line, a.c.maxLine)
 		a.c.m.truncated.Inc()
 	}
-	a.key = a.c.streams.key(a.key, l.Host, l.VHost, l.Unparsed)
-	var id int32
-	if string(a.key) == string(a.lastK) && a.lastK != nil {
-		id = a.lastID
-	} else {
-		var ok bool
-		if id, ok = a.ids[string(a.key)]; !ok {
-			id = a.c.streams.id(a.key)
-			if len(a.ids) >= 4*a.c.cfg.Labels.MaxStreams+16 {
-				clear(a.ids)
-			}
-			a.ids[string(a.key)] = id
-		}
-		a.lastK = append(a.lastK[:0], a.key...)
-		a.lastID = id
-	}
+	id := a.stream(l)
 
 	b := a.b
 	if b != nil && len(b.buf)+len(line) > a.c.maxBytes && len(b.entries) > 0 {
@@ -102,10 +95,11 @@ func (a *Appender) Add(l *Line) {
 		b = a.c.newBatch()
 		a.b = b
 	}
-	if a.ack != nil && b.lastAck != a.ack {
+	if a.ack != nil && !a.retained {
 		a.ack.Retain()
 		b.acks = append(b.acks, a.ack)
 		b.lastAck = a.ack
+		a.retained = true
 	}
 	ts := l.Time.UnixNano()
 	if ts%1e6 == 0 {
@@ -132,6 +126,39 @@ func (a *Appender) Add(l *Line) {
 	}
 }
 
+// stream returns the stream id of l's labels.
+func (a *Appender) stream(l *Line) int32 {
+	cfg := &a.c.streams.cfg
+	var host, vhost []byte
+	if cfg.Host {
+		host = clip(l.Host)
+	}
+	if cfg.VHost {
+		vhost = clip(l.VHost)
+	}
+	u := cfg.ParseStatus && l.Unparsed
+	if a.lastOK && u == a.lastU && same(host, a.lastHost) && same(vhost, a.lastVHost) {
+		return a.lastID
+	}
+	a.key = a.c.streams.key(a.key, host, vhost, u)
+	id, ok := a.ids[string(a.key)]
+	if !ok {
+		id = a.c.streams.id(a.key)
+		if len(a.ids) >= 4*a.c.cfg.Labels.MaxStreams+16 {
+			clear(a.ids)
+		}
+		a.ids[string(a.key)] = id
+	}
+	a.lastOK, a.lastU, a.lastID = true, u, id
+	a.lastHost = append(a.lastHost[:0], host...)
+	a.lastVHost = append(a.lastVHost[:0], vhost...)
+	return id
+}
+
+func same(x, y []byte) bool {
+	return len(x) == len(y) && (len(x) == 0 || string(x) == string(y))
+}
+
 // seal queues the open batch for pushing. a.mu is held.
 func (a *Appender) seal() {
 	if a.b == nil {
@@ -140,6 +167,7 @@ func (a *Appender) seal() {
 	b := a.b
 	a.b = nil
 	b.lastAck = nil
+	a.retained = false
 	a.c.enqueue(b)
 }
 
