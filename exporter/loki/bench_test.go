@@ -12,6 +12,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/s2"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
 )
 
@@ -101,15 +102,22 @@ func BenchmarkPushThroughput(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
 }
 
-// benchBatch is a sealed batch of n lines over two streams, as Add builds it.
-func benchBatch(b testing.TB, meta bool, n int) (*Client, *batch) {
+// unsentClient is a client whose pushes go nowhere, for tests that take
+// its batches off the queue themselves.
+func unsentClient(t testing.TB, maxBytes config.ByteSize, meta bool) *Client {
 	cfg := testConfig("http://127.0.0.1:1")
-	cfg.Batch.MaxBytes = 64 << 20
+	cfg.Batch.MaxBytes = maxBytes
 	cfg.StructuredMetadata = meta
 	c, err := New(cfg, Options{})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
+	return c
+}
+
+// benchBatch is a sealed batch of n lines over two streams, as Add builds it.
+func benchBatch(b testing.TB, meta bool, n int) (*Client, *batch) {
+	c := unsentClient(b, 64<<20, meta)
 	a := c.NewAppender()
 	// Distinct realistic lines: snappy's cost depends on what it finds.
 	g, err := loggen.New(loggen.Seed(7), loggen.WithFormat(loggen.MainTimed))

@@ -318,11 +318,16 @@ type sender struct {
 	lastSec int64
 	secWord uint64
 	secLen  int
-	labels  []string // position -> label set
-	order   []int    // entry indexes grouped by position
-	raw     []byte   // the protobuf body
-	body    []byte   // raw, snappy-compressed
-	idxBuf  []int
+	// the last entry's topic and partition pairs, encoded
+	tp          []byte
+	tpOK        bool
+	tpTopic     uint16
+	tpPartition int32
+	labels      []string // position -> label set
+	order       []int    // entry indexes grouped by position
+	raw         []byte   // the protobuf body
+	body        []byte   // raw, snappy-compressed
+	idxBuf      []int
 }
 
 // deliver pushes b until every entry is acknowledged, rejected or dropped;

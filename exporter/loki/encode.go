@@ -58,6 +58,7 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 	for _, id := range s.ids {
 		s.pos[id] = -1
 	}
+	s.tpOK = false // topic indexes are the batch's
 	s.ids, s.counts, s.sizes = s.ids[:0], s.counts[:0], s.sizes[:0]
 	// Entry sizes by entry index, kept for pass 2's length prefixes.
 	if cap(s.esz) < len(b.entries) {
@@ -141,8 +142,7 @@ func (s *sender) entrySize(b *batch, e *entry) int {
 		n += field(int(e.n))
 	}
 	if s.c.meta {
-		n += field(pairSize(len("topic"), len(b.topics[e.topic])))
-		n += field(pairSize(len("partition"), decimalLen(int64(e.partition))))
+		n += len(s.topicPartition(b, e))
 		n += field(pairSize(len("offset"), decimalLen(e.offset)))
 		if e.traceN > 0 {
 			n += field(pairSize(len("trace_id"), int(e.traceN)))
@@ -194,16 +194,30 @@ func (s *sender) putEntry(buf []byte, w int, b *batch, e *entry, size uint32) in
 		w += copy(buf[w:], b.buf[e.off:e.off+e.n])
 	}
 	if s.c.meta {
-		dst := buf[:w]
-		dst = appendPair(dst, "topic", b.topics[e.topic])
-		dst = appendNumberPair(dst, "partition", int64(e.partition))
-		dst = appendNumberPair(dst, "offset", e.offset)
-		if e.traceN > 0 {
-			dst = appendPair(dst, "trace_id", b.trace(e))
-		}
-		w = len(dst)
+		w = s.putMetadata(buf, w, b, e)
 	}
 	return w
+}
+
+// putMetadata writes e's structured metadata at buf[w:].
+func (s *sender) putMetadata(buf []byte, w int, b *batch, e *entry) int {
+	w += copy(buf[w:], s.topicPartition(b, e))
+	dst := appendNumberPair(buf[:w], "offset", e.offset)
+	if e.traceN > 0 {
+		dst = appendPair(dst, "trace_id", b.trace(e))
+	}
+	return len(dst)
+}
+
+// topicPartition is e's topic and partition metadata pairs, encoded. Most
+// entries of a push share them, so the last ones are kept.
+func (s *sender) topicPartition(b *batch, e *entry) []byte {
+	if !s.tpOK || e.topic != s.tpTopic || e.partition != s.tpPartition {
+		s.tp = appendPair(s.tp[:0], "topic", b.topics[e.topic])
+		s.tp = appendNumberPair(s.tp, "partition", int64(e.partition))
+		s.tpOK, s.tpTopic, s.tpPartition = true, e.topic, e.partition
+	}
+	return s.tp
 }
 
 // putUvarint writes v at buf[w:] and returns where it ends.
@@ -256,18 +270,24 @@ func pairSize(name, value int) int {
 	return n
 }
 
+// decimalLen is len(strconv.FormatInt(v, 10)).
 func decimalLen(v int64) int {
 	n := 1
 	u := uint64(v)
 	if v < 0 {
-		n, u = 2, uint64(-v)
+		n, u = 2, -u
 	}
-	for u >= 10 {
-		u /= 10
-		n++
+	u |= 1 // 0 has one digit, like 1
+	// floor(log10(u)) is t or t-1, with t from the bit length.
+	t := bits.Len64(u) * 1233 >> 12
+	if u < pow10[t] {
+		t--
 	}
-	return n
+	return n + t
 }
+
+var pow10 = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
 
 func appendString(dst []byte, tag byte, v string) []byte {
 	if v == "" {
