@@ -53,6 +53,9 @@ type Appender struct {
 
 	key []byte
 	ids map[string]int32
+
+	w  entryWriter
+	tp []byte // the topic and partition metadata pairs, encoded
 }
 
 // Append adds the lines of one source: lines calls Add for each. The
@@ -64,6 +67,10 @@ func (a *Appender) Append(topic string, partition int32, ack Acker, lines func()
 	defer a.mu.Unlock()
 	a.topic, a.partition, a.ack = topic, partition, ack
 	a.retained = a.b != nil && a.b.lastAck == ack
+	if a.c.meta {
+		a.tp = appendPair(a.tp[:0], "topic", topic)
+		a.tp = appendNumberPair(a.tp, "partition", int64(partition))
+	}
 	defer func() { a.ack = nil }()
 	lines()
 }
@@ -87,7 +94,7 @@ func (a *Appender) Add(l *Line) {
 	id := a.stream(l)
 
 	b := a.b
-	if b != nil && len(b.buf)+len(line) > a.c.maxBytes && len(b.entries) > 0 {
+	if b != nil && b.lineBytes+int64(len(line)) > int64(a.c.maxBytes) && len(b.entries) > 0 {
 		a.seal()
 		b = nil
 	}
@@ -109,19 +116,20 @@ func (a *Appender) Add(l *Line) {
 		}
 		ts += off
 	}
-	e := entry{ts: ts, off: uint32(len(b.buf)), n: uint32(len(line)), stream: id, partition: a.partition, offset: l.Offset}
-	b.buf = append(b.buf, line...)
+	e := entry{ts: ts, n: uint32(len(line)), stream: id, partition: a.partition, offset: l.Offset}
+	var trace []byte
 	if a.c.meta {
 		e.topic = b.topicIndex(a.topic)
 		if len(l.TraceID) > 0 {
-			e.traceOff, e.traceN = uint32(len(b.buf)), uint16(min(len(l.TraceID), 64))
-			b.buf = append(b.buf, l.TraceID[:e.traceN]...)
+			trace = l.TraceID[:min(len(l.TraceID), 64)]
+			e.traceN = uint16(len(trace))
 		}
 	}
+	a.w.put(b, &e, line, a.tp, trace)
 	b.entries = append(b.entries, e)
 	b.lineBytes += int64(len(line))
 	a.c.inflight.Add(int64(len(line)))
-	if len(b.buf) >= a.c.maxBytes {
+	if b.lineBytes >= int64(a.c.maxBytes) {
 		a.seal()
 	}
 }

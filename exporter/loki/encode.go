@@ -3,17 +3,21 @@ package loki
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 )
 
 // The push body is Loki's PushRequest (github.com/grafana/loki/pkg/push)
-// in protobuf, written here straight from a batch's entries into one
-// reused buffer, byte for byte what the wire types' Marshal writes
+// in protobuf, byte for byte what the wire types' Marshal writes
 // (TestEncodeMatchesWireTypes, FuzzEncodeMatchesWireTypes): building
 // PushRequest values first cost a copy of every entry and two passes of
-// the gogo marshaller. Field numbers and order, from push.proto:
+// the gogo marshaller. Add writes each line as its whole Entry field into
+// the batch (entryWriter), so the push only groups those by stream behind
+// their Stream headers, into one reused buffer. Field numbers and order,
+// from push.proto:
 //
 //	PushRequest { repeated Stream streams = 1; }
 //	Stream      { string labels = 1; repeated Entry entries = 2; }   (hash = 3 unset)
@@ -53,18 +57,12 @@ func (s *sender) encode(b *batch, idx []int) {
 // the order their first entry appears, each stream's entries in batch order.
 func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 	c := s.c
-	// Pass 1: group by stream and size every message, so that each length
-	// prefix can be written before its message.
+	// Pass 1: group by stream and size every Stream message, so that each
+	// length prefix can be written before its message.
 	for _, id := range s.ids {
 		s.pos[id] = -1
 	}
-	s.tpOK = false // topic indexes are the batch's
 	s.ids, s.counts, s.sizes = s.ids[:0], s.counts[:0], s.sizes[:0]
-	// Entry sizes by entry index, kept for pass 2's length prefixes.
-	if cap(s.esz) < len(b.entries) {
-		s.esz = make([]uint32, len(b.entries))
-	}
-	s.esz = s.esz[:len(b.entries)]
 	for _, i := range idx {
 		e := &b.entries[i]
 		for int(e.stream) >= len(s.pos) {
@@ -79,9 +77,7 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 			s.sizes = append(s.sizes, 0)
 		}
 		s.counts[p]++
-		n := s.entrySize(b, e)
-		s.esz[i] = uint32(n)
-		s.sizes[p] += field(n)
+		s.sizes[p] += int(e.msgN)
 	}
 	total := 0
 	for p, id := range s.ids {
@@ -106,25 +102,23 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 		s.counts[p]++
 	}
 
-	// Pass 2: write forward into a buffer that has room for all of it,
-	// plus slack for putEntry's 8-byte stores past the last byte.
-	if cap(dst)-len(dst) < total+slack {
-		grown := make([]byte, len(dst), len(dst)+total+total/4+slack)
+	// Pass 2: write forward into a buffer that has room for all of it.
+	if cap(dst)-len(dst) < total {
+		grown := make([]byte, len(dst), len(dst)+total+total/4)
 		copy(grown, dst)
 		dst = grown
 	}
 	want := len(dst) + total
 	buf := dst[:cap(dst)]
 	w := len(dst)
-	s.lastSec = 0
 	next := 0
 	for p := range s.ids {
 		buf[w] = tagStreams
 		w = putUvarint(buf, w+1, uint64(s.sizes[p]))
 		w = len(appendString(buf[:w], tagLabels, s.labels[p]))
 		for ; next < s.counts[p]; next++ {
-			i := s.order[next]
-			w = s.putEntry(buf, w, b, &b.entries[i], s.esz[i])
+			e := &b.entries[s.order[next]]
+			w += copy(buf[w:], b.buf[e.msgOff:e.msgOff+e.msgN])
 		}
 	}
 	if w != want {
@@ -135,50 +129,61 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 	return dst
 }
 
-// entrySize is the size of e's Entry message.
-func (s *sender) entrySize(b *batch, e *entry) int {
-	n := field(timestampSize(e.ts))
-	if e.n > 0 {
-		n += field(int(e.n))
-	}
-	if s.c.meta {
-		n += len(s.topicPartition(b, e))
-		n += field(pairSize(len("offset"), decimalLen(e.offset)))
-		if e.traceN > 0 {
-			n += field(pairSize(len("trace_id"), int(e.traceN)))
-		}
-	}
-	return n
+// entryWriter writes Entry fields of the push body into a batch.
+type entryWriter struct {
+	// the last Timestamp.seconds written, as its tag and varint: lines
+	// mostly share their second, so its varint is written with one store
+	lastSec int64
+	secWord uint64
+	secLen  int
 }
 
-// slack is the room putEntry may write past the body's end: one 8-byte
-// store of the seconds' varint.
+// slack is the room put may write past an entry's end: one 8-byte store
+// of the seconds' varint.
 const slack = 8
 
-// putEntry writes e's Entry field, its message size being size, at
-// buf[w:] and returns where it ends. Entries of one push mostly share
-// their second, so its varint is kept and written with one store.
-func (s *sender) putEntry(buf []byte, w int, b *batch, e *entry, size uint32) int {
+// put appends e's Entry field to b.buf: its timestamp, line and, with
+// tp not empty, the structured metadata (tp, the offset, the trace id). It
+// sets e's msgOff, msgN and off.
+func (ew *entryWriter) put(b *batch, e *entry, line, tp, trace []byte) {
 	sec, nsec := splitTime(e.ts)
+	tsSize := splitSize(sec, nsec) // at most 17: one byte
+	size := 2 + tsSize
+	if len(line) > 0 {
+		size += field(len(line))
+	}
+	if len(tp) > 0 {
+		size += len(tp) + field(pairSize(len("offset"), decimalLen(e.offset)))
+		if len(trace) > 0 {
+			size += field(pairSize(len("trace_id"), len(trace)))
+		}
+	}
+	buf := b.buf
+	if need := 1 + binary.MaxVarintLen32 + size + slack; cap(buf)-len(buf) < need {
+		buf = slices.Grow(buf, need+cap(buf)/4)
+	}
+	w := len(buf)
+	e.msgOff = uint32(w)
+	buf = buf[:cap(buf)]
 	buf[w] = tagEntries
 	w = putUvarint(buf, w+1, uint64(size))
 	buf[w] = tagTime
-	buf[w+1] = byte(splitSize(sec, nsec)) // at most 17: one byte
+	buf[w+1] = byte(tsSize)
 	w += 2
 	if sec != 0 {
-		if sec != s.lastSec {
+		if sec != ew.lastSec || ew.secLen == 0 {
 			var v [16]byte
 			v[0] = tagSeconds
-			s.secLen = putUvarint(v[:], 1, uint64(sec))
-			s.secWord = binary.LittleEndian.Uint64(v[:8])
-			if s.secLen > 8 {
-				s.secLen = 0 // before 1970 or after 2106: written each time
+			ew.secLen = putUvarint(v[:], 1, uint64(sec))
+			ew.secWord = binary.LittleEndian.Uint64(v[:8])
+			if ew.secLen > 8 {
+				ew.secLen = 0 // before 1970 or after 2106: written each time
 			}
-			s.lastSec = sec
+			ew.lastSec = sec
 		}
-		if s.secLen > 0 {
-			binary.LittleEndian.PutUint64(buf[w:w+8], s.secWord)
-			w += s.secLen
+		if ew.secLen > 0 {
+			binary.LittleEndian.PutUint64(buf[w:w+8], ew.secWord)
+			w += ew.secLen
 		} else {
 			buf[w] = tagSeconds
 			w = putUvarint(buf, w+1, uint64(sec))
@@ -188,36 +193,23 @@ func (s *sender) putEntry(buf []byte, w int, b *batch, e *entry, size uint32) in
 		buf[w] = tagNanos
 		w = putUvarint(buf, w+1, uint64(nsec))
 	}
-	if e.n > 0 {
+	if len(line) > 0 {
 		buf[w] = tagLine
-		w = putUvarint(buf, w+1, uint64(e.n))
-		w += copy(buf[w:], b.buf[e.off:e.off+e.n])
+		w = putUvarint(buf, w+1, uint64(len(line)))
+		e.off = uint32(w)
+		w += copy(buf[w:], line)
 	}
-	if s.c.meta {
-		w = s.putMetadata(buf, w, b, e)
+	if len(tp) > 0 {
+		w += copy(buf[w:], tp)
+		dst := appendNumberPair(buf[:w], "offset", e.offset)
+		if len(trace) > 0 {
+			dst = appendPair(dst, "trace_id", bytesString(trace))
+			e.traceOff = uint32(len(dst) - len(trace))
+		}
+		w = len(dst)
 	}
-	return w
-}
-
-// putMetadata writes e's structured metadata at buf[w:].
-func (s *sender) putMetadata(buf []byte, w int, b *batch, e *entry) int {
-	w += copy(buf[w:], s.topicPartition(b, e))
-	dst := appendNumberPair(buf[:w], "offset", e.offset)
-	if e.traceN > 0 {
-		dst = appendPair(dst, "trace_id", b.trace(e))
-	}
-	return len(dst)
-}
-
-// topicPartition is e's topic and partition metadata pairs, encoded. Most
-// entries of a push share them, so the last ones are kept.
-func (s *sender) topicPartition(b *batch, e *entry) []byte {
-	if !s.tpOK || e.topic != s.tpTopic || e.partition != s.tpPartition {
-		s.tp = appendPair(s.tp[:0], "topic", b.topics[e.topic])
-		s.tp = appendNumberPair(s.tp, "partition", int64(e.partition))
-		s.tpOK, s.tpTopic, s.tpPartition = true, e.topic, e.partition
-	}
-	return s.tp
+	e.msgN = uint32(w) - e.msgOff
+	b.buf = buf[:w]
 }
 
 // putUvarint writes v at buf[w:] and returns where it ends.
@@ -239,8 +231,6 @@ func splitTime(ts int64) (sec int64, nsec int64) {
 	}
 	return sec, nsec
 }
-
-func timestampSize(ts int64) int { return splitSize(splitTime(ts)) }
 
 func splitSize(sec, nsec int64) int {
 	n := 0
@@ -288,6 +278,10 @@ func decimalLen(v int64) int {
 
 var pow10 = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// bytesString is b as a string, for appending only: it must not outlive b's
+// next write.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func appendString(dst []byte, tag byte, v string) []byte {
 	if v == "" {
