@@ -33,12 +33,19 @@ func sink(b *testing.B) *httptest.Server {
 }
 
 // BenchmarkAppenderAdd is the per-line cost of handing a line to the
-// batcher: stream lookup, copy into the batch buffer, sealing full batches.
-// No senders run; sealed batches are taken off the queue and recycled, as
-// the senders would.
-func BenchmarkAppenderAdd(b *testing.B) {
+// batcher: stream lookup, writing its Entry field into the batch buffer,
+// sealing full batches. No senders run; sealed batches are taken off the
+// queue and recycled, as the senders would.
+func BenchmarkAppenderAdd(b *testing.B) { benchAppenderAdd(b, false) }
+
+// BenchmarkAppenderAddMetadata is the same with structured metadata and a
+// trace id on every line.
+func BenchmarkAppenderAddMetadata(b *testing.B) { benchAppenderAdd(b, true) }
+
+func benchAppenderAdd(b *testing.B, meta bool) {
 	cfg := testConfig(sink(b).URL)
 	cfg.Batch.MaxBytes = 1 << 20
+	cfg.StructuredMetadata = meta
 	c, err := New(cfg, Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -48,6 +55,9 @@ func BenchmarkAppenderAdd(b *testing.B) {
 	hosts := [][]byte{[]byte("web-1"), []byte("web-2")}
 	ack := &countAck{}
 	l := Line{Time: time.Unix(1700000000, 0), VHost: []byte("www.example.com")}
+	if meta {
+		l.TraceID = []byte("4bf92f3577b34da6a3ce929d0e0e4736")
+	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(lines[0])))
 	b.ResetTimer()
