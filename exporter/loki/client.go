@@ -321,7 +321,8 @@ type sender struct {
 	counts []int    // position -> entries, then where its entries start in order
 	sizes  []int    // position -> size of the Stream message
 	labels []string // position -> label set
-	order  []int    // entry indexes grouped by position
+	runs   []run    // entries back to back of one stream
+	order  []int    // run indexes grouped by position
 	raw    []byte   // the protobuf body
 	body   []byte   // raw, snappy-compressed
 	idxBuf []int

@@ -57,14 +57,24 @@ func (s *sender) encode(b *batch, idx []int) {
 // the order their first entry appears, each stream's entries in batch order.
 func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 	c := s.c
-	// Pass 1: group by stream and size every Stream message, so that each
-	// length prefix can be written before its message.
+	// Pass 1: cut the entries into runs of one stream that lie back to
+	// back in the batch buffer (a run is copied at once; lines of one
+	// source mostly share a stream), and size every Stream message, so that
+	// each length prefix can be written before its message.
 	for _, id := range s.ids {
 		s.pos[id] = -1
 	}
-	s.ids, s.counts, s.sizes = s.ids[:0], s.counts[:0], s.sizes[:0]
+	s.ids, s.counts, s.sizes, s.runs = s.ids[:0], s.counts[:0], s.sizes[:0], s.runs[:0]
+	stream, end := int32(-1), uint32(0)
 	for _, i := range idx {
 		e := &b.entries[i]
+		if e.stream == stream && e.msgOff == end {
+			end += e.msgN
+			continue
+		}
+		if len(s.runs) > 0 {
+			s.runs[len(s.runs)-1].end = end
+		}
 		for int(e.stream) >= len(s.pos) {
 			s.pos = append(s.pos, -1)
 		}
@@ -77,7 +87,14 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 			s.sizes = append(s.sizes, 0)
 		}
 		s.counts[p]++
-		s.sizes[p] += int(e.msgN)
+		s.runs = append(s.runs, run{off: e.msgOff, pos: p})
+		stream, end = e.stream, e.msgOff+e.msgN
+	}
+	if len(s.runs) > 0 {
+		s.runs[len(s.runs)-1].end = end
+	}
+	for _, r := range s.runs {
+		s.sizes[r.pos] += int(r.end - r.off)
 	}
 	total := 0
 	for p, id := range s.ids {
@@ -85,20 +102,20 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 		s.sizes[p] += field(len(s.labels[p]))
 		total += field(s.sizes[p])
 	}
-	// Entries by stream, stably: a counting sort into s.order.
-	if cap(s.order) < len(idx) {
-		s.order = make([]int, len(idx))
+	// Runs by stream, stably: a counting sort into s.order.
+	if cap(s.order) < len(s.runs) {
+		s.order = make([]int, len(s.runs))
 	}
-	s.order = s.order[:len(idx)]
+	s.order = s.order[:len(s.runs)]
 	start := 0
 	for p := range s.counts {
 		n := s.counts[p]
 		s.counts[p] = start
 		start += n
 	}
-	for _, i := range idx {
-		p := s.pos[b.entries[i].stream]
-		s.order[s.counts[p]] = i
+	for r := range s.runs {
+		p := s.runs[r].pos
+		s.order[s.counts[p]] = r
 		s.counts[p]++
 	}
 
@@ -109,24 +126,28 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 		dst = grown
 	}
 	want := len(dst) + total
-	buf := dst[:cap(dst)]
-	w := len(dst)
 	next := 0
 	for p := range s.ids {
-		buf[w] = tagStreams
-		w = putUvarint(buf, w+1, uint64(s.sizes[p]))
-		w = len(appendString(buf[:w], tagLabels, s.labels[p]))
+		dst = append(dst, tagStreams)
+		dst = binary.AppendUvarint(dst, uint64(s.sizes[p]))
+		dst = appendString(dst, tagLabels, s.labels[p])
 		for ; next < s.counts[p]; next++ {
-			e := &b.entries[s.order[next]]
-			w += copy(buf[w:], b.buf[e.msgOff:e.msgOff+e.msgN])
+			r := &s.runs[s.order[next]]
+			dst = append(dst, b.buf[r.off:r.end]...)
 		}
 	}
-	if w != want {
+	if len(dst) != want {
 		panic("loki: push body size mismatch") // sizes and writes disagree: a bug
 	}
-	dst = buf[:w]
 	clear(s.labels) // do not keep label strings alive between pushes
 	return dst
+}
+
+// run is entries of one stream back to back in a batch's buffer:
+// buf[off:end], the Stream at position pos of the push.
+type run struct {
+	off, end uint32
+	pos      int32
 }
 
 // entryWriter writes Entry fields of the push body into a batch.
