@@ -39,13 +39,23 @@ type Appender struct {
 	mu        sync.Mutex
 	b         *batch // open batch; nil when none
 	ack       Acker
+	retained  bool // ack is retained by b
 	topic     string
 	partition int32
 
-	key    []byte
-	lastK  []byte
-	lastID int32
-	ids    map[string]int32
+	// The last line's stream, compared field by field: consecutive lines
+	// mostly share it, and building its key costs more than the compare.
+	lastOK    bool
+	lastHost  []byte
+	lastVHost []byte
+	lastU     bool
+	lastID    int32
+
+	key []byte
+	ids map[string]int32
+
+	w  entryWriter
+	tp []byte // the topic and partition metadata pairs, encoded
 }
 
 // Append adds the lines of one source: lines calls Add for each. The
@@ -56,6 +66,11 @@ func (a *Appender) Append(topic string, partition int32, ack Acker, lines func()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.topic, a.partition, a.ack = topic, partition, ack
+	a.retained = a.b != nil && a.b.lastAck == ack
+	if a.c.meta {
+		a.tp = appendPair(a.tp[:0], "topic", topic)
+		a.tp = appendNumberPair(a.tp, "partition", int64(partition))
+	}
 	defer func() { a.ack = nil }()
 	lines()
 }
@@ -76,25 +91,10 @@ func (a *Appender) Add(l *Line) {
 		line = truncate(line, a.c.maxLine)
 		a.c.m.truncated.Inc()
 	}
-	a.key = a.c.streams.key(a.key, l.Host, l.VHost, l.Unparsed)
-	var id int32
-	if string(a.key) == string(a.lastK) && a.lastK != nil {
-		id = a.lastID
-	} else {
-		var ok bool
-		if id, ok = a.ids[string(a.key)]; !ok {
-			id = a.c.streams.id(a.key)
-			if len(a.ids) >= 4*a.c.cfg.Labels.MaxStreams+16 {
-				clear(a.ids)
-			}
-			a.ids[string(a.key)] = id
-		}
-		a.lastK = append(a.lastK[:0], a.key...)
-		a.lastID = id
-	}
+	id := a.stream(l)
 
 	b := a.b
-	if b != nil && len(b.buf)+len(line) > a.c.maxBytes && len(b.entries) > 0 {
+	if b != nil && b.lineBytes+int64(len(line)) > int64(a.c.maxBytes) && len(b.entries) > 0 {
 		a.seal()
 		b = nil
 	}
@@ -102,10 +102,11 @@ func (a *Appender) Add(l *Line) {
 		b = a.c.newBatch()
 		a.b = b
 	}
-	if a.ack != nil && b.lastAck != a.ack {
+	if a.ack != nil && !a.retained {
 		a.ack.Retain()
 		b.acks = append(b.acks, a.ack)
 		b.lastAck = a.ack
+		a.retained = true
 	}
 	ts := l.Time.UnixNano()
 	if ts%1e6 == 0 {
@@ -115,21 +116,55 @@ func (a *Appender) Add(l *Line) {
 		}
 		ts += off
 	}
-	e := entry{ts: ts, off: uint32(len(b.buf)), n: uint32(len(line)), stream: id, partition: a.partition, offset: l.Offset}
-	b.buf = append(b.buf, line...)
+	e := entry{ts: ts, n: uint32(len(line)), stream: id, partition: a.partition, offset: l.Offset}
+	var trace []byte
 	if a.c.meta {
 		e.topic = b.topicIndex(a.topic)
 		if len(l.TraceID) > 0 {
-			e.traceOff, e.traceN = uint32(len(b.buf)), uint16(min(len(l.TraceID), 64))
-			b.buf = append(b.buf, l.TraceID[:e.traceN]...)
+			trace = l.TraceID[:min(len(l.TraceID), 64)]
+			e.traceN = uint16(len(trace))
 		}
 	}
+	a.w.put(b, &e, line, a.tp, trace)
 	b.entries = append(b.entries, e)
 	b.lineBytes += int64(len(line))
 	a.c.inflight.Add(int64(len(line)))
-	if len(b.buf) >= a.c.maxBytes {
+	if b.lineBytes >= int64(a.c.maxBytes) {
 		a.seal()
 	}
+}
+
+// stream returns the stream id of l's labels.
+func (a *Appender) stream(l *Line) int32 {
+	cfg := &a.c.streams.cfg
+	var host, vhost []byte
+	if cfg.Host {
+		host = clip(l.Host)
+	}
+	if cfg.VHost {
+		vhost = clip(l.VHost)
+	}
+	u := cfg.ParseStatus && l.Unparsed
+	if a.lastOK && u == a.lastU && same(host, a.lastHost) && same(vhost, a.lastVHost) {
+		return a.lastID
+	}
+	a.key = a.c.streams.key(a.key, host, vhost, u)
+	id, ok := a.ids[string(a.key)]
+	if !ok {
+		id = a.c.streams.id(a.key)
+		if len(a.ids) >= 4*a.c.cfg.Labels.MaxStreams+16 {
+			clear(a.ids)
+		}
+		a.ids[string(a.key)] = id
+	}
+	a.lastOK, a.lastU, a.lastID = true, u, id
+	a.lastHost = append(a.lastHost[:0], host...)
+	a.lastVHost = append(a.lastVHost[:0], vhost...)
+	return id
+}
+
+func same(x, y []byte) bool {
+	return len(x) == len(y) && (len(x) == 0 || string(x) == string(y))
 }
 
 // seal queues the open batch for pushing. a.mu is held.
@@ -140,6 +175,7 @@ func (a *Appender) seal() {
 	b := a.b
 	a.b = nil
 	b.lastAck = nil
+	a.retained = false
 	a.c.enqueue(b)
 }
 

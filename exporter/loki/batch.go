@@ -5,20 +5,25 @@ import (
 	"unsafe"
 )
 
-// entry is one line of a batch; its bytes are buf[off:off+n].
+// entry is one line of a batch. buf[msgOff:msgOff+msgN] is its Entry
+// field of the push body, written by Add; the line is buf[off:off+n]
+// within it.
 type entry struct {
-	ts        int64
-	off, n    uint32
-	stream    int32
-	partition int32
-	offset    int64
-	traceOff  uint32
-	traceN    uint16
-	topic     uint16
+	ts           int64
+	msgOff, msgN uint32
+	off, n       uint32
+	stream       int32
+	partition    int32
+	offset       int64
+	traceOff     uint32
+	traceN       uint16
+	topic        uint16
 }
 
-// batch is one push's worth of lines, sealed once full or old. Its buffer
-// is not written after sealing, so entries can point into it as strings.
+// batch is one push's worth of lines, sealed once full (batch.max_bytes
+// of line bytes) or old. Its buffer holds the lines as Entry fields of the
+// push body; it is not written after sealing, so entries can point into it
+// as strings.
 type batch struct {
 	buf       []byte
 	entries   []entry

@@ -12,6 +12,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/s2"
 
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/config"
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
 )
 
@@ -32,12 +33,19 @@ func sink(b *testing.B) *httptest.Server {
 }
 
 // BenchmarkAppenderAdd is the per-line cost of handing a line to the
-// batcher: stream lookup, copy into the batch buffer, sealing full batches.
-// No senders run; sealed batches are taken off the queue and recycled, as
-// the senders would.
-func BenchmarkAppenderAdd(b *testing.B) {
+// batcher: stream lookup, writing its Entry field into the batch buffer,
+// sealing full batches. No senders run; sealed batches are taken off the
+// queue and recycled, as the senders would.
+func BenchmarkAppenderAdd(b *testing.B) { benchAppenderAdd(b, false) }
+
+// BenchmarkAppenderAddMetadata is the same with structured metadata and a
+// trace id on every line.
+func BenchmarkAppenderAddMetadata(b *testing.B) { benchAppenderAdd(b, true) }
+
+func benchAppenderAdd(b *testing.B, meta bool) {
 	cfg := testConfig(sink(b).URL)
 	cfg.Batch.MaxBytes = 1 << 20
+	cfg.StructuredMetadata = meta
 	c, err := New(cfg, Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -47,6 +55,9 @@ func BenchmarkAppenderAdd(b *testing.B) {
 	hosts := [][]byte{[]byte("web-1"), []byte("web-2")}
 	ack := &countAck{}
 	l := Line{Time: time.Unix(1700000000, 0), VHost: []byte("www.example.com")}
+	if meta {
+		l.TraceID = []byte("4bf92f3577b34da6a3ce929d0e0e4736")
+	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(lines[0])))
 	b.ResetTimer()
@@ -101,15 +112,22 @@ func BenchmarkPushThroughput(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
 }
 
-// benchBatch is a sealed batch of n lines over two streams, as Add builds it.
-func benchBatch(b testing.TB, meta bool, n int) (*Client, *batch) {
+// unsentClient is a client whose pushes go nowhere, for tests that take
+// its batches off the queue themselves.
+func unsentClient(t testing.TB, maxBytes config.ByteSize, meta bool) *Client {
 	cfg := testConfig("http://127.0.0.1:1")
-	cfg.Batch.MaxBytes = 64 << 20
+	cfg.Batch.MaxBytes = maxBytes
 	cfg.StructuredMetadata = meta
 	c, err := New(cfg, Options{})
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
+	return c
+}
+
+// benchBatch is a sealed batch of n lines over two streams, as Add builds it.
+func benchBatch(b testing.TB, meta bool, n int) (*Client, *batch) {
+	c := unsentClient(b, 64<<20, meta)
 	a := c.NewAppender()
 	// Distinct realistic lines: snappy's cost depends on what it finds.
 	g, err := loggen.New(loggen.Seed(7), loggen.WithFormat(loggen.MainTimed))

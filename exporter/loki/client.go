@@ -224,7 +224,14 @@ func (c *Client) newBatch() *batch {
 		return b
 	default:
 	}
-	return &batch{buf: make([]byte, 0, c.maxBytes+c.maxBytes/8), created: time.Now()}
+	// The buffer holds the lines as Entry fields of the push body: the
+	// fields' own bytes are about 7 % of a line of 300 bytes, 30 % with
+	// structured metadata.
+	n := c.maxBytes + c.maxBytes/4
+	if c.meta {
+		n += c.maxBytes / 4
+	}
+	return &batch{buf: make([]byte, 0, n), created: time.Now()}
 }
 
 func (c *Client) recycle(b *batch) {
@@ -314,7 +321,8 @@ type sender struct {
 	counts []int    // position -> entries, then where its entries start in order
 	sizes  []int    // position -> size of the Stream message
 	labels []string // position -> label set
-	order  []int    // entry indexes grouped by position
+	runs   []run    // entries back to back of one stream
+	order  []int    // run indexes grouped by position
 	raw    []byte   // the protobuf body
 	body   []byte   // raw, snappy-compressed
 	idxBuf []int

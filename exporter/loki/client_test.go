@@ -346,3 +346,49 @@ func TestStreamLimitFoldsIntoOther(t *testing.T) {
 		t.Errorf("streams: %v", store.Streams())
 	}
 }
+
+// TestConsecutiveLinesKeepTheirStreams covers Add's cache of the last
+// line's stream: a line that differs from the one before in any label
+// (host, vhost, parse status, a host past the clip length) gets its own.
+func TestConsecutiveLinesKeepTheirStreams(t *testing.T) {
+	cfg := testConfig("http://127.0.0.1:1")
+	cfg.Batch.MaxBytes = 1 << 20
+	cfg.Labels.VHost = true
+	c, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("h", maxLabelValue)
+	lines := []struct {
+		host, vhost string
+		unparsed    bool
+		want        string
+	}{
+		{"a", "v", false, `{job="accesslog", host="a", vhost="v", parse_status="parsed"}`},
+		{"a", "v", false, `{job="accesslog", host="a", vhost="v", parse_status="parsed"}`},
+		{"b", "v", false, `{job="accesslog", host="b", vhost="v", parse_status="parsed"}`},
+		{"b", "w", false, `{job="accesslog", host="b", vhost="w", parse_status="parsed"}`},
+		{"b", "w", true, `{job="accesslog", host="b", vhost="w", parse_status="unparsed"}`},
+		{"b", "", true, `{job="accesslog", host="b", parse_status="unparsed"}`},
+		{"", "", true, `{job="accesslog", parse_status="unparsed"}`},
+		{long + "x", "", false, `{job="accesslog", host="` + long + `", parse_status="parsed"}`},
+		{long + "y", "", false, `{job="accesslog", host="` + long + `", parse_status="parsed"}`},
+		{"a", "v", false, `{job="accesslog", host="a", vhost="v", parse_status="parsed"}`},
+	}
+	a := c.NewAppender()
+	a.Append("t", 0, &countAck{}, func() {
+		for i, l := range lines {
+			a.Add(&Line{Time: time.Unix(1700000000, 0), Line: []byte("l"), Host: []byte(l.host), VHost: []byte(l.vhost), Unparsed: l.unparsed, Offset: int64(i)})
+		}
+	})
+	c.Flush()
+	b := c.dequeue()
+	if b == nil || len(b.entries) != len(lines) {
+		t.Fatalf("batch %v, want %d entries", b, len(lines))
+	}
+	for i, l := range lines {
+		if got := c.streams.label(b.entries[i].stream); got != l.want {
+			t.Errorf("line %d: stream %s, want %s", i, got, l.want)
+		}
+	}
+}

@@ -3,17 +3,21 @@ package loki
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 )
 
 // The push body is Loki's PushRequest (github.com/grafana/loki/pkg/push)
-// in protobuf, written here straight from a batch's entries into one
-// reused buffer, byte for byte what the wire types' Marshal writes
+// in protobuf, byte for byte what the wire types' Marshal writes
 // (TestEncodeMatchesWireTypes, FuzzEncodeMatchesWireTypes): building
 // PushRequest values first cost a copy of every entry and two passes of
-// the gogo marshaller. Field numbers and order, from push.proto:
+// the gogo marshaller. Add writes each line as its whole Entry field into
+// the batch (entryWriter), so the push only groups those by stream behind
+// their Stream headers, into one reused buffer. Field numbers and order,
+// from push.proto:
 //
 //	PushRequest { repeated Stream streams = 1; }
 //	Stream      { string labels = 1; repeated Entry entries = 2; }   (hash = 3 unset)
@@ -53,14 +57,24 @@ func (s *sender) encode(b *batch, idx []int) {
 // the order their first entry appears, each stream's entries in batch order.
 func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 	c := s.c
-	// Pass 1: group by stream and size every message, so that each length
-	// prefix can be written before its message.
+	// Pass 1: cut the entries into runs of one stream that lie back to
+	// back in the batch buffer (a run is copied at once; lines of one
+	// source mostly share a stream), and size every Stream message, so that
+	// each length prefix can be written before its message.
 	for _, id := range s.ids {
 		s.pos[id] = -1
 	}
-	s.ids, s.counts, s.sizes = s.ids[:0], s.counts[:0], s.sizes[:0]
+	s.ids, s.counts, s.sizes, s.runs = s.ids[:0], s.counts[:0], s.sizes[:0], s.runs[:0]
+	stream, end := int32(-1), uint32(0)
 	for _, i := range idx {
 		e := &b.entries[i]
+		if e.stream == stream && e.msgOff == end {
+			end += e.msgN
+			continue
+		}
+		if len(s.runs) > 0 {
+			s.runs[len(s.runs)-1].end = end
+		}
 		for int(e.stream) >= len(s.pos) {
 			s.pos = append(s.pos, -1)
 		}
@@ -73,7 +87,14 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 			s.sizes = append(s.sizes, 0)
 		}
 		s.counts[p]++
-		s.sizes[p] += field(s.entrySize(b, e))
+		s.runs = append(s.runs, run{off: e.msgOff, pos: p})
+		stream, end = e.stream, e.msgOff+e.msgN
+	}
+	if len(s.runs) > 0 {
+		s.runs[len(s.runs)-1].end = end
+	}
+	for _, r := range s.runs {
+		s.sizes[r.pos] += int(r.end - r.off)
 	}
 	total := 0
 	for p, id := range s.ids {
@@ -81,20 +102,20 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 		s.sizes[p] += field(len(s.labels[p]))
 		total += field(s.sizes[p])
 	}
-	// Entries by stream, stably: a counting sort into s.order.
-	if cap(s.order) < len(idx) {
-		s.order = make([]int, len(idx))
+	// Runs by stream, stably: a counting sort into s.order.
+	if cap(s.order) < len(s.runs) {
+		s.order = make([]int, len(s.runs))
 	}
-	s.order = s.order[:len(idx)]
+	s.order = s.order[:len(s.runs)]
 	start := 0
 	for p := range s.counts {
 		n := s.counts[p]
 		s.counts[p] = start
 		start += n
 	}
-	for _, i := range idx {
-		p := s.pos[b.entries[i].stream]
-		s.order[s.counts[p]] = i
+	for r := range s.runs {
+		p := s.runs[r].pos
+		s.order[s.counts[p]] = r
 		s.counts[p]++
 	}
 
@@ -111,10 +132,8 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 		dst = binary.AppendUvarint(dst, uint64(s.sizes[p]))
 		dst = appendString(dst, tagLabels, s.labels[p])
 		for ; next < s.counts[p]; next++ {
-			e := &b.entries[s.order[next]]
-			dst = append(dst, tagEntries)
-			dst = binary.AppendUvarint(dst, uint64(s.entrySize(b, e)))
-			dst = s.appendEntry(dst, b, e)
+			r := &s.runs[s.order[next]]
+			dst = append(dst, b.buf[r.off:r.end]...)
 		}
 	}
 	if len(dst) != want {
@@ -124,49 +143,105 @@ func (s *sender) appendPush(dst []byte, b *batch, idx []int) []byte {
 	return dst
 }
 
-// entrySize is the size of e's Entry message.
-func (s *sender) entrySize(b *batch, e *entry) int {
-	n := field(timestampSize(e.ts))
-	if e.n > 0 {
-		n += field(int(e.n))
-	}
-	if s.c.meta {
-		n += field(pairSize(len("topic"), len(b.topics[e.topic])))
-		n += field(pairSize(len("partition"), decimalLen(int64(e.partition))))
-		n += field(pairSize(len("offset"), decimalLen(e.offset)))
-		if e.traceN > 0 {
-			n += field(pairSize(len("trace_id"), int(e.traceN)))
-		}
-	}
-	return n
+// run is entries of one stream back to back in a batch's buffer:
+// buf[off:end], the Stream at position pos of the push.
+type run struct {
+	off, end uint32
+	pos      int32
 }
 
-func (s *sender) appendEntry(dst []byte, b *batch, e *entry) []byte {
+// entryWriter writes Entry fields of the push body into a batch.
+type entryWriter struct {
+	// the last Timestamp.seconds written, as its tag and varint: lines
+	// mostly share their second, so its varint is written with one store
+	lastSec int64
+	secWord uint64
+	secLen  int
+}
+
+// slack is the room put may write past an entry's end: one 8-byte store
+// of the seconds' varint.
+const slack = 8
+
+// put appends e's Entry field to b.buf: its timestamp, line and, with
+// tp not empty, the structured metadata (tp, the offset, the trace id). It
+// sets e's msgOff, msgN and off.
+func (ew *entryWriter) put(b *batch, e *entry, line, tp, trace []byte) {
 	sec, nsec := splitTime(e.ts)
-	dst = append(dst, tagTime)
-	dst = binary.AppendUvarint(dst, uint64(timestampSize(e.ts)))
-	if sec != 0 {
-		dst = append(dst, tagSeconds)
-		dst = binary.AppendUvarint(dst, uint64(sec))
+	tsSize := splitSize(sec, nsec) // at most 17: one byte
+	size := 2 + tsSize
+	if len(line) > 0 {
+		size += field(len(line))
 	}
-	if nsec != 0 {
-		dst = append(dst, tagNanos)
-		dst = binary.AppendUvarint(dst, uint64(nsec))
-	}
-	if e.n > 0 {
-		dst = append(dst, tagLine)
-		dst = binary.AppendUvarint(dst, uint64(e.n))
-		dst = append(dst, b.buf[e.off:e.off+e.n]...)
-	}
-	if s.c.meta {
-		dst = appendPair(dst, "topic", b.topics[e.topic])
-		dst = appendNumberPair(dst, "partition", int64(e.partition))
-		dst = appendNumberPair(dst, "offset", e.offset)
-		if e.traceN > 0 {
-			dst = appendPair(dst, "trace_id", b.trace(e))
+	if len(tp) > 0 {
+		size += len(tp) + field(pairSize(len("offset"), decimalLen(e.offset)))
+		if len(trace) > 0 {
+			size += field(pairSize(len("trace_id"), len(trace)))
 		}
 	}
-	return dst
+	buf := b.buf
+	if need := 1 + binary.MaxVarintLen32 + size + slack; cap(buf)-len(buf) < need {
+		buf = slices.Grow(buf, need+cap(buf)/4)
+	}
+	w := len(buf)
+	e.msgOff = uint32(w)
+	buf = buf[:cap(buf)]
+	buf[w] = tagEntries
+	w = putUvarint(buf, w+1, uint64(size))
+	buf[w] = tagTime
+	buf[w+1] = byte(tsSize)
+	w += 2
+	if sec != 0 {
+		if sec != ew.lastSec || ew.secLen == 0 {
+			var v [16]byte
+			v[0] = tagSeconds
+			ew.secLen = putUvarint(v[:], 1, uint64(sec))
+			ew.secWord = binary.LittleEndian.Uint64(v[:8])
+			if ew.secLen > 8 {
+				ew.secLen = 0 // before 1970 or after 2106: written each time
+			}
+			ew.lastSec = sec
+		}
+		if ew.secLen > 0 {
+			binary.LittleEndian.PutUint64(buf[w:w+8], ew.secWord)
+			w += ew.secLen
+		} else {
+			buf[w] = tagSeconds
+			w = putUvarint(buf, w+1, uint64(sec))
+		}
+	}
+	if nsec != 0 {
+		buf[w] = tagNanos
+		w = putUvarint(buf, w+1, uint64(nsec))
+	}
+	if len(line) > 0 {
+		buf[w] = tagLine
+		w = putUvarint(buf, w+1, uint64(len(line)))
+		e.off = uint32(w)
+		w += copy(buf[w:], line)
+	}
+	if len(tp) > 0 {
+		w += copy(buf[w:], tp)
+		dst := appendNumberPair(buf[:w], "offset", e.offset)
+		if len(trace) > 0 {
+			dst = appendPair(dst, "trace_id", bytesString(trace))
+			e.traceOff = uint32(len(dst) - len(trace))
+		}
+		w = len(dst)
+	}
+	e.msgN = uint32(w) - e.msgOff
+	b.buf = buf[:w]
+}
+
+// putUvarint writes v at buf[w:] and returns where it ends.
+func putUvarint(buf []byte, w int, v uint64) int {
+	for v >= 0x80 {
+		buf[w] = byte(v) | 0x80
+		v >>= 7
+		w++
+	}
+	buf[w] = byte(v)
+	return w + 1
 }
 
 // splitTime is what time.Unix(0, ts) holds as Unix() and Nanosecond().
@@ -178,8 +253,7 @@ func splitTime(ts int64) (sec int64, nsec int64) {
 	return sec, nsec
 }
 
-func timestampSize(ts int64) int {
-	sec, nsec := splitTime(ts)
+func splitSize(sec, nsec int64) int {
 	n := 0
 	if sec != 0 {
 		n += 1 + uvarintLen(uint64(sec))
@@ -207,18 +281,28 @@ func pairSize(name, value int) int {
 	return n
 }
 
+// decimalLen is len(strconv.FormatInt(v, 10)).
 func decimalLen(v int64) int {
 	n := 1
 	u := uint64(v)
 	if v < 0 {
-		n, u = 2, uint64(-v)
+		n, u = 2, -u
 	}
-	for u >= 10 {
-		u /= 10
-		n++
+	u |= 1 // 0 has one digit, like 1
+	// floor(log10(u)) is t or t-1, with t from the bit length.
+	t := bits.Len64(u) * 1233 >> 12
+	if u < pow10[t] {
+		t--
 	}
-	return n
+	return n + t
 }
+
+var pow10 = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// bytesString is b as a string, for appending only: it must not outlive b's
+// next write.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func appendString(dst []byte, tag byte, v string) []byte {
 	if v == "" {

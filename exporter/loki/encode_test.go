@@ -3,6 +3,7 @@ package loki
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -164,6 +165,44 @@ func FuzzEncodeMatchesWireTypes(f *testing.F) {
 			checkEncode(t, s, b, idx[len(idx)/2:])
 		}
 	})
+}
+
+// Entries of several topics and partitions in one batch: each gets its own
+// topic and partition pairs.
+func TestEncodeTopicsAndPartitions(t *testing.T) {
+	c := unsentClient(t, 1<<20, true)
+	a := c.NewAppender()
+	for i, src := range []struct {
+		topic     string
+		partition int32
+	}{{"a", 0}, {"b", 0}, {"b", 1}, {"a", 1}, {"a", 1}, {"a", -7}, {"a", 123456}} {
+		a.Append(src.topic, src.partition, &countAck{}, func() {
+			for j := range 3 {
+				a.Add(&Line{Time: time.Unix(1700000000, 0), Line: []byte("l"), Host: []byte{'h', byte('0' + j)}, Offset: int64(i*10 + j)})
+			}
+		})
+	}
+	c.Flush()
+	b := c.dequeue()
+	if b == nil || len(b.entries) != 21 {
+		t.Fatalf("batch %v, want 21 entries", b)
+	}
+	s := &sender{c: c}
+	idx := s.deliverIdx(b)
+	checkEncode(t, s, b, idx)
+	checkEncode(t, s, b, []int{0, 20})
+}
+
+func TestDecimalLen(t *testing.T) {
+	vs := []int64{0, 1, -1, 9, 10, -10, 99, 100, math.MaxInt64, math.MinInt64, math.MaxInt64 / 10, math.MinInt64 / 10}
+	for p := int64(1); p <= 1e18 && p > 0; p *= 10 {
+		vs = append(vs, p-1, p, p+1, -p+1, -p, -p-1)
+	}
+	for _, v := range vs {
+		if got, want := decimalLen(v), len(strconv.FormatInt(v, 10)); got != want {
+			t.Errorf("decimalLen(%d) = %d, want %d", v, got, want)
+		}
+	}
 }
 
 // Encoding reuses the sender's buffers: no allocation per push, so none
