@@ -197,10 +197,7 @@ func (f *Feed) take(out []fed, now time.Time) []fed {
 		for _, recs := range p.queue {
 			out = append(out, fed{k: k, recs: recs})
 		}
-		clear(p.queue)
-		p.queue = p.queue[:0]
-		f.queued -= p.bytes
-		p.bytes = 0
+		f.empty(p)
 		if p.stopped {
 			out = append(out, fed{k: k, resume: true, at: p.want, reason: p.reason})
 			p.following, p.stopped = false, false
@@ -214,12 +211,17 @@ func (f *Feed) unfollow(k tp) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p := f.parts[k]; p != nil && p.following {
-		clear(p.queue)
-		p.queue = p.queue[:0]
-		f.queued -= p.bytes
-		p.bytes = 0
+		f.empty(p)
 		p.following, p.stopped = false, false
 	}
+}
+
+// empty drops p's queue from the budget; called with f.mu held.
+func (f *Feed) empty(p *feedPart) {
+	clear(p.queue)
+	p.queue = p.queue[:0]
+	f.queued -= p.bytes
+	p.bytes = 0
 }
 
 func (f *Feed) setWake(wake func()) {

@@ -102,13 +102,7 @@ func TestSIGKILLCrashTail(t *testing.T) {
 	_, url2 := run("second")
 	<-p.done
 	n := int64(len(lines))
-	eventually(t, time.Minute, func() string {
-		m, l := sumOffsets(groupCommits(t, c, "g-crash")), sumOffsets(groupCommits(t, c, "g-crash-loki"))
-		if m != n || l != n {
-			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
-		}
-		return ""
-	})
+	waitBothCommitted(t, c, "g-crash", "g-crash-loki", n, time.Minute)
 	after := records(url2)
 	// The scrape before the kill misses what was counted between it and
 	// the kill, so atLeast is a lower bound of what was counted twice; the

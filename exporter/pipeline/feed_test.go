@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"fmt"
 	"testing"
 	"time"
 )
@@ -51,13 +50,7 @@ func TestFollowingThroughRebalancesOfBothGroups(t *testing.T) {
 	<-p.done
 
 	n := int64(len(lines))
-	eventually(t, time.Minute, func() string {
-		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
-		if m != n || l != n {
-			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
-		}
-		return ""
-	})
+	waitBothCommitted(t, c, cfg.Kafka.Group, cfg.LokiGroup(), n, time.Minute)
 	// Two hand-overs, each re-reading at most what was in flight; lines are
 	// over 100 bytes.
 	inflight := 2 * int(cfg.Loki.MaxInflightBytes+3*cfg.Kafka.FetchMaxBytes)

@@ -120,6 +120,18 @@ func eventually(t *testing.T, d time.Duration, cond func() string) {
 	})
 }
 
+// waitBothCommitted waits until both groups have committed n offsets in all.
+func waitBothCommitted(t *testing.T, c *kfake.Cluster, metricsGroup, logsGroup string, n int64, d time.Duration) {
+	t.Helper()
+	eventually(t, d, func() string {
+		m, l := sumOffsets(groupCommits(t, c, metricsGroup)), sumOffsets(groupCommits(t, c, logsGroup))
+		if m != n || l != n {
+			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
+		}
+		return ""
+	})
+}
+
 // produced writes lines and returns, per line, its partition and offset.
 func produceTracked(t *testing.T, c *kfake.Cluster, lines [][]byte) []kgo.Record {
 	t.Helper()
@@ -179,13 +191,7 @@ func TestPanicOnOneRecordIsContained(t *testing.T) {
 	r := startRunWith(t, c, cfg, Options{panicOn: func(v []byte) bool { return bytes.Equal(v, lines[poison]) }})
 
 	n := int64(len(lines))
-	eventually(t, 30*time.Second, func() string {
-		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
-		if m != n || l != n {
-			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
-		}
-		return ""
-	})
+	waitBothCommitted(t, c, cfg.Kafka.Group, cfg.LokiGroup(), n, 30*time.Second)
 	s := parse(t, get(t, r.metrics))
 	var errs []string
 	check := func(what string, got, want float64) {
@@ -335,13 +341,7 @@ func TestLogStoreOutageDoesNotStopMetrics(t *testing.T) {
 	store.SetFault(lokitest.NoFault)
 	<-p.done
 	n := int64(len(lines))
-	eventually(t, time.Minute, func() string {
-		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
-		if m != n || l != n {
-			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
-		}
-		return ""
-	})
+	waitBothCommitted(t, c, cfg.Kafka.Group, cfg.LokiGroup(), n, time.Minute)
 	// Duplicates: at most what was in flight (lines are over 100 bytes).
 	inflight := int(cfg.Loki.MaxInflightBytes + 3*cfg.Kafka.FetchMaxBytes)
 	if missing, extra := compare(store, wantLines(lines)); missing != 0 || extra*100 > inflight {
@@ -397,13 +397,7 @@ func TestOneGroupToTwoUpgrade(t *testing.T) {
 
 	r := startRunWith(t, c, cfg, Options{})
 	n := int64(len(lines))
-	eventually(t, 30*time.Second, func() string {
-		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
-		if m != n || l != n {
-			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
-		}
-		return ""
-	})
+	waitBothCommitted(t, c, cfg.Kafka.Group, cfg.LokiGroup(), n, 30*time.Second)
 	var errs []string
 	if missing, extra := compare(store, want); missing != 0 || extra != 0 {
 		errs = append(errs, fmt.Sprintf("log store: %d lines of the uncommitted tail missing, %d lines from before it (or twice)", missing, extra))
@@ -452,13 +446,7 @@ func TestRebalanceWhileLogStoreSlow(t *testing.T) {
 	store.SetFault(lokitest.NoFault)
 
 	n := int64(len(lines))
-	eventually(t, time.Minute, func() string {
-		m, l := sumOffsets(groupCommits(t, c, cfg.Kafka.Group)), sumOffsets(groupCommits(t, c, cfg.LokiGroup()))
-		if m != n || l != n {
-			return fmt.Sprintf("committed metrics %d, logs %d of %d", m, l, n)
-		}
-		return ""
-	})
+	waitBothCommitted(t, c, cfg.Kafka.Group, cfg.LokiGroup(), n, time.Minute)
 	// Two hand-overs (the join, the leave), each re-reading at most what
 	// was in flight; lines are over 100 bytes.
 	inflight := 2 * int(cfg.Loki.MaxInflightBytes+3*cfg.Kafka.FetchMaxBytes)
