@@ -47,8 +47,13 @@ func startTraffic(t *testing.T, c *kfake.Cluster) *traffic {
 			for i := range recs {
 				recs[i] = &kgo.Record{Topic: topic, Value: fmt.Append(nil, tr.n.Load()+int64(i))}
 			}
-			// A record not produced is not counted: the test's want is what Kafka has.
-			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			// A record not produced is not counted: the test's want is what
+			// Kafka has. Stopping does not cut a produce short, or records
+			// Kafka stored would be left uncounted (and their values reused).
+			pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := cl.ProduceSync(pctx, recs...).FirstErr()
+			cancel()
+			if err != nil {
 				return
 			}
 			tr.n.Add(int64(len(recs)))
