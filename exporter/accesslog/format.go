@@ -32,6 +32,9 @@ type Format struct {
 type textOps struct {
 	ops  []op
 	tail literal // the literal after the last variable
+	// combined: the first ops are nginx's combined format with default
+	// escaping, in slots 0-7, read by parseCombined.
+	combined bool
 }
 
 // op matches lit, then reads one variable's value.
@@ -198,6 +201,7 @@ func Compile(name, format string, escape Escape) (*Format, error) {
 		err = f.compileJSON(t)
 	} else {
 		f.text, err = f.compileText(format)
+		f.text.combined = err == nil && f.startsCombined(f.text)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("accesslog: format %q: %w", name, err)
@@ -329,6 +333,34 @@ func (f *Format) compileText(s string) (textOps, error) {
 		t.ops = append(t.ops, o)
 	}
 	return t, nil
+}
+
+// startsCombined reports whether t's first ops are those of the combined
+// format, compiled with default escaping, in slots 0-7: what parseCombined
+// reads.
+func (f *Format) startsCombined(t textOps) bool {
+	if f.escape != EscapeDefault || len(t.ops) < combinedOps {
+		return false
+	}
+	var c Format
+	for i := range c.slotOf {
+		c.slotOf[i] = -1
+	}
+	ct, err := c.compileText(FormatCombined)
+	if err != nil {
+		panic(err)
+	}
+	for i, o := range ct.ops {
+		p := t.ops[i]
+		if p.slot != i || f.vars[i] != c.vars[i] || string(p.lit.b) != string(o.lit.b) || p.found != o.found {
+			return false
+		}
+		// The user agent's value ends at its quote whatever follows.
+		if p.scan != o.scan || i < combinedOps-1 && string(p.delim) != string(o.delim) {
+			return false
+		}
+	}
+	return true
 }
 
 // shortVars are the variables whose values are nearly always under 8

@@ -100,8 +100,13 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	// Locals, not r.vars and t.ops: the calls in the loop would make the
 	// compiler reload them every time.
 	vars, ops := r.vars, t.ops
-	pos := 0
-	for i := range ops {
+	pos, first := 0, 0
+	if t.combined {
+		if p, ok := parseCombined(in, vars); ok {
+			pos, first = p, combinedOps
+		}
+	}
+	for i := first; i < len(ops); i++ {
 		o := &ops[i]
 		if !o.found && !o.lit.at(in, pos) {
 			return r.fail(ReasonLiteralMismatch, f.vars[o.slot], r.Line, base+pos, "literal", o.lit.b)
@@ -162,6 +167,111 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 		return r.fail(ReasonTrailingData, "", r.Line, base+pos, "end of line", nil)
 	}
 	return nil
+}
+
+// combinedOps is the number of ops in nginx's combined format, which main
+// and main_timed start with.
+const combinedOps = 8
+
+// parseCombined reads the values of the combined format's eight variables
+// (slots 0-7) from the start of in, as the op loop would, in straight-line
+// code: in the loop, each value costs a dispatch and reloading the loop's
+// state after every call. It returns where the user agent's closing quote
+// is. It takes only the shapes nginx writes; for anything else (a value
+// holding a delimiter's first byte, a line cut short) it reports !ok and
+// the op loop parses the line from its start, finding the same values or
+// the error.
+func parseCombined(in []byte, vars [][]byte) (int, bool) {
+	if len(vars) < combinedOps {
+		return 0, false
+	}
+	// $remote_addr " - " $remote_user " [": the first space of each
+	// must be the literal's.
+	a := spaceFrom(in, 0)
+	if a+3 > len(in) || in[a+1] != '-' || in[a+2] != ' ' {
+		return 0, false
+	}
+	u := spaceFrom(in, a+3)
+	if u+2 > len(in) || in[u+1] != '[' {
+		return 0, false
+	}
+	// $time_local is 26 bytes, then `] "`.
+	t := u + 2
+	if t+29 > len(in) || in[t+26] != ']' || in[t+27] != ' ' || in[t+28] != '"' {
+		return 0, false
+	}
+	q := t + 29
+	rq := bytes.IndexByte(in[q:], '"')
+	if rq < 0 {
+		return 0, false
+	}
+	rq += q
+	// `" ` $status " " $body_bytes_sent ` "`
+	st := rq + 2
+	if st > len(in) || in[rq+1] != ' ' {
+		return 0, false
+	}
+	se := st
+	for se < len(in) && in[se] != ' ' {
+		se++
+	}
+	bb := se + 1
+	be := spaceFrom(in, bb)
+	if be+2 > len(in) || in[be+1] != '"' {
+		return 0, false
+	}
+	ref := be + 2
+	re := quoteFrom(in, ref)
+	if re < 0 || re+3 > len(in) || in[re+1] != ' ' || in[re+2] != '"' {
+		return 0, false
+	}
+	ua := re + 3
+	ue := quoteFrom(in, ua)
+	if ue < 0 {
+		return 0, false
+	}
+	vars = vars[:combinedOps:combinedOps]
+	vars[0] = in[:a]
+	vars[1] = in[a+3 : u]
+	vars[2] = in[t : t+26]
+	vars[3] = in[q:rq]
+	vars[4] = in[st:se]
+	vars[5] = in[bb:be]
+	vars[6] = in[ref:re]
+	vars[7] = in[ua:ue]
+	return ue, true
+}
+
+// spaceFrom is the first space in in[pos:], or len(in) (pos, when past
+// it): the values before one in the combined format are a few bytes,
+// where eight bytes at a time is done before a call to the byte search
+// would return.
+func spaceFrom(in []byte, pos int) int {
+	for ; pos+8 <= len(in); pos += 8 {
+		w := binary.LittleEndian.Uint64(in[pos:]) ^ ones*' '
+		if m := (w - ones) &^ w & highs; m != 0 {
+			return pos + bits.TrailingZeros64(m)/8
+		}
+	}
+	for pos < len(in) && in[pos] != ' ' {
+		pos++
+	}
+	return pos
+}
+
+// quoteFrom is the first '"' in in[pos:], or -1; "-", the common referer,
+// is answered without the call.
+func quoteFrom(in []byte, pos int) int {
+	if pos+1 < len(in) && in[pos] == '-' && in[pos+1] == '"' {
+		return pos + 1
+	}
+	if pos > len(in) {
+		return -1
+	}
+	if i := bytes.IndexByte(in[pos:], '"'); i >= 0 {
+		return pos + i
+	}
+	return -1
 }
 
 // indexShort is indexFrom for values of a few bytes, where a byte loop is

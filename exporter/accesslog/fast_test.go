@@ -1,0 +1,165 @@
+package accesslog
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
+)
+
+// opLoopOnly is f with its straight-line readers switched off: every line
+// goes through the op loop, the reference the fast paths must agree with.
+func opLoopOnly(f *Format) *Format {
+	slow := *f
+	slow.text.combined = false
+	return &slow
+}
+
+// sameAsOpLoop parses line with f and with the op loop alone and reports
+// any difference: the interpreted fields, the error, and every raw value
+// (bytes, nil or not, and where it starts in the line).
+func sameAsOpLoop(t testing.TB, f *Format, line []byte) {
+	t.Helper()
+	var fast, slow Record
+	errFast := f.Parse(line, &fast)
+	errSlow := opLoopOnly(f).Parse(line, &slow)
+	var diffs []string
+	if a, b := errSummary(errFast), errSummary(errSlow); a != b {
+		diffs = append(diffs, fmt.Sprintf("error %q, op loop %q", a, b))
+	}
+	if a, b := summary(&fast), summary(&slow); a != b {
+		diffs = append(diffs, fmt.Sprintf("record\n  %s\nop loop\n  %s", a, b))
+	}
+	for i := range f.vars {
+		a, b := fast.Var(i), slow.Var(i)
+		if !bytes.Equal(a, b) || (a == nil) != (b == nil) || a != nil && fast.offset(i) != slow.offset(i) {
+			diffs = append(diffs, fmt.Sprintf("$%s %q, op loop %q", f.vars[i], a, b))
+		}
+	}
+	if len(diffs) > 0 {
+		t.Errorf("%s line %q:", f.name, line)
+		for _, d := range diffs {
+			t.Errorf("  %s", d)
+		}
+	}
+}
+
+// fastFormats are the formats whose lines take a straight-line reader.
+func fastFormats(tb testing.TB) []*Format {
+	return []*Format{
+		mustCompile(tb, "combined", "combined", EscapeDefault),
+		mustCompile(tb, "main", "main", EscapeDefault),
+		mustCompile(tb, "main_timed", "main_timed", EscapeDefault),
+		// combined with more after it, a variable logged twice among it.
+		mustCompile(tb, "combined+", FormatCombined+` $status [$request_time] $remote_user`, EscapeDefault),
+	}
+}
+
+func TestFastPathsTaken(t *testing.T) {
+	for _, c := range []struct {
+		format string
+		escape Escape
+		want   bool
+	}{
+		{"combined", EscapeDefault, true},
+		{"main", EscapeDefault, true},
+		{"main_timed", EscapeDefault, true},
+		{"main_timed", EscapeJSON, false},
+		{"main_timed", EscapeNone, false},
+		{`$remote_addr $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false},
+		{`$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"`, EscapeDefault, false},
+		{`$remote_user - $remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false},
+	} {
+		f := mustCompile(t, "f", c.format, c.escape)
+		if f.text.combined != c.want {
+			t.Errorf("%q escape=%s: combined reader %v, want %v", c.format, c.escape, f.text.combined, c.want)
+		}
+	}
+}
+
+// fastSeeds are lines around every branch of the straight-line readers.
+var fastSeeds = []string{
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-"`,
+	// Values of 7, 8 and 9 bytes before a space: both sides of a word.
+	`1.2.3.4 - 1234567 [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1234567 "-" "-" "-"`,
+	`1.2.3.45 - 12345678 [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 12345678 "-" "-" "-"`,
+	`1.2.3.456 - 123456789 [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 123456789 "-" "-" "-"`,
+	`2001:db8:0:0:0:0:0:1234 - user [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "" "" ""`,
+	// A space in a value before the literal: the op loop searches on.
+	`1.2.3.4 x - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-"`,
+	`1.2.3.4 - a b [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36  +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 20 0 1 "-" "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 2 "-" "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-"x "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1"  200 1 "-" "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-"  "-" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET /\x22 HTTP/1.1" 200 1 "-\x22" "a\x22b" "-"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - - id`,
+	`1 - - [`,
+	`1 -`,
+	`1234567`,
+	` - [`,
+	benchCombined,
+	benchMainTimed,
+}
+
+// loggenLines is n lines of format f from loggen, some malformed.
+func loggenLines(tb testing.TB, f loggen.Format, n int) [][]byte {
+	g, err := loggen.New(loggen.WithFormat(f), loggen.MalformedRatio(0.05))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = g.Next(nil)
+	}
+	return out
+}
+
+// TestFastPathsAgreeWithOpLoop compares the fast paths with the op loop on
+// loggen's lines and seeds, cut at every length and with every byte
+// replaced by each delimiter byte.
+func TestFastPathsAgreeWithOpLoop(t *testing.T) {
+	lines := [][]byte{}
+	for _, s := range fastSeeds {
+		lines = append(lines, []byte(s))
+	}
+	for _, lf := range []loggen.Format{loggen.Combined, loggen.Main, loggen.MainTimed} {
+		lines = append(lines, loggenLines(t, lf, 4)...)
+	}
+	for _, f := range fastFormats(t) {
+		for _, line := range lines {
+			for n := 0; n <= len(line); n++ {
+				sameAsOpLoop(t, f, line[:n])
+			}
+			for i := range line {
+				for _, c := range []byte(` "-[],:.\x0009`) {
+					m := bytes.Clone(line)
+					m[i] = c
+					sameAsOpLoop(t, f, m)
+				}
+				sameAsOpLoop(t, f, append(bytes.Clone(line[:i]), line[i+1:]...))
+			}
+			if t.Failed() {
+				return
+			}
+		}
+	}
+}
+
+func FuzzFastPaths(f *testing.F) {
+	for _, s := range append(fastSeeds, lineSeeds...) {
+		f.Add(s)
+	}
+	formats := fastFormats(f)
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, fm := range formats {
+			sameAsOpLoop(t, fm, []byte(line))
+		}
+	})
+}
