@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/accesslog-exporter/accesslog-exporter/exporter/loggen"
@@ -12,7 +13,7 @@ import (
 // goes through the op loop, the reference the fast paths must agree with.
 func opLoopOnly(f *Format) *Format {
 	slow := *f
-	slow.text.combined = false
+	slow.text.combined, slow.text.timed = false, false
 	return &slow
 }
 
@@ -58,22 +59,25 @@ func fastFormats(tb testing.TB) []*Format {
 
 func TestFastPathsTaken(t *testing.T) {
 	for _, c := range []struct {
-		format string
-		escape Escape
-		want   bool
+		format          string
+		escape          Escape
+		combined, timed bool
 	}{
-		{"combined", EscapeDefault, true},
-		{"main", EscapeDefault, true},
-		{"main_timed", EscapeDefault, true},
-		{"main_timed", EscapeJSON, false},
-		{"main_timed", EscapeNone, false},
-		{`$remote_addr $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false},
-		{`$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"`, EscapeDefault, false},
-		{`$remote_user - $remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false},
+		{"combined", EscapeDefault, true, false},
+		{"main", EscapeDefault, true, false},
+		{"main_timed", EscapeDefault, true, true},
+		{"main_timed", EscapeJSON, false, false},
+		{"main_timed", EscapeNone, false, false},
+		{FormatMainTimed + " $pipe", EscapeDefault, true, false},
+		{FormatMainTimed + ";", EscapeDefault, true, false},
+		{strings.Replace(FormatMainTimed, "$upstream_status", "$upstream_status_x", 1), EscapeDefault, true, false},
+		{`$remote_addr $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false, false},
+		{`$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"`, EscapeDefault, false, false},
+		{`$remote_user - $remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false, false},
 	} {
 		f := mustCompile(t, "f", c.format, c.escape)
-		if f.text.combined != c.want {
-			t.Errorf("%q escape=%s: combined reader %v, want %v", c.format, c.escape, f.text.combined, c.want)
+		if f.text.combined != c.combined || f.text.timed != c.timed {
+			t.Errorf("%q escape=%s: combined reader %v, timed reader %v; want %v, %v", c.format, c.escape, f.text.combined, f.text.timed, c.combined, c.timed)
 		}
 	}
 }
@@ -100,6 +104,16 @@ var fastSeeds = []string{
 	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-`,
 	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-`,
 	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - - id`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - - `,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - -`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 1.000, - 0.1 : 0.2 - 502, 200 : 404 a:1, b:2 : c:3 id`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1  - - - - id`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 -, - - - - id`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - : - - - - id`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - 10.0.0.1:80, 10.0.0.2:80 id with spaces`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - 12345678,`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - x :`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" host.example.com 0.1 - - - - 1234567 :`,
 	`1 - - [`,
 	`1 -`,
 	`1234567`,

@@ -35,6 +35,9 @@ type textOps struct {
 	// combined: the first ops are nginx's combined format with default
 	// escaping, in slots 0-7, read by parseCombined.
 	combined bool
+	// timed: all of t is main_timed's, read by parseTimedTail after
+	// parseCombined.
+	timed bool
 }
 
 // op matches lit, then reads one variable's value.
@@ -201,7 +204,9 @@ func Compile(name, format string, escape Escape) (*Format, error) {
 		err = f.compileJSON(t)
 	} else {
 		f.text, err = f.compileText(format)
-		f.text.combined = err == nil && f.startsCombined(f.text)
+		f.text.combined = err == nil && f.startsAs(f.text, FormatCombined, combinedOps)
+		f.text.timed = f.text.combined && len(f.text.ops) == timedOps && len(f.text.tail.b) == 0 &&
+			f.startsAs(f.text, FormatMainTimed, timedOps)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("accesslog: format %q: %w", name, err)
@@ -335,28 +340,28 @@ func (f *Format) compileText(s string) (textOps, error) {
 	return t, nil
 }
 
-// startsCombined reports whether t's first ops are those of the combined
-// format, compiled with default escaping, in slots 0-7: what parseCombined
-// reads.
-func (f *Format) startsCombined(t textOps) bool {
-	if f.escape != EscapeDefault || len(t.ops) < combinedOps {
+// startsAs reports whether t's first n ops are those of the preset
+// format, compiled with default escaping, in slots 0 to n-1: what the
+// straight-line readers (parseCombined, parseTimedTail) read.
+func (f *Format) startsAs(t textOps, format string, n int) bool {
+	if f.escape != EscapeDefault || len(t.ops) < n {
 		return false
 	}
 	var c Format
 	for i := range c.slotOf {
 		c.slotOf[i] = -1
 	}
-	ct, err := c.compileText(FormatCombined)
+	ct, err := c.compileText(format)
 	if err != nil {
 		panic(err)
 	}
-	for i, o := range ct.ops {
+	for i, o := range ct.ops[:n] {
 		p := t.ops[i]
 		if p.slot != i || f.vars[i] != c.vars[i] || string(p.lit.b) != string(o.lit.b) || p.found != o.found {
 			return false
 		}
-		// The user agent's value ends at its quote whatever follows.
-		if p.scan != o.scan || i < combinedOps-1 && string(p.delim) != string(o.delim) {
+		// The last value read ends where its scan ends, whatever follows.
+		if p.scan != o.scan || i < n-1 && string(p.delim) != string(o.delim) {
 			return false
 		}
 	}

@@ -104,6 +104,9 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	if t.combined {
 		if p, ok := parseCombined(in, vars); ok {
 			pos, first = p, combinedOps
+			if t.timed && parseTimedTail(in, p, vars) {
+				return nil
+			}
 		}
 	}
 	for i := first; i < len(ops); i++ {
@@ -240,6 +243,73 @@ func parseCombined(in []byte, vars [][]byte) (int, bool) {
 	vars[6] = in[ref:re]
 	vars[7] = in[ua:ue]
 	return ue, true
+}
+
+// timedOps is the number of ops in main_timed.
+const timedOps = 17
+
+// parseTimedTail reads the values main_timed logs after combined's (slots
+// 8-16) from in[pos:], pos being the user agent's closing quote, in
+// straight-line code as parseCombined does. It reports whether it read
+// the whole line; when not, the op loop goes on from pos.
+func parseTimedTail(in []byte, pos int, vars [][]byte) bool {
+	if len(vars) < timedOps {
+		return false
+	}
+	// `" "` $http_x_forwarded_for `" ` $host " " $request_time " "
+	x := pos + 3
+	if x > len(in) || in[pos+1] != ' ' || in[pos+2] != '"' {
+		return false
+	}
+	xe := quoteFrom(in, x)
+	if xe < 0 || xe+2 > len(in) || in[xe+1] != ' ' {
+		return false
+	}
+	h := xe + 2
+	he := spaceFrom(in, h)
+	rt := he + 1
+	rte := spaceFrom(in, rt)
+	// The five upstream values, each followed by one space.
+	u0 := rte + 1
+	u0e := upstreamEnd(in, u0)
+	u1 := u0e + 1
+	u1e := upstreamEnd(in, u1)
+	u2 := u1e + 1
+	u2e := upstreamEnd(in, u2)
+	u3 := u2e + 1
+	u3e := upstreamEnd(in, u3)
+	u4 := u3e + 1
+	u4e := upstreamEnd(in, u4)
+	if u4e >= len(in) {
+		return false
+	}
+	vars = vars[:timedOps:timedOps]
+	vars[8] = in[x:xe]
+	vars[9] = in[h:he]
+	vars[10] = in[rt:rte]
+	vars[11] = in[u0:u0e]
+	vars[12] = in[u1:u1e]
+	vars[13] = in[u2:u2e]
+	vars[14] = in[u3:u3e]
+	vars[15] = in[u4:u4e]
+	vars[16] = in[u4e+1:]
+	return true
+}
+
+// upstreamEnd is multiEnd for a value that is followed by a space, or
+// len(in) (pos, when past it) when there is none: most upstream values
+// are one value, and the first space is their end.
+func upstreamEnd(in []byte, pos int) int {
+	sp := spaceFrom(in, pos)
+	if sp >= len(in) {
+		return sp
+	}
+	if sp > pos && in[sp-1] == ',' || sp+2 < len(in) && in[sp+1] == ':' && in[sp+2] == ' ' {
+		if sp = multiEnd(in, pos); sp == len(in) {
+			return sp
+		}
+	}
+	return sp
 }
 
 // spaceFrom is the first space in in[pos:], or len(in) (pos, when past
