@@ -13,7 +13,7 @@ import (
 // goes through the op loop, the reference the fast paths must agree with.
 func opLoopOnly(f *Format) *Format {
 	slow := *f
-	slow.text.combined, slow.text.timed = false, false
+	slow.text.combined, slow.text.timed, slow.text.main = false, false, false
 	return &slow
 }
 
@@ -59,25 +59,30 @@ func fastFormats(tb testing.TB) []*Format {
 
 func TestFastPathsTaken(t *testing.T) {
 	for _, c := range []struct {
-		format          string
-		escape          Escape
-		combined, timed bool
+		format                string
+		escape                Escape
+		combined, timed, main bool
 	}{
-		{"combined", EscapeDefault, true, false},
-		{"main", EscapeDefault, true, false},
-		{"main_timed", EscapeDefault, true, true},
-		{"main_timed", EscapeJSON, false, false},
-		{"main_timed", EscapeNone, false, false},
-		{FormatMainTimed + " $pipe", EscapeDefault, true, false},
-		{FormatMainTimed + ";", EscapeDefault, true, false},
-		{strings.Replace(FormatMainTimed, "$upstream_status", "$upstream_status_x", 1), EscapeDefault, true, false},
-		{`$remote_addr $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false, false},
-		{`$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"`, EscapeDefault, false, false},
-		{`$remote_user - $remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false, false},
+		{"combined", EscapeDefault, true, false, false},
+		{"main", EscapeDefault, true, false, true},
+		{"main_timed", EscapeDefault, true, true, false},
+		{"main_timed", EscapeJSON, false, false, false},
+		{"main_timed", EscapeNone, false, false, false},
+		{"main", EscapeNone, false, false, false},
+		{FormatMainTimed + " $pipe", EscapeDefault, true, false, false},
+		{FormatMainTimed + ";", EscapeDefault, true, false, false},
+		{strings.Replace(FormatMainTimed, "$upstream_status", "$upstream_status_x", 1), EscapeDefault, true, false, false},
+		{FormatMain + " ", EscapeDefault, true, false, false},
+		{FormatCombined + ` "$http_x_real_ip"`, EscapeDefault, true, false, false},
+		{FormatCombined + ` "$http_x_forwarded_for`, EscapeDefault, true, false, false},
+		{`$remote_addr $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false, false, false},
+		{`$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"`, EscapeDefault, false, false, false},
+		{`$remote_user - $remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false, false, false},
 	} {
 		f := mustCompile(t, "f", c.format, c.escape)
-		if f.text.combined != c.combined || f.text.timed != c.timed {
-			t.Errorf("%q escape=%s: combined reader %v, timed reader %v; want %v, %v", c.format, c.escape, f.text.combined, f.text.timed, c.combined, c.timed)
+		if f.text.combined != c.combined || f.text.timed != c.timed || f.text.main != c.main {
+			t.Errorf("%q escape=%s: combined, timed, main readers %v, %v, %v; want %v, %v, %v", c.format, c.escape,
+				f.text.combined, f.text.timed, f.text.main, c.combined, c.timed, c.main)
 		}
 	}
 }
@@ -114,6 +119,10 @@ var fastSeeds = []string{
 	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - 12345678,`,
 	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" h 0.1 - - - - x :`,
 	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-" host.example.com 0.1 - - - - 1234567 :`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "-"x`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "1.2.3.4, 5.6.7.8" "x"`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" ""`,
+	`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 200 1 "-" "-" "`,
 	`1 - - [`,
 	`1 -`,
 	`1234567`,

@@ -35,9 +35,9 @@ type textOps struct {
 	// combined: the first ops are nginx's combined format with default
 	// escaping, in slots 0-7, read by parseCombined.
 	combined bool
-	// timed: all of t is main_timed's, read by parseTimedTail after
-	// parseCombined.
-	timed bool
+	// timed, main: all of t is main_timed's, or main's, read by
+	// parseTimedTail or parseMainTail after parseCombined.
+	timed, main bool
 }
 
 // op matches lit, then reads one variable's value.
@@ -207,6 +207,8 @@ func Compile(name, format string, escape Escape) (*Format, error) {
 		f.text.combined = err == nil && f.startsAs(f.text, FormatCombined, combinedOps)
 		f.text.timed = f.text.combined && len(f.text.ops) == timedOps && len(f.text.tail.b) == 0 &&
 			f.startsAs(f.text, FormatMainTimed, timedOps)
+		f.text.main = f.text.combined && len(f.text.ops) == mainOps && string(f.text.tail.b) == `"` &&
+			f.startsAs(f.text, FormatMain, mainOps)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("accesslog: format %q: %w", name, err)

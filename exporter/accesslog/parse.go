@@ -104,7 +104,7 @@ func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	if t.combined {
 		if p, ok := parseCombined(in, vars); ok {
 			pos, first = p, combinedOps
-			if t.timed && parseTimedTail(in, p, vars) {
+			if t.timed && parseTimedTail(in, p, vars) || t.main && parseMainTail(in, p, vars) {
 				return nil
 			}
 		}
@@ -243,6 +243,29 @@ func parseCombined(in []byte, vars [][]byte) (int, bool) {
 	vars[6] = in[ref:re]
 	vars[7] = in[ua:ue]
 	return ue, true
+}
+
+// mainOps is the number of ops in main.
+const mainOps = 9
+
+// parseMainTail reads main's last value, $http_x_forwarded_for (slot 8),
+// from in[pos:], pos being the user agent's closing quote. It reports
+// whether it read the whole line; when not, the op loop goes on from pos.
+func parseMainTail(in []byte, pos int, vars [][]byte) bool {
+	if len(vars) < mainOps {
+		return false
+	}
+	// `" "` $http_x_forwarded_for `"`, the end of the line.
+	x := pos + 3
+	if x > len(in) || in[pos+1] != ' ' || in[pos+2] != '"' {
+		return false
+	}
+	xe := quoteFrom(in, x)
+	if xe != len(in)-1 {
+		return false
+	}
+	vars[8] = in[x:xe]
+	return true
 }
 
 // timedOps is the number of ops in main_timed.
