@@ -3,6 +3,7 @@ package accesslog
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,4 +186,53 @@ func FuzzFastPaths(f *testing.F) {
 			sameAsOpLoop(t, fm, []byte(line))
 		}
 	})
+}
+
+// TestShortReaders checks the readers of the common shapes against the
+// general ones, for every string of their length over the bytes that
+// matter.
+func TestShortReaders(t *testing.T) {
+	const alphabet = "0189.-x :,"
+	var each func(prefix []byte, n int, f func([]byte))
+	each = func(prefix []byte, n int, f func([]byte)) {
+		if n == 0 {
+			f(prefix)
+			return
+		}
+		for _, c := range []byte(alphabet) {
+			each(append(prefix, c), n-1, f)
+		}
+	}
+	each(nil, 5, func(b []byte) {
+		ns, ok := shortNanos(b)
+		want, wantOK := parseNanos(b)
+		if ok && (!wantOK || ns != want) {
+			t.Errorf("shortNanos(%q) = %d, parseNanos %d, %v", b, ns, want, wantOK)
+		}
+		if !ok && wantOK && len(b) == 5 && b[1] == '.' && want < 10e9 {
+			t.Errorf("shortNanos(%q) not ok, parseNanos %d", b, want)
+		}
+	})
+	for n := 0; n <= 4; n++ {
+		each(nil, n, func(b []byte) {
+			st, ok := parseStatus(b)
+			want, err := strconv.Atoi(string(b))
+			wantOK := err == nil && len(b) == 3 && strings.Trim(string(b), "0123456789") == ""
+			if ok != wantOK || ok && st != want {
+				t.Errorf("parseStatus(%q) = %d, %v; want %d, %v", b, st, ok, want, wantOK)
+			}
+		})
+	}
+	for _, m := range []string{"GET ", "GET", "GETX ", "GET/", "get ", "GE T", "POST ", "M-SEARCH "} {
+		n := 0
+		for n < len(m) && n <= maxMethod && methodByte(m[n]) {
+			n++
+		}
+		if n > maxMethod || m[0] < 'A' || m[0] > 'Z' {
+			n = 0
+		}
+		if got := methodLen([]byte(m)); got != n {
+			t.Errorf("methodLen(%q) = %d, want %d", m, got, n)
+		}
+	}
 }

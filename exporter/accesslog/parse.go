@@ -662,6 +662,9 @@ func validMethod(b []byte) bool { return len(b) > 0 && methodLen(b) == len(b) }
 
 // methodLen is the length of the method token b starts with, 0 for none.
 func methodLen(b []byte) int {
+	if len(b) >= 4 && binary.LittleEndian.Uint32(b) == getSP {
+		return 3 // "GET ", most requests
+	}
 	n := 0
 	for n < len(b) && n <= maxMethod && methodByte(b[n]) {
 		n++
@@ -673,6 +676,9 @@ func methodLen(b []byte) int {
 }
 
 const maxMethod = 20
+
+// getSP is "GET " as a little-endian word.
+const getSP = 'G' | 'E'<<8 | 'T'<<16 | ' '<<24
 
 func methodByte(c byte) bool { return c >= 'A' && c <= 'Z' || c == '-' || c == '_' }
 
