@@ -44,10 +44,11 @@ func (f *Format) parseLine(line []byte, r *Record) error {
 			return r.fail(ReasonMissingField, "status", line, 0, "a key holding it", nil)
 		}
 	} else if err = f.parseOps(&f.text, line, 0, r); err != nil {
-		// The slots after the failure still hold the last line's values:
-		// the same parse over cleared slots stops at the same error.
+		// The slots after the failure still hold the last line's values
+		// (or a fast path's): the same parse over cleared slots, by the
+		// op loop alone, stops at the same error.
 		clear(r.vars)
-		err = f.parseOps(&f.text, line, 0, r)
+		err = f.opLoop(&f.text, line, 0, r, 0, 0)
 	}
 	if err != nil {
 		return err
@@ -97,18 +98,22 @@ func indexFrom(in []byte, pos int, lit []byte) int {
 // parseOps reads the values of t's variables from in, which starts at byte
 // base of r.Line (a JSON value's text may be a small format of its own).
 func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
+	if t.combined {
+		if p, ok := parseCombined(in, r.vars); ok {
+			if t.timed && parseTimedTail(in, p, r.vars) || t.main && parseMainTail(in, p, r.vars) {
+				return nil
+			}
+			return f.opLoop(t, in, base, r, combinedOps, p)
+		}
+	}
+	return f.opLoop(t, in, base, r, 0, 0)
+}
+
+// opLoop reads the values of t's ops from the first on, at pos in in.
+func (f *Format) opLoop(t *textOps, in []byte, base int, r *Record, first, pos int) error {
 	// Locals, not r.vars and t.ops: the calls in the loop would make the
 	// compiler reload them every time.
 	vars, ops := r.vars, t.ops
-	pos, first := 0, 0
-	if t.combined {
-		if p, ok := parseCombined(in, vars); ok {
-			pos, first = p, combinedOps
-			if t.timed && parseTimedTail(in, p, vars) || t.main && parseMainTail(in, p, vars) {
-				return nil
-			}
-		}
-	}
 	for i := first; i < len(ops); i++ {
 		o := &ops[i]
 		if !o.found && !o.lit.at(in, pos) {
@@ -188,27 +193,35 @@ func parseCombined(in []byte, vars [][]byte) (int, bool) {
 	if len(vars) < combinedOps {
 		return 0, false
 	}
+	vars = vars[:combinedOps:combinedOps]
+	// Each value is stored as soon as it is found, while its bounds are
+	// in registers; a line given up on leaves values the op loop then
+	// writes again.
 	// $remote_addr " - " $remote_user " [": the first space of each
 	// must be the literal's.
 	a := spaceFrom(in, 0)
 	if a+3 > len(in) || in[a+1] != '-' || in[a+2] != ' ' {
 		return 0, false
 	}
+	vars[0] = in[:a]
 	u := spaceFrom(in, a+3)
 	if u+2 > len(in) || in[u+1] != '[' {
 		return 0, false
 	}
+	vars[1] = in[a+3 : u]
 	// $time_local is 26 bytes, then `] "`.
 	t := u + 2
 	if t+29 > len(in) || in[t+26] != ']' || in[t+27] != ' ' || in[t+28] != '"' {
 		return 0, false
 	}
+	vars[2] = in[t : t+26]
 	q := t + 29
 	rq := bytes.IndexByte(in[q:], '"')
 	if rq < 0 {
 		return 0, false
 	}
 	rq += q
+	vars[3] = in[q:rq]
 	// `" ` $status " " $body_bytes_sent ` "`
 	st := rq + 2
 	if st > len(in) || in[rq+1] != ' ' {
@@ -218,29 +231,24 @@ func parseCombined(in []byte, vars [][]byte) (int, bool) {
 	for se < len(in) && in[se] != ' ' {
 		se++
 	}
+	vars[4] = in[st:se]
 	bb := se + 1
 	be := spaceFrom(in, bb)
 	if be+2 > len(in) || in[be+1] != '"' {
 		return 0, false
 	}
+	vars[5] = in[bb:be]
 	ref := be + 2
 	re := quoteFrom(in, ref)
 	if re < 0 || re+3 > len(in) || in[re+1] != ' ' || in[re+2] != '"' {
 		return 0, false
 	}
+	vars[6] = in[ref:re]
 	ua := re + 3
 	ue := quoteFrom(in, ua)
 	if ue < 0 {
 		return 0, false
 	}
-	vars = vars[:combinedOps:combinedOps]
-	vars[0] = in[:a]
-	vars[1] = in[a+3 : u]
-	vars[2] = in[t : t+26]
-	vars[3] = in[q:rq]
-	vars[4] = in[st:se]
-	vars[5] = in[bb:be]
-	vars[6] = in[ref:re]
 	vars[7] = in[ua:ue]
 	return ue, true
 }
@@ -292,7 +300,8 @@ func parseTimedTail(in []byte, pos int, vars [][]byte) bool {
 	he := spaceFrom(in, h)
 	rt := he + 1
 	rte := spaceFrom(in, rt)
-	// The five upstream values, each followed by one space.
+	// The five upstream values, each followed by one space. Past the end
+	// of the line, each end is too: the last one tells.
 	u0 := rte + 1
 	u0e := upstreamEnd(in, u0)
 	u1 := u0e + 1
