@@ -53,8 +53,10 @@ func fastFormats(tb testing.TB) []*Format {
 		mustCompile(tb, "combined", "combined", EscapeDefault),
 		mustCompile(tb, "main", "main", EscapeDefault),
 		mustCompile(tb, "main_timed", "main_timed", EscapeDefault),
-		// combined with more after it, a variable logged twice among it.
-		mustCompile(tb, "combined+", FormatCombined+` $status [$request_time] $remote_user`, EscapeDefault),
+		// combined with more after it, read by the op loop.
+		mustCompile(tb, "combined+", FormatCombined+` "$http_x_forwarded_for" $host [$request_time]`, EscapeDefault),
+		// A variable of combined's logged again after it: no fast path.
+		mustCompile(tb, "combined+again", FormatCombined+` $status [$request_time] $remote_user`, EscapeDefault),
 	}
 }
 
@@ -74,6 +76,7 @@ func TestFastPathsTaken(t *testing.T) {
 		{FormatMainTimed + ";", EscapeDefault, true, false, false},
 		{strings.Replace(FormatMainTimed, "$upstream_status", "$upstream_status_x", 1), EscapeDefault, true, false, false},
 		{FormatMain + " ", EscapeDefault, true, false, false},
+		{FormatCombined + " $status", EscapeDefault, false, false, false},
 		{FormatCombined + ` "$http_x_real_ip"`, EscapeDefault, true, false, false},
 		{FormatCombined + ` "$http_x_forwarded_for`, EscapeDefault, true, false, false},
 		{`$remote_addr $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`, EscapeDefault, false, false, false},
@@ -233,6 +236,50 @@ func TestShortReaders(t *testing.T) {
 		}
 		if got := methodLen([]byte(m)); got != n {
 			t.Errorf("methodLen(%q) = %d, want %d", m, got, n)
+		}
+	}
+}
+
+// TestSpansEndWithTheirLine reuses one Record across a line read by the
+// fast paths and lines that are not (JSON, a failed line, a failed
+// decode, a JSON envelope): its values must be the new line's, as in a
+// fresh Record.
+func TestSpansEndWithTheirLine(t *testing.T) {
+	timed := mustCompile(t, "main_timed", "main_timed", EscapeDefault)
+	jsonFmt := mustCompile(t, "json", "json", EscapeJSON)
+	dec, err := NewDecoder(DecoderConfig{Default: timed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := []byte(benchMainTimed)
+	steps := []struct {
+		name string
+		run  func(r *Record) error
+	}{
+		{"json line", func(r *Record) error { return jsonFmt.Parse([]byte(benchJSON), r) }},
+		{"failed line", func(r *Record) error {
+			return timed.Parse([]byte(`1.2.3.4 - - [10/Oct/2025:13:55:36 +0200] "GET / HTTP/1.1" 2x0`), r)
+		}},
+		{"failed decode", func(r *Record) error { return dec.Decode([]byte(`{"message":`), r) }},
+		{"envelope", func(r *Record) error { return dec.Decode([]byte(envFB8), r) }},
+		{"empty", func(r *Record) error { return timed.Parse(nil, r) }},
+	}
+	for _, s := range steps {
+		var r, fresh Record
+		if err := timed.Parse(fast, &r); err != nil {
+			t.Fatal(err)
+		}
+		errReused, errFresh := s.run(&r), s.run(&fresh)
+		if a, b := errSummary(errReused), errSummary(errFresh); a != b {
+			t.Errorf("%s: error %q, in a fresh Record %q", s.name, a, b)
+		}
+		if a, b := summary(&r), summary(&fresh); a != b {
+			t.Errorf("%s: record %s, in a fresh Record %s", s.name, a, b)
+		}
+		for i := range 20 {
+			if a, b := r.Var(i), fresh.Var(i); !bytes.Equal(a, b) || (a == nil) != (b == nil) {
+				t.Errorf("%s: Var(%d) %q, in a fresh Record %q", s.name, i, a, b)
+			}
 		}
 	}
 }

@@ -115,7 +115,7 @@ func (r *Record) Var(i int) []byte {
 	if i < 0 || i >= len(r.vars) {
 		return nil
 	}
-	return r.vars[i]
+	return r.val(i)
 }
 
 // The preset formats.
@@ -356,6 +356,11 @@ func (f *Format) startsAs(t textOps, format string, n int) bool {
 	ct, err := c.compileText(format)
 	if err != nil {
 		panic(err)
+	}
+	for _, o := range t.ops[n:] {
+		if o.slot < n {
+			return false // a value read again later is the later one
+		}
 	}
 	for i, o := range ct.ops[:n] {
 		p := t.ops[i]

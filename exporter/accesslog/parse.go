@@ -37,7 +37,7 @@ func (f *Format) parseLine(line []byte, r *Record) error {
 	var err error
 	if f.json {
 		err = f.parseJSON(line, r)
-		if i := f.slotOf[kStatus]; err == nil && (i < 0 || r.vars[i] == nil) {
+		if i := f.slotOf[kStatus]; err == nil && (i < 0 || r.val(i) == nil) {
 			// Any JSON object walks cleanly; without a status it is not
 			// an access line, and counting it would add a request with
 			// every label unknown.
@@ -48,6 +48,7 @@ func (f *Format) parseLine(line []byte, r *Record) error {
 		// (or a fast path's): the same parse over cleared slots, by the
 		// op loop alone, stops at the same error.
 		clear(r.vars)
+		r.nspans = 0
 		err = f.opLoop(&f.text, line, 0, r, 0, 0)
 	}
 	if err != nil {
@@ -99,10 +100,18 @@ func indexFrom(in []byte, pos int, lit []byte) int {
 // base of r.Line (a JSON value's text may be a small format of its own).
 func (f *Format) parseOps(t *textOps, in []byte, base int, r *Record) error {
 	if t.combined {
-		if p, ok := parseCombined(in, r.vars); ok {
-			if t.timed && parseTimedTail(in, p, r.vars) || t.main && parseMainTail(in, p, r.vars) {
+		// Only a top-level text format is marked combined: in is r.Line,
+		// where the spans point.
+		if p, ok := parseCombined(in, &r.spans); ok {
+			switch {
+			case t.timed && parseTimedTail(in, p, &r.spans):
+				r.nspans = timedOps
+				return nil
+			case t.main && parseMainTail(in, p, &r.spans):
+				r.nspans = mainOps
 				return nil
 			}
+			r.nspans = combinedOps
 			return f.opLoop(t, in, base, r, combinedOps, p)
 		}
 	}
@@ -189,39 +198,34 @@ const combinedOps = 8
 // holding a delimiter's first byte, a line cut short) it reports !ok and
 // the op loop parses the line from its start, finding the same values or
 // the error.
-func parseCombined(in []byte, vars [][]byte) (int, bool) {
-	if len(vars) < combinedOps {
-		return 0, false
-	}
-	vars = vars[:combinedOps:combinedOps]
-	// Each value is stored as soon as it is found, while its bounds are
-	// in registers; a line given up on leaves values the op loop then
-	// writes again.
+func parseCombined(in []byte, sp *[timedOps]span) (int, bool) {
+	// Each span is stored as soon as it is found, while its bounds are
+	// in registers.
 	// $remote_addr " - " $remote_user " [": the first space of each
 	// must be the literal's.
 	a := spaceFrom(in, 0)
 	if a+3 > len(in) || in[a+1] != '-' || in[a+2] != ' ' {
 		return 0, false
 	}
-	vars[0] = in[:a]
+	sp[0] = span{0, a}
 	u := spaceFrom(in, a+3)
 	if u+2 > len(in) || in[u+1] != '[' {
 		return 0, false
 	}
-	vars[1] = in[a+3 : u]
+	sp[1] = span{a + 3, u}
 	// $time_local is 26 bytes, then `] "`.
 	t := u + 2
 	if t+29 > len(in) || in[t+26] != ']' || in[t+27] != ' ' || in[t+28] != '"' {
 		return 0, false
 	}
-	vars[2] = in[t : t+26]
+	sp[2] = span{t, t + 26}
 	q := t + 29
 	rq := bytes.IndexByte(in[q:], '"')
 	if rq < 0 {
 		return 0, false
 	}
 	rq += q
-	vars[3] = in[q:rq]
+	sp[3] = span{q, rq}
 	// `" ` $status " " $body_bytes_sent ` "`
 	st := rq + 2
 	if st > len(in) || in[rq+1] != ' ' {
@@ -231,25 +235,25 @@ func parseCombined(in []byte, vars [][]byte) (int, bool) {
 	for se < len(in) && in[se] != ' ' {
 		se++
 	}
-	vars[4] = in[st:se]
+	sp[4] = span{st, se}
 	bb := se + 1
 	be := spaceFrom(in, bb)
 	if be+2 > len(in) || in[be+1] != '"' {
 		return 0, false
 	}
-	vars[5] = in[bb:be]
+	sp[5] = span{bb, be}
 	ref := be + 2
 	re := quoteFrom(in, ref)
 	if re < 0 || re+3 > len(in) || in[re+1] != ' ' || in[re+2] != '"' {
 		return 0, false
 	}
-	vars[6] = in[ref:re]
+	sp[6] = span{ref, re}
 	ua := re + 3
 	ue := quoteFrom(in, ua)
 	if ue < 0 {
 		return 0, false
 	}
-	vars[7] = in[ua:ue]
+	sp[7] = span{ua, ue}
 	return ue, true
 }
 
@@ -259,10 +263,7 @@ const mainOps = 9
 // parseMainTail reads main's last value, $http_x_forwarded_for (slot 8),
 // from in[pos:], pos being the user agent's closing quote. It reports
 // whether it read the whole line; when not, the op loop goes on from pos.
-func parseMainTail(in []byte, pos int, vars [][]byte) bool {
-	if len(vars) < mainOps {
-		return false
-	}
+func parseMainTail(in []byte, pos int, sp *[timedOps]span) bool {
 	// `" "` $http_x_forwarded_for `"`, the end of the line.
 	x := pos + 3
 	if x > len(in) || in[pos+1] != ' ' || in[pos+2] != '"' {
@@ -272,7 +273,7 @@ func parseMainTail(in []byte, pos int, vars [][]byte) bool {
 	if xe != len(in)-1 {
 		return false
 	}
-	vars[8] = in[x:xe]
+	sp[8] = span{x, xe}
 	return true
 }
 
@@ -283,10 +284,7 @@ const timedOps = 17
 // 8-16) from in[pos:], pos being the user agent's closing quote, in
 // straight-line code as parseCombined does. It reports whether it read
 // the whole line; when not, the op loop goes on from pos.
-func parseTimedTail(in []byte, pos int, vars [][]byte) bool {
-	if len(vars) < timedOps {
-		return false
-	}
+func parseTimedTail(in []byte, pos int, sp *[timedOps]span) bool {
 	// `" "` $http_x_forwarded_for `" ` $host " " $request_time " "
 	x := pos + 3
 	if x > len(in) || in[pos+1] != ' ' || in[pos+2] != '"' {
@@ -315,16 +313,15 @@ func parseTimedTail(in []byte, pos int, vars [][]byte) bool {
 	if u4e >= len(in) {
 		return false
 	}
-	vars = vars[:timedOps:timedOps]
-	vars[8] = in[x:xe]
-	vars[9] = in[h:he]
-	vars[10] = in[rt:rte]
-	vars[11] = in[u0:u0e]
-	vars[12] = in[u1:u1e]
-	vars[13] = in[u2:u2e]
-	vars[14] = in[u3:u3e]
-	vars[15] = in[u4:u4e]
-	vars[16] = in[u4e+1:]
+	sp[8] = span{x, xe}
+	sp[9] = span{h, he}
+	sp[10] = span{rt, rte}
+	sp[11] = span{u0, u0e}
+	sp[12] = span{u1, u1e}
+	sp[13] = span{u2, u2e}
+	sp[14] = span{u3, u3e}
+	sp[15] = span{u4, u4e}
+	sp[16] = span{u4e + 1, len(in)}
 	return true
 }
 
@@ -430,15 +427,14 @@ func multiEnd(in []byte, pos int) int {
 // over $server_name) live here, independent of their order in the format.
 func (f *Format) fill(r *Record) error {
 	s := &f.slotOf
-	v := r.vars
 
 	if i := s[kRemoteAddr]; i >= 0 {
-		r.RemoteAddr = dashless(v[i])
+		r.RemoteAddr = dashless(r.val(i))
 	}
-	if i := f.firstLogged(v, kTimeLocal, kTimeISO, kMsec); i >= 0 {
-		t, ok := r.parseTime(v[i])
+	if i, v := f.firstLogged(r, kTimeLocal, kTimeISO, kMsec); i >= 0 {
+		t, ok := r.parseTime(v)
 		if !ok {
-			return r.failValue(ReasonBadTime, f.vars[i], v[i], r.offset(i), "a time")
+			return r.failValue(ReasonBadTime, f.vars[i], v, r.offset(i), "a time")
 		}
 		r.Time = t
 	}
@@ -460,40 +456,45 @@ func (f *Format) fill(r *Record) error {
 	return nil
 }
 
-// firstLogged returns the slot of the first of the kinds a, b, c that the
-// line holds a value for, or -1.
-func (f *Format) firstLogged(v [][]byte, a, b, c kind) int {
+// firstLogged returns the slot and value of the first of the kinds a, b, c
+// that the line holds a value for, or -1.
+func (f *Format) firstLogged(r *Record, a, b, c kind) (int, []byte) {
 	for _, k := range [...]kind{a, b, c} {
-		if i := f.slotOf[k]; i >= 0 && dashless(v[i]) != nil {
-			return i
+		if i := f.slotOf[k]; i >= 0 {
+			if v := dashless(r.val(i)); v != nil {
+				return i, v
+			}
 		}
 	}
-	return -1
+	return -1, nil
 }
 
 // fillRequest fills the method, path, query and protocol, from $request or
 // from the variables that log them apart.
 func (f *Format) fillRequest(r *Record) {
 	s := &f.slotOf
-	v := r.vars
 	if i := s[kRequest]; i >= 0 {
-		f.setRequest(r, v[i])
+		f.setRequest(r, r.val(i))
 	}
-	if i := s[kMethod]; i >= 0 && r.Method == nil && validMethod(v[i]) {
-		r.Method = v[i]
-	}
-	if r.Path == nil && r.Query == nil {
-		if i := s[kRequestURI]; i >= 0 && dashless(v[i]) != nil {
-			f.setURI(r, v[i])
-		} else if i := s[kURI]; i >= 0 && dashless(v[i]) != nil {
-			r.Path = f.decode(r, v[i])
+	if i := s[kMethod]; i >= 0 && r.Method == nil {
+		if v := r.val(i); validMethod(v) {
+			r.Method = v
 		}
 	}
-	if i := s[kArgs]; i >= 0 && r.Query == nil && dashless(v[i]) != nil {
-		r.Query = f.decode(r, v[i])
+	if r.Path == nil && r.Query == nil {
+		if i := s[kRequestURI]; i >= 0 && dashless(r.val(i)) != nil {
+			f.setURI(r, r.val(i))
+		} else if i := s[kURI]; i >= 0 && dashless(r.val(i)) != nil {
+			r.Path = f.decode(r, r.val(i))
+		}
+	}
+	if i := s[kArgs]; i >= 0 && r.Query == nil {
+		if v := dashless(r.val(i)); v != nil {
+			r.Query = f.decode(r, v)
+		}
 	}
 	if i := s[kProtocol]; i >= 0 && r.Protocol == nil {
-		r.Protocol = dashless(v[i])
+		r.Protocol = dashless(r.val(i))
 	}
 }
 
@@ -503,34 +504,41 @@ func (f *Format) fillRequest(r *Record) {
 // 160 instructions a line of main_timed.
 func (f *Format) fillNumbers(r *Record) error {
 	s := &f.slotOf
-	v := r.vars
-	if i := s[kStatus]; i >= 0 && v[i] != nil {
-		st, ok := parseStatus(v[i])
-		if !ok {
-			return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offset(i), "a 3-digit status")
+	if i := s[kStatus]; i >= 0 {
+		if v := r.val(i); v != nil {
+			st, ok := parseStatus(v)
+			if !ok {
+				return r.failValue(ReasonBadStatus, f.vars[i], v, r.offset(i), "a 3-digit status")
+			}
+			r.Status = st
 		}
-		r.Status = st
 	}
-	if i := s[kBodyBytes]; i >= 0 && v[i] != nil {
-		n, ok := parseCount(v[i])
-		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "a number")
+	if i := s[kBodyBytes]; i >= 0 {
+		if v := r.val(i); v != nil {
+			n, ok := parseCount(v)
+			if !ok {
+				return r.failValue(ReasonBadNumber, f.vars[i], v, r.offset(i), "a number")
+			}
+			r.BodyBytes = n
 		}
-		r.BodyBytes = n
 	}
-	if i := s[kBytesSent]; i >= 0 && v[i] != nil {
-		n, ok := parseCount(v[i])
-		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "a number")
+	if i := s[kBytesSent]; i >= 0 {
+		if v := r.val(i); v != nil {
+			n, ok := parseCount(v)
+			if !ok {
+				return r.failValue(ReasonBadNumber, f.vars[i], v, r.offset(i), "a number")
+			}
+			r.BytesSent = n
 		}
-		r.BytesSent = n
 	}
-	if i := s[kRequestTime]; i >= 0 && v[i] != nil {
-		d, ok := parseSeconds(v[i])
-		if !ok {
-			return r.failValue(ReasonBadNumber, f.vars[i], v[i], r.offset(i), "seconds")
+	if i := s[kRequestTime]; i >= 0 {
+		if v := r.val(i); v != nil {
+			d, ok := parseSeconds(v)
+			if !ok {
+				return r.failValue(ReasonBadNumber, f.vars[i], v, r.offset(i), "seconds")
+			}
+			r.RequestTime = d
 		}
-		r.RequestTime = d
 	}
 	return nil
 }
@@ -540,47 +548,56 @@ func (f *Format) fillNumbers(r *Record) error {
 // count.
 func (f *Format) fillUpstream(r *Record) error {
 	s := &f.slotOf
-	v := r.vars
 	tries := -1
-	if i := s[kUpResponseTime]; i >= 0 && v[i] != nil {
-		sum, n, ok := upstreamSum(v[i])
-		if !ok {
-			return f.badUpstreamTime(r, i)
+	if i := s[kUpResponseTime]; i >= 0 {
+		if v := r.val(i); v != nil {
+			sum, n, ok := upstreamSum(v)
+			if !ok {
+				return f.badUpstreamTime(r, i)
+			}
+			r.UpstreamResponseTime = sum
+			if !isDash(v) {
+				tries = n
+			}
 		}
-		r.UpstreamResponseTime = sum
-		if !isDash(v[i]) {
+	}
+	if i := s[kUpConnectTime]; i >= 0 {
+		if v := r.val(i); v != nil {
+			sum, _, ok := upstreamSum(v)
+			if !ok {
+				return f.badUpstreamTime(r, i)
+			}
+			r.UpstreamConnectTime = sum
+		}
+	}
+	if i := s[kUpHeaderTime]; i >= 0 {
+		if v := r.val(i); v != nil {
+			sum, _, ok := upstreamSum(v)
+			if !ok {
+				return f.badUpstreamTime(r, i)
+			}
+			r.UpstreamHeaderTime = sum
+		}
+	}
+	if i := s[kUpStatus]; i >= 0 {
+		if v := r.val(i); v != nil {
+			last, n := upstreamLast(v)
+			if last != nil && !isDash(last) {
+				st, ok := parseStatus(last)
+				if !ok {
+					return r.failValue(ReasonBadStatus, f.vars[i], v, r.offset(i), "3-digit statuses joined by \", \" and \" : \"")
+				}
+				r.UpstreamStatus = st
+			}
 			tries = n
 		}
 	}
-	if i := s[kUpConnectTime]; i >= 0 && v[i] != nil {
-		sum, _, ok := upstreamSum(v[i])
-		if !ok {
-			return f.badUpstreamTime(r, i)
+	if i := s[kUpAddr]; i >= 0 {
+		if v := r.val(i); v != nil {
+			last, n := upstreamLast(v)
+			r.UpstreamAddr = dashless(last)
+			tries = n
 		}
-		r.UpstreamConnectTime = sum
-	}
-	if i := s[kUpHeaderTime]; i >= 0 && v[i] != nil {
-		sum, _, ok := upstreamSum(v[i])
-		if !ok {
-			return f.badUpstreamTime(r, i)
-		}
-		r.UpstreamHeaderTime = sum
-	}
-	if i := s[kUpStatus]; i >= 0 && v[i] != nil {
-		last, n := upstreamLast(v[i])
-		if last != nil && !isDash(last) {
-			st, ok := parseStatus(last)
-			if !ok {
-				return r.failValue(ReasonBadStatus, f.vars[i], v[i], r.offset(i), "3-digit statuses joined by \", \" and \" : \"")
-			}
-			r.UpstreamStatus = st
-		}
-		tries = n
-	}
-	if i := s[kUpAddr]; i >= 0 && v[i] != nil {
-		last, n := upstreamLast(v[i])
-		r.UpstreamAddr = dashless(last)
-		tries = n
 	}
 	if tries > 0 {
 		r.UpstreamTries = tries
@@ -589,25 +606,24 @@ func (f *Format) fillUpstream(r *Record) error {
 }
 
 func (f *Format) badUpstreamTime(r *Record, i int) error {
-	v := r.vars[i]
+	v := r.val(i)
 	return r.failValue(ReasonBadNumber, f.vars[i], v, r.offset(i), "seconds, or values joined by \", \" and \" : \"")
 }
 
 // fillIdentity fills the virtual host, the request id and the trace id.
 func (f *Format) fillIdentity(r *Record) {
 	s := &f.slotOf
-	v := r.vars
-	if i := f.firstLogged(v, kHost, kServerName, kHTTPHost); i >= 0 {
-		r.VHost = f.hostName(r, v[i])
+	if i, v := f.firstLogged(r, kHost, kServerName, kHTTPHost); i >= 0 {
+		r.VHost = f.hostName(r, v)
 	}
 	if i := s[kRequestID]; i >= 0 {
-		r.RequestID = dashless(v[i])
+		r.RequestID = dashless(r.val(i))
 	}
 	if i := s[kTraceID]; i >= 0 {
-		r.TraceID = traceID(v[i])
+		r.TraceID = traceID(r.val(i))
 	}
 	if i := s[kTraceparent]; i >= 0 && r.TraceID == nil {
-		r.TraceID = traceparentID(v[i])
+		r.TraceID = traceparentID(r.val(i))
 	}
 }
 
