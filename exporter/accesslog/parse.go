@@ -243,13 +243,16 @@ func parseCombined(in []byte, sp *[timedOps]span) (int, bool) {
 	}
 	sp[5] = span{bb, be}
 	ref := be + 2
-	re := quoteFrom(in, ref)
+	re := ref + 1 // "-"
+	if !dashQuote(in, ref) {
+		re = quoteAt(in, ref)
+	}
 	if re < 0 || re+3 > len(in) || in[re+1] != ' ' || in[re+2] != '"' {
 		return 0, false
 	}
 	sp[6] = span{ref, re}
 	ua := re + 3
-	ue := quoteFrom(in, ua)
+	ue := quoteAt(in, ua)
 	if ue < 0 {
 		return 0, false
 	}
@@ -269,7 +272,10 @@ func parseMainTail(in []byte, pos int, sp *[timedOps]span) bool {
 	if x > len(in) || in[pos+1] != ' ' || in[pos+2] != '"' {
 		return false
 	}
-	xe := quoteFrom(in, x)
+	xe := x + 1 // "-"
+	if !dashQuote(in, x) {
+		xe = quoteAt(in, x)
+	}
 	if xe != len(in)-1 {
 		return false
 	}
@@ -290,7 +296,10 @@ func parseTimedTail(in []byte, pos int, sp *[timedOps]span) bool {
 	if x > len(in) || in[pos+1] != ' ' || in[pos+2] != '"' {
 		return false
 	}
-	xe := quoteFrom(in, x)
+	xe := x + 1 // "-"
+	if !dashQuote(in, x) {
+		xe = quoteAt(in, x)
+	}
 	if xe < 0 || xe+2 > len(in) || in[xe+1] != ' ' {
 		return false
 	}
@@ -358,12 +367,14 @@ func spaceFrom(in []byte, pos int) int {
 	return pos
 }
 
-// quoteFrom is the first '"' in in[pos:], or -1; "-", the common referer,
-// is answered without the call.
-func quoteFrom(in []byte, pos int) int {
-	if pos+1 < len(in) && in[pos] == '-' && in[pos+1] == '"' {
-		return pos + 1
-	}
+// dashQuote reports whether in[pos:] starts with `-"`: "-", the common
+// referer and X-Forwarded-For, needs no search for its closing quote.
+func dashQuote(in []byte, pos int) bool {
+	return pos+1 < len(in) && in[pos] == '-' && in[pos+1] == '"'
+}
+
+// quoteAt is the first '"' in in[pos:], or -1.
+func quoteAt(in []byte, pos int) int {
 	if pos > len(in) {
 		return -1
 	}
