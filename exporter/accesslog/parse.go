@@ -470,12 +470,25 @@ func (f *Format) fill(r *Record) error {
 // firstLogged returns the slot and value of the first of the kinds a, b, c
 // that the line holds a value for, or -1.
 func (f *Format) firstLogged(r *Record, a, b, c kind) (int, []byte) {
-	for _, k := range [...]kind{a, b, c} {
-		if i := f.slotOf[k]; i >= 0 {
-			if v := dashless(r.val(i)); v != nil {
-				return i, v
-			}
-		}
+	// Written out: a loop over the three kinds cost about 25 instructions
+	// a call more.
+	if i, v := f.logged(r, a); v != nil {
+		return i, v
+	}
+	if i, v := f.logged(r, b); v != nil {
+		return i, v
+	}
+	if i, v := f.logged(r, c); v != nil {
+		return i, v
+	}
+	return -1, nil
+}
+
+// logged returns the slot of kind k and its value, nil when the format
+// does not log it or the line logged "-" or nothing.
+func (f *Format) logged(r *Record, k kind) (int, []byte) {
+	if i := f.slotOf[k]; i >= 0 {
+		return i, dashless(r.val(i))
 	}
 	return -1, nil
 }
