@@ -283,3 +283,20 @@ func TestSpansEndWithTheirLine(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainHost checks the word-at-a-time host test against the table,
+// for every byte at every position of hosts of 1 to 20 bytes.
+func TestPlainHost(t *testing.T) {
+	for n := 1; n <= 20; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte("a"), n)
+				b[pos] = byte(c)
+				want := !hostSpecial[c]
+				if got := plainHost(b); got != want {
+					t.Fatalf("plainHost(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}

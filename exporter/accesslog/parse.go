@@ -737,14 +737,7 @@ func methodByte(c byte) bool { return c >= 'A' && c <= 'Z' || c == '-' || c == '
 func (f *Format) hostName(r *Record, b []byte) []byte {
 	// $host, the common case, has nothing to strip, lower or unescape: one
 	// pass tells.
-	plain := true
-	for _, c := range b {
-		if hostSpecial[c] {
-			plain = false
-			break
-		}
-	}
-	if plain && len(b) > 0 && b[0] != '[' {
+	if plainHost(b) && len(b) > 0 && b[0] != '[' {
 		if n := len(b); n > 1 && b[n-1] == '.' {
 			b = b[:n-1]
 		}
@@ -778,6 +771,36 @@ func (f *Format) hostName(r *Record, b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// plainHost reports whether b holds none of the bytes hostSpecial marks,
+// eight bytes at a time (a host name is 10-30 bytes), the last word
+// overlapping the one before.
+func plainHost(b []byte) bool {
+	if len(b) < 8 {
+		for _, c := range b {
+			if hostSpecial[c] {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; ; i += 8 {
+		i = min(i, len(b)-8)
+		w := binary.LittleEndian.Uint64(b[i:])
+		// Each byte's low 7 bits; a byte of 0x80 or more is not special.
+		t := w &^ highs
+		upper := (t + ones*(0x80-'A')) &^ (t + ones*(0x80-'Z'-1))
+		colon, slash := t^(ones*':'), t^(ones*'\\')
+		// A byte of x (below 0x80) is zero where x+0x7f has no high bit.
+		eq := ^(colon + ones*0x7f) | ^(slash + ones*0x7f)
+		if (upper|eq)&^w&highs != 0 {
+			return false
+		}
+		if i == len(b)-8 {
+			return true
+		}
+	}
 }
 
 // hostSpecial marks the bytes after which a host name is not used as
