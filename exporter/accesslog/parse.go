@@ -231,10 +231,7 @@ func parseCombined(in []byte, sp *[timedOps]span) (int, bool) {
 	if st > len(in) || in[rq+1] != ' ' {
 		return 0, false
 	}
-	se := st
-	for se < len(in) && in[se] != ' ' {
-		se++
-	}
+	se := spaceFrom(in, st)
 	sp[4] = span{st, se}
 	bb := se + 1
 	be := spaceFrom(in, bb)
