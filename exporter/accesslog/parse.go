@@ -304,47 +304,28 @@ func parseTimedTail(in []byte, pos int, sp *[timedOps]span) bool {
 	he := spaceFrom(in, h)
 	rt := he + 1
 	rte := spaceFrom(in, rt)
-	// The five upstream values, each followed by one space. Past the end
-	// of the line, each end is too: the last one tells.
-	u0 := rte + 1
-	u0e := upstreamEnd(in, u0)
-	u1 := u0e + 1
-	u1e := upstreamEnd(in, u1)
-	u2 := u1e + 1
-	u2e := upstreamEnd(in, u2)
-	u3 := u2e + 1
-	u3e := upstreamEnd(in, u3)
-	u4 := u3e + 1
-	u4e := upstreamEnd(in, u4)
-	if u4e >= len(in) {
-		return false
-	}
 	sp[8] = span{x, xe}
 	sp[9] = span{h, he}
 	sp[10] = span{rt, rte}
-	sp[11] = span{u0, u0e}
-	sp[12] = span{u1, u1e}
-	sp[13] = span{u2, u2e}
-	sp[14] = span{u3, u3e}
-	sp[15] = span{u4, u4e}
-	sp[16] = span{u4e + 1, len(in)}
-	return true
-}
-
-// upstreamEnd is multiEnd for a value that is followed by a space, or
-// len(in) (pos, when past it) when there is none: most upstream values
-// are one value, and the first space is their end.
-func upstreamEnd(in []byte, pos int) int {
-	sp := spaceFrom(in, pos)
-	if sp >= len(in) {
-		return sp
-	}
-	if sp > pos && in[sp-1] == ',' || sp+2 < len(in) && in[sp+1] == ':' && in[sp+2] == ' ' {
-		if sp = multiEnd(in, pos); sp == len(in) {
-			return sp
+	// The five upstream values, each followed by one space: most are one
+	// value, whose end is the first space; multiEnd takes the others.
+	p := rte
+	for k := 11; k < 16; k++ {
+		v := p + 1
+		e := spaceFrom(in, v)
+		if e >= len(in) {
+			return false
 		}
+		if e > v && in[e-1] == ',' || e+2 < len(in) && in[e+1] == ':' && in[e+2] == ' ' {
+			if e = multiEnd(in, v); e >= len(in) {
+				return false
+			}
+		}
+		sp[k] = span{v, e}
+		p = e
 	}
-	return sp
+	sp[16] = span{p + 1, len(in)}
+	return true
 }
 
 // spaceFrom is the first space in in[pos:], or len(in) (pos, when past
