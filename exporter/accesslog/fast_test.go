@@ -300,3 +300,33 @@ func TestPlainHost(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeOfDayWord checks the cached $time_local read, whose time of day
+// is one word, against parseTimeLocal with every byte of " hh:mm:ss " set
+// to every value, and at every time of day.
+func TestTimeOfDayWord(t *testing.T) {
+	var r Record
+	base := []byte("10/Oct/2025:13:55:36 +0200")
+	if _, ok := r.parseTime(base); !ok {
+		t.Fatal("base time not read")
+	}
+	check := func(b []byte) {
+		got, ok := r.parseTime(b)
+		want, wantOK := parseTimeLocal(b)
+		if ok != wantOK || ok && !got.Equal(want) {
+			t.Fatalf("parseTime(%q) = %v, %v; parseTimeLocal %v, %v", b, got, ok, want, wantOK)
+		}
+	}
+	for i := 11; i <= 20; i++ {
+		for c := 0; c < 256; c++ {
+			b := bytes.Clone(base)
+			b[i] = byte(c)
+			check(b)
+		}
+	}
+	for sec := 0; sec < 100*100*100; sec += 7 {
+		b := bytes.Clone(base)
+		copy(b[12:], fmt.Sprintf("%02d:%02d:%02d", sec/10000, sec/100%100, sec%100))
+		check(b)
+	}
+}
