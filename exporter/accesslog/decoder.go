@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Rule chooses Format for the records whose envelope field Field matches
@@ -63,6 +64,12 @@ type Decoder struct {
 	// Record.lineBuf of the record being decoded.
 	line  []byte
 	tsDay isoDay // the date of the last @timestamp
+	// tsKey is the last @timestamp in Filebeat's form up to its seconds
+	// ("2025-10-10T11:55:36", then ".123Z"), whose instant is tsSec.
+	tsKey [19]byte
+	tsSec int64
+	// skipped remembers values skipped before (see skip).
+	skipped *[skipSets]skipSet
 	// msgAt is the offset of a top-level "message" whose value is not a
 	// string, or -1: such a record is a broken envelope, not a raw line.
 	msgAt int
@@ -148,6 +155,8 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 		d.root.add(w, i)
 	}
 	d.root.index()
+	d.root.markMoot()
+	d.skipped = new([skipSets]skipSet)
 	d.vals = make([][]byte, len(d.wants))
 	d.cache = make([]ruleMemo, len(d.wants))
 	for _, ru := range d.rules {
@@ -208,7 +217,7 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
 	f := d.choose()
 	if ts := d.vals[wTimestamp]; ts != nil {
-		t, ok := parseISO8601Day(ts, &d.tsDay)
+		t, ok := d.timestamp(ts)
 		if !ok {
 			// The shipper's clock is as suspect as nginx's: a time past
 			// 2262 would wrap wherever it is used as nanoseconds.
@@ -219,6 +228,28 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 		r.Timestamp = t
 	}
 	return f.parseLine(trimEOL(line), r)
+}
+
+// timestamp reads the @timestamp ts. Filebeat writes it as
+// "2025-10-10T11:55:36.123Z", and the lines of one second (most of a busy
+// stream's) share its first 19 bytes: their instant is read once, then
+// only the milliseconds.
+func (d *Decoder) timestamp(ts []byte) (time.Time, bool) {
+	if len(ts) == 24 && ts[19] == '.' && ts[23] == 'Z' {
+		if d.tsSec != 0 && [19]byte(ts) == d.tsKey {
+			a, b, c := ts[20]-'0', ts[21]-'0', ts[22]-'0'
+			if a <= 9 && b <= 9 && c <= 9 {
+				ms := int64(a)*100 + int64(b)*10 + int64(c)
+				return time.Unix(d.tsSec, ms*1e6).In(time.UTC), true
+			}
+		}
+		t, ok := parseISO8601Day(ts, &d.tsDay)
+		if ok && t.Unix() != 0 { // 0 marks tsKey unset
+			d.tsKey, d.tsSec = [19]byte(ts), t.Unix()
+		}
+		return t, ok
+	}
+	return parseISO8601Day(ts, &d.tsDay)
 }
 
 // EnvelopeLine returns the Line that Decode gave for an envelope value
@@ -338,8 +369,8 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 			i++
-		case f == nil:
-			if i = jsonSkip(b, i, depth); i < 0 {
+		case f == nil || c == '{' && f.moot && d.vals[wHostName] != nil:
+			if i = d.skip(b, i, depth); i < 0 {
 				return 0, false
 			}
 		case c == '{' && len(f.kids) > 0 && depth < maxJSONDepth:
@@ -407,6 +438,92 @@ type field struct {
 	// first has bit i set in the entry of the low 4 bits of kid i's first
 	// byte: a key is compared with the one or two kids it may be, not all.
 	first [16]uint64
+	// moot: every field below is an older name of the host, read only
+	// when host.name is absent (agent.hostname, beat.hostname), so once
+	// host.name is read the object is skipped, not walked.
+	moot bool
+}
+
+// markMoot sets moot on the root's kids whose fields are all older names
+// of host.name.
+func (n *field) markMoot() {
+	for i := range n.kids {
+		k := &n.kids[i]
+		k.moot = len(k.kids) > 0 && k.onlyWants(wBeatHost, wAgentHost)
+	}
+}
+
+// onlyWants reports whether every field at or below n is one of a or b.
+func (n *field) onlyWants(a, b int) bool {
+	if n.want >= 0 && n.want != a && n.want != b {
+		return false
+	}
+	for i := range n.kids {
+		if !n.kids[i].onlyWants(a, b) {
+			return false
+		}
+	}
+	return true
+}
+
+// skipSets and skippedMax size the memory of skipped values: 8 sets of
+// 2 values of up to 256 bytes, 4 KiB a Decoder.
+const (
+	skipSets   = 8
+	skippedMax = 256
+)
+
+// skippedValue is an object or array jsonSkip read whole at nesting
+// depth: the same bytes at a nesting no deeper are that same value again.
+// key is the words that chose its set, compared before the bytes.
+type skippedValue struct {
+	key      uint64
+	n, depth int
+	text     [skippedMax]byte
+}
+
+// skipSet holds two skipped values; old is the one replaced next.
+type skipSet struct {
+	v   [2]skippedValue
+	old int
+}
+
+// skip returns the index after the value at b[i], which no field wants.
+// A shipper repeats the objects an envelope carries beside the message
+// (Filebeat's @metadata, input, ecs, and agent once host.name is read)
+// byte for byte on every line: an object or array met before is
+// recognised by one comparison instead of being read again. JSON's grammar
+// decides where a value ends from its own bytes alone, so equal bytes are
+// an equal, well-formed value.
+func (d *Decoder) skip(b []byte, i, depth int) int {
+	if c := b[i]; c != '{' && c != '[' || len(b)-i < 16 {
+		return jsonSkip(b, i, depth)
+	}
+	// The key is the value's first and third words (or second, at the
+	// end of b): objects of one shipper differ in their first key, those
+	// of different hosts (the agent's ids) by what follows it.
+	key := binary.LittleEndian.Uint64(b[i:])
+	if len(b)-i >= 24 {
+		key ^= binary.LittleEndian.Uint64(b[i+16:]) << 1
+	} else {
+		key ^= binary.LittleEndian.Uint64(b[i+8:]) << 1
+	}
+	set := &d.skipped[(key*0x9e3779b97f4a7c15)>>61]
+	for k := range set.v {
+		m := &set.v[k]
+		if n := m.n; m.key == key && n > 0 && n <= len(b)-i && depth <= m.depth && string(b[i:i+n]) == string(m.text[:n]) {
+			set.old = 1 - k
+			return i + n
+		}
+	}
+	end := jsonSkip(b, i, depth)
+	if n := end - i; end > 0 && n <= skippedMax {
+		m := &set.v[set.old]
+		set.old = 1 - set.old
+		m.key, m.n, m.depth = key, n, depth
+		copy(m.text[:], b[i:end])
+	}
+	return end
 }
 
 // message unescapes the message string at b[i] into the line buffer as it
