@@ -369,6 +369,13 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 			i++
+		case f == nil && c != '{' && c != '[':
+			// A number, true, false or null (Filebeat's log.offset).
+			end := jsonScalarEnd(b, i)
+			if end == i {
+				return 0, false
+			}
+			i = end
 		case f == nil || c == '{' && f.moot && d.vals[wHostName] != nil:
 			if i = d.skip(b, i, depth); i < 0 {
 				return 0, false
