@@ -156,6 +156,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 	}
 	d.root.index()
 	d.root.markMoot()
+	d.root.setKeys()
 	d.skipped = new([skipSets]skipSet)
 	d.vals = make([][]byte, len(d.wants))
 	d.cache = make([]ruleMemo, len(d.wants))
@@ -340,14 +341,22 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 			return 0, false
 		}
 		ks := i + 1
-		f, ke, known := n.match(b, ks)
+		var f *field
+		ke := -1
+		if ks+16 <= len(b) {
+			f, ke = n.keys.find(binary.LittleEndian.Uint64(b[ks:ks+8]), binary.LittleEndian.Uint64(b[ks+8:ks+16]), ks)
+		}
 		if ke < 0 {
-			if ke = jsonStringEnd(b, ks); ke < 0 {
-				return 0, false
+			var known bool
+			if f, ke, known = n.match(b, ks); ke < 0 {
+				if ke = jsonStringEnd(b, ks); ke < 0 {
+					return 0, false
+				}
+				if !known {
+					f = n.lookup(b[ks:ke])
+				}
 			}
-			if !known {
-				f = n.lookup(b[ks:ke])
-			}
+			n.keys.add(b[ks:ke+1], f)
 		}
 		// Shippers write "key":value, no whitespace: the colon and the
 		// value's first byte in one test, skipWS only when that fails.
@@ -445,10 +454,77 @@ type field struct {
 	// first has bit i set in the entry of the low 4 bits of kid i's first
 	// byte: a key is compared with the one or two kids it may be, not all.
 	first [16]uint64
+	// keys remembers the keys met among the kids (see keyCache).
+	keys *keyCache
 	// moot: every field below is an older name of the host, read only
 	// when host.name is absent (agent.hostname, beat.hostname), so once
 	// host.name is read the object is skipped, not walked.
 	moot bool
+}
+
+// keyCache remembers the keys a walk met in an object, with what match
+// and lookup found for them: a shipper writes the same few keys on every
+// line, and one known is recognised by its first 16 bytes (masked to the
+// key and its closing quote), without match's search among the kids or
+// the search for its end. keySets sets of 2, by the key's first 2 bytes.
+type keyCache struct {
+	set [keySets][2]cachedKey
+}
+
+const keySets = 32
+
+// cachedKey is a key of up to 15 bytes followed by its quote: the bytes
+// under m1 and m2 of the first two words at the key are w1 and w2.
+type cachedKey struct {
+	m1, w1, m2, w2 uint64
+	f              *field
+	n              int // the key's length
+}
+
+// find returns the field of the key whose first two words (from its first
+// byte) are w1 and w2, and the index of its closing quote, the key
+// starting at b[ks]; ke is -1 when the key is not in the cache.
+func (c *keyCache) find(w1, w2 uint64, ks int) (f *field, ke int) {
+	s := &c.set[keySet(w1)]
+	for k := range s {
+		e := &s[k]
+		if w1&e.m1 == e.w1 && w2&e.m2 == e.w2 && e.m1 != 0 {
+			return e.f, ks + e.n
+		}
+	}
+	return nil, -1
+}
+
+// add remembers key (its bytes and closing quote) as naming f, when it is
+// short enough and holds no escape.
+func (c *keyCache) add(key []byte, f *field) {
+	n := len(key) - 1
+	if n < 1 || n > 15 || bytes.IndexByte(key[:n], '\\') >= 0 {
+		return
+	}
+	var e cachedKey
+	var w [16]byte
+	copy(w[:], key)
+	for j := 0; j <= n; j++ {
+		if j < 8 {
+			e.m1 |= 0xff << (8 * j)
+		} else {
+			e.m2 |= 0xff << (8 * (j - 8))
+		}
+	}
+	e.w1 = binary.LittleEndian.Uint64(w[:8]) & e.m1
+	e.w2 = binary.LittleEndian.Uint64(w[8:]) & e.m2
+	e.f, e.n = f, n
+	s := &c.set[keySet(e.w1)]
+	if s[0].m1 != 0 {
+		s[1] = s[0]
+	}
+	s[0] = e
+}
+
+// keySet is a key's set, from its first two bytes.
+func keySet(w1 uint64) uint64 {
+	return ((w1 & 0xffff) * 0x9e3779b97f4a7c15) >> 59
 }
 
 // markMoot sets moot on the root's kids whose fields are all older names
@@ -457,6 +533,17 @@ func (n *field) markMoot() {
 	for i := range n.kids {
 		k := &n.kids[i]
 		k.moot = len(k.kids) > 0 && k.onlyWants(wBeatHost, wAgentHost)
+	}
+}
+
+// setKeys gives n and every field below with kids a keyCache.
+func (n *field) setKeys() {
+	if len(n.kids) == 0 {
+		return
+	}
+	n.keys = new(keyCache)
+	for i := range n.kids {
+		n.kids[i].setKeys()
 	}
 }
 

@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -110,6 +111,29 @@ func TestDecoderRemembers(t *testing.T) {
 			env("2025-10-10T11:55:36.123Z", `,"beat":{"hostname":"b"},"agent":`+agent),
 			env("2025-10-10T11:55:36.123Z", `,"host":{"name":"web-2"},"beat":{"hostname":"b"}`),
 		}},
+		// Keys are remembered per object by their first 16 bytes.
+		{"keys again", []string{
+			`{"message":"m","host":{"name":"a","hostname":"b"},"log":{"file":{"path":"p"}},"a":1,"ab":2,"abcdefghijklmno":3,"abcdefghijklmnop":4}`,
+			`{"message":"m","host":{"name":"a","hostname":"b"},"log":{"file":{"path":"p"}},"a":1,"ab":2,"abcdefghijklmno":3,"abcdefghijklmnop":4}`,
+			`{"host":{"hostname":"b","name":"a"},"message":"m","log":{"file":{"path":"q"}}}`,
+			`{"host":{"nam":"a","names":"b","name":"c"},"message":"m"}`,
+			`{"host":{"na\u006de":"a"},"message":"m"}`,
+			`{"host":{"na\u006de":"a"},"message":"m"}`,
+			`{"host.name":"dotted","message":"m","log.file.path":"/p","log.file":{"path":"/q"}}`,
+			`{"host.name":"dotted","message":"m","log.file.path":"/p","log.file":{"path":"/q"}}`,
+			`{"name":"top","message":"m","path":"top"}`,
+			`{"message":"m","host":{"name":"at the end"}}`,
+			`{"message":"m","host":{"name"`,
+			`{"message":"m","host":{"name":`,
+			`{"message":"m","host":{"name":"x"`,
+			`{"messagf":"m","message":"n","messag":"o","messagee":"p"}`,
+			`{"message":"m","@timestamp":"2025-10-10T11:55:36.123Z","@timestampx":"x","@timestam":"y"}`,
+			`{"message":"m","@timestampx":"x","@timestam":"y"}`,
+			`{"message":"m","host":{"name":"a"},"h1":1,"h2":2,"h3":3,"h4":4,"h5":5,"host":{"name":"b"}}`,
+			`{"message":"m","h1":1,"h2":2,"h3":3,"h4":4,"h5":5,"host":{"name":"c"}}`,
+			`{"message" :"m", "host" : {"name" : "spaced"}}`,
+			`{"message":"m","host":{"name":"spaced"} }`,
+		}},
 		{"@timestamp in one second", []string{
 			env("2025-10-10T11:55:36.123Z", ""),
 			env("2025-10-10T11:55:36.999Z", ""),
@@ -190,5 +214,46 @@ func TestScalarEnds(t *testing.T) {
 		if enveloped := strings.IndexByte(`,}]:"{[`, byte(c)) < 0; r.Enveloped != enveloped {
 			t.Errorf("%q: enveloped %v, want %v", v, r.Enveloped, enveloped)
 		}
+	}
+}
+
+// TestKeyCache: a remembered key is found by its first 16 bytes only when
+// they are the key and its closing quote; a third key in a set replaces
+// the older of two.
+func TestKeyCache(t *testing.T) {
+	var c keyCache
+	fs := make([]field, 4)
+	find := func(key string) (*field, int) {
+		b := []byte(key + `":"value and more bytes"}`)
+		return c.find(binary.LittleEndian.Uint64(b[0:8]), binary.LittleEndian.Uint64(b[8:16]), 0)
+	}
+	var errs []string
+	check := func(key string, want *field, wantEnd int) {
+		if f, end := find(key); f != want || end != wantEnd {
+			errs = append(errs, fmt.Sprintf("%q: %p at %d, want %p at %d", key, f, end, want, wantEnd))
+		}
+	}
+	c.add([]byte(`ho"`), &fs[0])
+	c.add([]byte(`host"`), &fs[1])
+	check("ho", &fs[0], 2)
+	check("host", &fs[1], 4)
+	check("hos", nil, -1)
+	check("hostx", nil, -1)
+	c.add([]byte(`hostname"`), &fs[2]) // the same set: replaces ho
+	check("hostname", &fs[2], 8)
+	check("hostnamex", nil, -1)
+	check("hostnam", nil, -1)
+	check("host", &fs[1], 4)
+	check("ho", nil, -1)
+	c.add([]byte(`exactly_15_byte"`), nil) // unknown keys are remembered too
+	check("exactly_15_byte", nil, 15)
+	c.add([]byte(`a_key_of_16_byte"`), &fs[3]) // too long: not remembered
+	check("a_key_of_16_byte", nil, -1)
+	c.add([]byte(`e\"x"`), &fs[3]) // escaped: not remembered
+	check(`e\"x`, nil, -1)
+	c.add([]byte(`"`), &fs[3]) // empty: not remembered
+	check(``, nil, -1)
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
 	}
 }
