@@ -466,12 +466,23 @@ type field struct {
 // and lookup found for them: a shipper writes the same few keys on every
 // line, and one known is recognised by its first 16 bytes (masked to the
 // key and its closing quote), without match's search among the kids or
-// the search for its end. keySets sets of 2, by the key's first 2 bytes.
+// the search for its end. keySets sets of keyWays, by the key's first 3
+// bytes (with its quote and colon, for a key shorter than that).
 type keyCache struct {
-	set [keySets][2]cachedKey
+	set [keySets]keySet
 }
 
-const keySets = 32
+const (
+	keySets = 16
+	keyWays = 4
+)
+
+// keySet holds the keys whose first 3 bytes chose it; next is the way
+// replaced next.
+type keySet struct {
+	e    [keyWays]cachedKey
+	next int
+}
 
 // cachedKey is a key of up to 15 bytes followed by its quote: the bytes
 // under m1 and m2 of the first two words at the key are w1 and w2.
@@ -485,9 +496,9 @@ type cachedKey struct {
 // byte) are w1 and w2, and the index of its closing quote, the key
 // starting at b[ks]; ke is -1 when the key is not in the cache.
 func (c *keyCache) find(w1, w2 uint64, ks int) (f *field, ke int) {
-	s := &c.set[keySet(w1)]
-	for k := range s {
-		e := &s[k]
+	s := &c.set[keySetOf(w1)]
+	for k := range s.e {
+		e := &s.e[k]
 		if w1&e.m1 == e.w1 && w2&e.m2 == e.w2 && e.m1 != 0 {
 			return e.f, ks + e.n
 		}
@@ -502,29 +513,26 @@ func (c *keyCache) add(key []byte, f *field) {
 	if n < 1 || n > 15 || bytes.IndexByte(key[:n], '\\') >= 0 {
 		return
 	}
-	var e cachedKey
 	var w [16]byte
 	copy(w[:], key)
-	for j := 0; j <= n; j++ {
-		if j < 8 {
-			e.m1 |= 0xff << (8 * j)
-		} else {
-			e.m2 |= 0xff << (8 * (j - 8))
-		}
+	e := cachedKey{m1: ^uint64(0), f: f, n: n}
+	if n < 7 {
+		e.m1 = 1<<(8*(n+1)) - 1
+	} else {
+		e.m2 = 1<<(8*(n-7)) - 1
 	}
 	e.w1 = binary.LittleEndian.Uint64(w[:8]) & e.m1
 	e.w2 = binary.LittleEndian.Uint64(w[8:]) & e.m2
-	e.f, e.n = f, n
-	s := &c.set[keySet(e.w1)]
-	if s[0].m1 != 0 {
-		s[1] = s[0]
-	}
-	s[0] = e
+	s := &c.set[keySetOf(e.w1)]
+	s.e[s.next] = e
+	s.next = (s.next + 1) % keyWays
 }
 
-// keySet is a key's set, from its first two bytes.
-func keySet(w1 uint64) uint64 {
-	return ((w1 & 0xffff) * 0x9e3779b97f4a7c15) >> 59
+// keySetOf is a key's set, from its first 3 bytes: a key of 1 or 2 bytes
+// is followed by its quote and a colon, which a writer puts the same way
+// every time.
+func keySetOf(w1 uint64) uint64 {
+	return ((w1 & 0xffffff) * 0x9e3779b97f4a7c15) >> 60
 }
 
 // markMoot sets moot on the root's kids whose fields are all older names

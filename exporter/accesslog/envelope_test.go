@@ -218,11 +218,11 @@ func TestScalarEnds(t *testing.T) {
 }
 
 // TestKeyCache: a remembered key is found by its first 16 bytes only when
-// they are the key and its closing quote; a third key in a set replaces
-// the older of two.
+// they are the key and its closing quote; a fifth key in a set replaces
+// the oldest.
 func TestKeyCache(t *testing.T) {
 	var c keyCache
-	fs := make([]field, 4)
+	fs := make([]field, 8)
 	find := func(key string) (*field, int) {
 		b := []byte(key + `":"value and more bytes"}`)
 		return c.find(binary.LittleEndian.Uint64(b[0:8]), binary.LittleEndian.Uint64(b[8:16]), 0)
@@ -239,12 +239,20 @@ func TestKeyCache(t *testing.T) {
 	check("host", &fs[1], 4)
 	check("hos", nil, -1)
 	check("hostx", nil, -1)
-	c.add([]byte(`hostname"`), &fs[2]) // the same set: replaces ho
+	c.add([]byte(`hostname"`), &fs[2])
 	check("hostname", &fs[2], 8)
 	check("hostnamex", nil, -1)
 	check("hostnam", nil, -1)
+	// Five keys from "hos": the fifth replaces host.
+	c.add([]byte(`hosta"`), &fs[3])
+	c.add([]byte(`hostb"`), &fs[4])
 	check("host", &fs[1], 4)
-	check("ho", nil, -1)
+	c.add([]byte(`hostc"`), &fs[5])
+	check("host", nil, -1)
+	for i, k := range []string{"hostname", "hosta", "hostb", "hostc"} {
+		check(k, &fs[i+2], len(k))
+	}
+	check("ho", &fs[0], 2)
 	c.add([]byte(`exactly_15_byte"`), nil) // unknown keys are remembered too
 	check("exactly_15_byte", nil, 15)
 	c.add([]byte(`a_key_of_16_byte"`), &fs[3]) // too long: not remembered
