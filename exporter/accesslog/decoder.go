@@ -56,7 +56,9 @@ type Decoder struct {
 	cacheSize int
 
 	wants []string   // envelope fields read, by index: the fixed ones, then rule fields
-	vals  [][]byte   // their raw values in the current record; nil when absent
+	vals  []span     // where their raw values are in cur; absent when to is 0
+	cur   []byte     // the record value being decoded
+	msg   []byte     // the message, unescaped; nil when there is none
 	cache []ruleMemo // by want index; nil map for fields no rule reads
 	root  field      // wants as a tree of keys, which the walk follows
 	buf   []byte     // an unescaped rule field value
@@ -158,7 +160,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 	d.root.markMoot()
 	d.root.setKeys()
 	d.skipped = new([skipSets]skipSet)
-	d.vals = make([][]byte, len(d.wants))
+	d.vals = make([]span, len(d.wants))
 	d.cache = make([]ruleMemo, len(d.wants))
 	for _, ru := range d.rules {
 		if d.cache[ru.want] == nil {
@@ -193,12 +195,13 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 	value = trimEOL(value)
 	if i := skipWS(value, 0); i < len(value) && value[i] == '{' {
 		clear(d.vals)
+		d.cur, d.msg = value, nil
 		d.msgAt = -1
 		d.line = r.lineBuf[:0]
 		end, ok := d.walk(value, i, &d.root, 0)
 		r.lineBuf, d.line = d.line[:0], nil // the record keeps what the message grew it to
 		if ok && skipWS(value, end) == len(value) {
-			if d.vals[wMessage] != nil {
+			if d.msg != nil {
 				return d.decodeEnvelope(r)
 			}
 			if d.msgAt >= 0 && !d.def.json {
@@ -213,11 +216,11 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 
 func (d *Decoder) decodeEnvelope(r *Record) error {
 	r.Enveloped, r.MessageAt = true, d.messageAt
-	line := d.vals[wMessage] // unescaped already, by the walk
+	line := d.msg // unescaped already, by the walk
 	r.Host = d.envString(r, wHostName, wBeatHost, wAgentHost, wHost)
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
 	f := d.choose()
-	if ts := d.vals[wTimestamp]; ts != nil {
+	if ts := d.val(wTimestamp); ts != nil {
 		t, ok := d.timestamp(ts)
 		if !ok {
 			// The shipper's clock is as suspect as nginx's: a time past
@@ -268,13 +271,26 @@ func EnvelopeLine(value []byte, at int, dst []byte) (line []byte, ok bool) {
 	return trimEOL(text), true
 }
 
+// span is where a value is in Decoder.cur: cur[from:to]. Offsets, not a
+// slice: storing them needs no write barrier, and clearing them no
+// pointer-aware clear.
+type span struct{ from, to int }
+
+// val is the raw value of want w, nil when absent.
+func (d *Decoder) val(w int) []byte {
+	if s := d.vals[w]; s.to != 0 {
+		return d.cur[s.from:s.to]
+	}
+	return nil
+}
+
 // envString returns the first present of up to four envelope fields, decoded.
 func (d *Decoder) envString(r *Record, ws ...int) []byte {
 	for _, w := range ws {
-		if w < 0 || d.vals[w] == nil {
+		if w < 0 || d.vals[w].to == 0 {
 			continue
 		}
-		v := d.vals[w]
+		v := d.val(w)
 		if !needsUnescape(v, EscapeJSON) {
 			return v
 		}
@@ -288,9 +304,9 @@ func (d *Decoder) envString(r *Record, ws ...int) []byte {
 // choose applies the rules to the current envelope's fields.
 func (d *Decoder) choose() *Format {
 	for i, ru := range d.rules {
-		v := d.vals[ru.want]
+		v := d.val(ru.want)
 		if v == nil && ru.alt >= 0 {
-			v = d.vals[ru.alt]
+			v = d.val(ru.alt)
 		}
 		if v == nil {
 			continue
@@ -385,7 +401,7 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 			i = end
-		case f == nil || c == '{' && f.moot && d.vals[wHostName] != nil:
+		case f == nil || c == '{' && f.moot && d.vals[wHostName].to != 0:
 			if i = d.skip(b, i, depth); i < 0 {
 				return 0, false
 			}
@@ -405,7 +421,7 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 			if f.want >= 0 {
-				d.vals[f.want] = b[vs:ve]
+				d.vals[f.want] = span{vs, ve}
 			}
 			i = ve + 1
 		case c == '{' || c == '[':
@@ -639,7 +655,7 @@ func (d *Decoder) message(b []byte, i int) int {
 	if copied {
 		d.line = text // unescaped into the buffer: keep its growth
 	}
-	d.vals[wMessage] = text
+	d.msg = text
 	return end + 1
 }
 
@@ -656,7 +672,7 @@ func (d *Decoder) scalar(b []byte, i int, f *field) int {
 	case f.want == wMessage:
 		d.msgAt = i
 	case f.want > wMessage && string(v) != "null":
-		d.vals[f.want] = v
+		d.vals[f.want] = span{i, end}
 	}
 	return end
 }
