@@ -198,7 +198,7 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 		d.cur, d.msg = value, nil
 		d.msgAt = -1
 		d.line = r.lineBuf[:0]
-		end, ok := d.walk(value, i, &d.root, 0)
+		end, ok := d.walk(value, i, &d.root)
 		r.lineBuf, d.line = d.line[:0], nil // the record keeps what the message grew it to
 		if ok && skipWS(value, end) == len(value) {
 			if d.msg != nil {
@@ -343,11 +343,16 @@ func (d *Decoder) evaluate(w int, v []byte) uint64 {
 }
 
 // walk reads the object at b[i], whose keys are looked up among the
-// children of n: it keeps the raw values of wanted fields, descends only
-// into objects that hold one, and skips everything else without decoding
-// it. The message, the one long value, is unescaped in the same pass that
-// finds its end. It reports false for malformed JSON.
-func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
+// children of n: it keeps where the values of wanted fields are, descends
+// only into objects that hold one, and skips everything else without
+// decoding it. The message, the one long value, is unescaped in the same
+// pass that finds its end. It reports false for malformed JSON.
+//
+// An object it descends into is read by the same loop, not a call: n
+// becomes the field, and its parent again at the object's end (walk's
+// state is few values, but a call reloads them all).
+func (d *Decoder) walk(b []byte, i int, n *field) (int, bool) {
+	depth := 0
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
@@ -406,11 +411,12 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 		case c == '{' && len(f.kids) > 0 && depth < maxJSONDepth:
-			end, ok := d.walk(b, i, f, depth+1)
-			if !ok {
-				return 0, false
+			if i = skipWS(b, i+1); i < len(b) && b[i] == '}' {
+				i++
+				break
 			}
-			i = end
+			n, depth = f, depth+1
+			continue // the object's first member
 		case c == '"' && f.want == wMessage:
 			if i = d.message(b, i); i < 0 {
 				return 0, false
@@ -436,17 +442,23 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return 0, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
+		// After a value: the next member, or the end of this object and
+		// maybe of those it is in.
+		for {
+			if i = skipWS(b, i); i >= len(b) {
+				return 0, false
+			}
+			if c := b[i]; c == ',' {
+				i = skipWS(b, i+1)
+				break
+			} else if c != '}' {
+				return 0, false
+			}
+			i++
+			if depth == 0 {
+				return i, true
+			}
+			n, depth = n.parent, depth-1
 		}
 	}
 }
@@ -470,6 +482,7 @@ type field struct {
 	// first has bit i set in the entry of the low 4 bits of kid i's first
 	// byte: a key is compared with the one or two kids it may be, not all.
 	first [16]uint64
+	parent *field // nil for the root
 	// keys remembers the keys met among the kids (see keyCache).
 	keys *keyCache
 	// moot: every field below is an older name of the host, read only
@@ -560,13 +573,15 @@ func (n *field) markMoot() {
 	}
 }
 
-// setKeys gives n and every field below with kids a keyCache.
+// setKeys gives n and every field below with kids a keyCache, and their
+// parent to the kids.
 func (n *field) setKeys() {
 	if len(n.kids) == 0 {
 		return
 	}
 	n.keys = new(keyCache)
 	for i := range n.kids {
+		n.kids[i].parent = n
 		n.kids[i].setKeys()
 	}
 }

@@ -265,3 +265,29 @@ func TestKeyCache(t *testing.T) {
 		t.Error(strings.Join(errs, "\n"))
 	}
 }
+
+// TestWalkNesting: the walk follows objects in and out in one loop; each
+// key is looked up among the fields of the object it is in.
+func TestWalkNesting(t *testing.T) {
+	d := memoryDecoder(t)()
+	var errs []string
+	for _, tc := range []struct{ in, host, file string }{
+		{`{"message":"m","host":{},"name":"top"}`, "", ""},
+		{`{"message":"m","host":{ },"log":{"file":{"path":"/p"}},"name":"top"}`, "", "/p"},
+		{`{"message":"m","log":{"file":{"path":"/p"},"path":"/q"},"path":"/r","host":{"name":"h"}}`, "h", "/p"},
+		{`{"message":"m","log":{"file":{}},"host":{"os":{"name":"linux"},"name":"h"}}`, "h", ""},
+		{`{"message":"m","log":{"file":{"x":{}},"y":[]},"host":{"name":"h","x":{"name":"inner"}}}`, "h", ""},
+		{`{"message":"m","log":{"file":{"path":"/p"}} ,"host" : { "name" : "h" } }`, "h", "/p"},
+		{`{"host":{"name":"h"},"log":{"file":{"path":"/p"}},"message":"m"}`, "h", "/p"},
+		{`{"log":{"file":{"path":"/p"}}}`, "", ""},
+	} {
+		var r Record
+		_ = d.Decode([]byte(tc.in), &r)
+		if string(r.Host) != tc.host || string(r.File) != tc.file {
+			errs = append(errs, fmt.Sprintf("%s: host %q file %q, want %q %q", tc.in, r.Host, r.File, tc.host, tc.file))
+		}
+	}
+	if len(errs) > 0 {
+		t.Error(strings.Join(errs, "\n"))
+	}
+}
