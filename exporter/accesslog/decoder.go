@@ -481,7 +481,7 @@ type field struct {
 	plain bool
 	// first has bit i set in the entry of the low 4 bits of kid i's first
 	// byte: a key is compared with the one or two kids it may be, not all.
-	first [16]uint64
+	first  [16]uint64
 	parent *field // nil for the root
 	// keys remembers the keys met among the kids (see keyCache).
 	keys *keyCache
