@@ -44,9 +44,9 @@ func (h *handler) decode(value []byte) error { return h.dec.Decode(value, &h.rec
 func (h *handler) handle(value []byte, now time.Time) *accesslog.ParseError {
 	err := h.dec.Decode(value, &h.rec)
 	if ts := h.rec.Time; !ts.IsZero() {
-		h.self.delay.Observe(now.Sub(ts).Seconds())
+		h.self.delay.Observe(delaySeconds(now, ts))
 	} else if ts := h.rec.Timestamp; !ts.IsZero() {
-		h.self.delay.Observe(now.Sub(ts).Seconds())
+		h.self.delay.Observe(delaySeconds(now, ts))
 	}
 	if err != nil {
 		h.self.failed.Inc()
@@ -61,4 +61,21 @@ func (h *handler) handle(value []byte, now time.Time) *accesslog.ParseError {
 	h.self.parsed.Inc()
 	h.reqs.Observe(&h.rec)
 	return nil
+}
+
+// maxDelaySeconds bounds the seconds between two times whose difference in
+// nanoseconds fits a time.Duration (about 292 years) with room for the
+// nanoseconds.
+const maxDelaySeconds = 9e9
+
+// delaySeconds is now.Sub(ts).Seconds() for a ts parsed from a line, which
+// carries no monotonic reading: Sub checks its result for overflow by
+// adding it back and comparing (Add and Equal, about 110 instructions a
+// line), which a difference of under 292 years cannot need.
+func delaySeconds(now, ts time.Time) float64 {
+	if s := now.Unix() - ts.Unix(); s > -maxDelaySeconds && s < maxDelaySeconds {
+		d := time.Duration(s)*time.Second + time.Duration(now.Nanosecond()-ts.Nanosecond())
+		return d.Seconds()
+	}
+	return now.Sub(ts).Seconds()
 }
