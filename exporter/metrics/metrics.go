@@ -310,14 +310,7 @@ func (m *Requests) Observe(r *accesslog.Record) {
 	// Loki. Building it allocates, so each series takes at most one per
 	// exemplarInterval; the common line pays one atomic load.
 	if name, id := exemplarID(r); id != nil && m.exemplars && s.exemplarDue(r.Time) {
-		if labels := m.exemplar(name, id); labels != nil {
-			now := m.fams.clock.now()
-			for _, i := range [...]int{histDuration, histUpstream} {
-				if l.ok[i] {
-					l.ex[i] = newExemplar(l.v[i], now, labels)
-				}
-			}
-		}
+		m.lineExemplars(name, id, &l)
 	}
 	m.fams.observe(s.data, &l)
 	if s.overflow {
@@ -337,6 +330,19 @@ func (m *Requests) Observe(r *accesslog.Record) {
 			s.observer(&s.nginxDur, m.nginxDur, s.nginxHost).Observe(v)
 			if s.overflow {
 				m.overflow[famNginxDuration].Inc()
+			}
+		}
+	}
+}
+
+// lineExemplars sets l's exemplars of the id name=id, out of Observe's
+// code: it runs at most once per series per exemplarInterval.
+func (m *Requests) lineExemplars(name string, id []byte, l *line) {
+	if labels := m.exemplar(name, id); labels != nil {
+		now := m.fams.clock.now()
+		for _, i := range [...]int{histDuration, histUpstream} {
+			if l.ok[i] {
+				l.ex[i] = newExemplar(l.v[i], now, labels)
 			}
 		}
 	}
