@@ -1,7 +1,8 @@
 package pipeline
 
 import (
-	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,31 +86,21 @@ func Replay(cfg *config.Config, files []string, stdin io.Reader, out io.Writer) 
 // when the input never runs dry: 1 ms of lines at a million a second.
 const replayClockLines = 1024
 
+// replayBuffer is how much of the input replay reads at once.
+const replayBuffer = 1 << 20
+
 func replayReader(h *handler, name string, r io.Reader, sum *ReplaySummary) error {
-	br := bufio.NewReaderSize(r, 1<<20)
-	var long []byte
+	lr := newLineReader(r, replayBuffer)
 	var n int64
 	var now time.Time
 	for {
+		line, read, err := lr.next()
 		// The clock is read once per buffer of lines, as the Kafka path
 		// reads it once per batch: reading it per line was a tenth of
-		// replay's CPU. A read that found the buffer empty may have
-		// waited (a pipe), so the clock is read again after it.
-		refill := br.Buffered() == 0
-		line, err := br.ReadSlice('\n')
-		if refill || n%replayClockLines == 0 {
+		// replay's CPU. A read may have waited (a pipe), so the clock is
+		// read again after one.
+		if read || n%replayClockLines == 0 {
 			now = time.Now()
-		}
-		// ReadSlice returns its sentinel as is: a comparison, not
-		// errors.Is, whose call was about 30 instructions a line.
-		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: gather it whole, rarely.
-			long = append(long[:0], line...)
-			for err == bufio.ErrBufferFull {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
 		}
 		if len(line) > 0 {
 			n++
@@ -124,13 +115,101 @@ func replayReader(h *handler, name string, r io.Reader, sum *ReplaySummary) erro
 				sum.Parsed++
 			}
 		}
-		if err == io.EOF {
-			return nil
-		}
 		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
+}
+
+// lineReader splits its input into lines in one buffer. bufio.Reader's
+// ReadSlice did the same in about 90 instructions a line besides the
+// byte search, which is what next costs when the line is buffered.
+type lineReader struct {
+	r        io.Reader
+	buf      []byte
+	pos, end int   // buf[pos:end] is read and not yet returned
+	err      error // the reader's, once buf[pos:end] holds no whole line
+	long     []byte
+}
+
+func newLineReader(r io.Reader, size int) *lineReader {
+	return &lineReader{r: r, buf: make([]byte, size)}
+}
+
+// next returns the next line with its '\n' (the last line may have none),
+// and whether it read from the input, which may have waited. The line is
+// valid until the next call. With the input's end or error, err is io.EOF
+// or that error, and line is what was read before it (maybe nothing).
+func (lr *lineReader) next() (line []byte, read bool, err error) {
+	if i := bytes.IndexByte(lr.buf[lr.pos:lr.end], '\n'); i >= 0 {
+		line = lr.buf[lr.pos : lr.pos+i+1]
+		lr.pos += i + 1
+		return line, false, nil
+	}
+	return lr.fill()
+}
+
+// fill is next when no whole line is buffered: it reads until one is, the
+// buffer is full (a line longer than it is gathered in long), or the
+// input ends.
+func (lr *lineReader) fill() ([]byte, bool, error) {
+	lr.long = lr.long[:0]
+	read := false
+	for {
+		if lr.err != nil {
+			// What is left is the last line, without its '\n'.
+			line := lr.buf[lr.pos:lr.end]
+			lr.pos = lr.end
+			if len(lr.long) > 0 {
+				line = append(lr.long, line...)
+				lr.long = line
+			}
+			err := lr.err
+			return line, read, err
+		}
+		if lr.end == len(lr.buf) {
+			if lr.pos == 0 {
+				lr.long = append(lr.long, lr.buf...)
+				lr.end = 0
+			} else {
+				lr.end = copy(lr.buf, lr.buf[lr.pos:lr.end])
+				lr.pos = 0
+			}
+		}
+		from := lr.end
+		m, err := lr.read()
+		read = true
+		lr.end += m
+		lr.err = err
+		if i := bytes.IndexByte(lr.buf[from:lr.end], '\n'); i >= 0 {
+			end := from + i + 1
+			line := lr.buf[lr.pos:end]
+			lr.pos = end
+			if len(lr.long) > 0 {
+				line = append(lr.long, line...)
+				lr.long = line
+			}
+			return line, read, nil
+		}
+	}
+}
+
+// read reads into buf[end:], as bufio does: a reader that returns nothing
+// a hundred times in a row is an error.
+func (lr *lineReader) read() (int, error) {
+	for range 100 {
+		m, err := lr.r.Read(lr.buf[lr.end:])
+		if m < 0 || m > len(lr.buf)-lr.end {
+			return 0, errors.New("replay: reader returned an invalid count")
+		}
+		if m > 0 || err != nil {
+			return m, err
+		}
+	}
+	return 0, io.ErrNoProgress
 }
 
 // WriteSummary renders s for a person reading stderr.
