@@ -276,8 +276,14 @@ type histogram struct {
 	zero           uint64
 	schema         int32
 	pos, neg       nativeBuckets
-	exemplars      []*dto.Exemplar // per classic bucket, +Inf last
-	nativeEx       []*dto.Exemplar // by value
+	// fast: observe's common case applies (the shape's fast, the initial
+	// schema, the bucket limit not passed), one test instead of four per
+	// observation. refresh keeps it: the schema falls and buckets are
+	// populated only in observeAny, which refreshes it last, so it is
+	// never set wrongly; a scheduled reset's clear sets it again.
+	fast      bool
+	exemplars []*dto.Exemplar // per classic bucket, +Inf last
+	nativeEx  []*dto.Exemplar // by value
 }
 
 // start makes h live: client_golang creates a vector's child histogram on
@@ -288,6 +294,12 @@ func (h *histogram) start(s *histShape, now time.Time) {
 	h.schema = s.schema
 	h.classic = make([]uint64, len(s.bounds))
 	h.exemplars = make([]*dto.Exemplar, len(s.bounds)+1)
+	h.refresh(s)
+}
+
+// refresh sets h.fast after a change of schema or of populated buckets.
+func (h *histogram) refresh(s *histShape) {
+	h.fast = s.fast && h.schema == s.schema && h.pos.n+h.neg.n <= s.fastMax
 }
 
 // observe adds v, and applies the bucket limit. It returns v's classic
@@ -300,7 +312,7 @@ func (h *histogram) observe(v float64, s *histShape, c *clock, mu *sync.Mutex) i
 	// native key is nativeKey's computation with the shape's tables, and
 	// gives its classic bucket (see classicBucketOf).
 	bits := math.Float64bits(v)
-	if e := int(bits >> 52); v > s.zeroThreshold && uint(e-1) < 0x7fe && s.fast && h.schema == s.schema && h.pos.n+h.neg.n <= s.fastMax {
+	if e := int(bits >> 52); h.fast && v > s.zeroThreshold && uint(e-1) < 0x7fe {
 		mant := bits & (1<<52 - 1)
 		frac := math.Float64frombits(mant | 1022<<52)
 		i := int(s.fracStart[mant>>(s.fracShift&63)])
@@ -329,6 +341,7 @@ func (h *histogram) observeAny(v float64, s *histShape, c *clock, mu *sync.Mutex
 	if s.native && s.maxBuckets > 0 && v == v && h.pos.n+h.neg.n > s.maxBuckets {
 		h.limit(v, bucket, s, c, mu)
 	}
+	h.refresh(s)
 	return bucket
 }
 
@@ -386,6 +399,7 @@ func (h *histogram) clear(s *histShape) {
 	h.schema = s.schema
 	h.pos.clear()
 	h.neg.clear()
+	h.refresh(s)
 }
 
 // exemplar records e (for the observation of e.Value in classic bucket
