@@ -186,9 +186,8 @@ func FuzzDecodeAfter(f *testing.F) {
 	f.Add([]byte(`{"@timestamp":"2025-10-10T11:55:36.123Z","message":"m"}`), []byte(`{"@timestamp":"2025-10-10T11:55:36.4x6Z","message":"m"}`))
 	f.Add([]byte(`{"message":"m","host":{"name":"h"},"agent":{"hostname":"a"}}`), []byte(`{"message":"m","agent":{"hostname":"a"}}`))
 	newDecoder := memoryDecoder(f)
-	d := newDecoder()
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		fresh := newDecoder()
+		d, fresh := newDecoder(), newDecoder()
 		decoded(d, a)
 		if got, want := decoded(d, b), decoded(fresh, b); got != want {
 			t.Fatalf("%q after %q:\n %s\nfresh:\n %s", b, a, got, want)
