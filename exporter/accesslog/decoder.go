@@ -55,8 +55,11 @@ type Decoder struct {
 	rules     []rule
 	cacheSize int
 
-	wants []string   // envelope fields read, by index: the fixed ones, then rule fields
-	vals  []span     // where their raw values are in cur; absent when to is 0
+	wants []string // envelope fields read, by index: the fixed ones, then rule fields
+	// vals is where their raw values are in cur; absent when end is 0.
+	// Offsets, not slices: storing them needs no write barrier, and
+	// clearing them no pointer-aware clear.
+	vals  []span
 	cur   []byte     // the record value being decoded
 	msg   []byte     // the message, unescaped; nil when there is none
 	cache []ruleMemo // by want index; nil map for fields no rule reads
@@ -271,15 +274,10 @@ func EnvelopeLine(value []byte, at int, dst []byte) (line []byte, ok bool) {
 	return trimEOL(text), true
 }
 
-// span is where a value is in Decoder.cur: cur[from:to]. Offsets, not a
-// slice: storing them needs no write barrier, and clearing them no
-// pointer-aware clear.
-type span struct{ from, to int }
-
 // val is the raw value of want w, nil when absent.
 func (d *Decoder) val(w int) []byte {
-	if s := d.vals[w]; s.to != 0 {
-		return d.cur[s.from:s.to]
+	if s := d.vals[w]; s.end != 0 {
+		return d.cur[s.start:s.end]
 	}
 	return nil
 }
@@ -287,7 +285,7 @@ func (d *Decoder) val(w int) []byte {
 // envString returns the first present of up to four envelope fields, decoded.
 func (d *Decoder) envString(r *Record, ws ...int) []byte {
 	for _, w := range ws {
-		if w < 0 || d.vals[w].to == 0 {
+		if w < 0 || d.vals[w].end == 0 {
 			continue
 		}
 		v := d.val(w)
@@ -406,7 +404,7 @@ func (d *Decoder) walk(b []byte, i int, n *field) (int, bool) {
 				return 0, false
 			}
 			i = end
-		case f == nil || c == '{' && f.moot && d.vals[wHostName].to != 0:
+		case f == nil || c == '{' && f.moot && d.vals[wHostName].end != 0:
 			if i = d.skip(b, i, depth); i < 0 {
 				return 0, false
 			}
