@@ -186,9 +186,8 @@ func FuzzDecodeAfter(f *testing.F) {
 	f.Add([]byte(`{"@timestamp":"2025-10-10T11:55:36.123Z","message":"m"}`), []byte(`{"@timestamp":"2025-10-10T11:55:36.4x6Z","message":"m"}`))
 	f.Add([]byte(`{"message":"m","host":{"name":"h"},"agent":{"hostname":"a"}}`), []byte(`{"message":"m","agent":{"hostname":"a"}}`))
 	newDecoder := memoryDecoder(f)
-	d := newDecoder()
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		fresh := newDecoder()
+		d, fresh := newDecoder(), newDecoder()
 		decoded(d, a)
 		if got, want := decoded(d, b), decoded(fresh, b); got != want {
 			t.Fatalf("%q after %q:\n %s\nfresh:\n %s", b, a, got, want)
@@ -223,43 +222,52 @@ func TestScalarEnds(t *testing.T) {
 func TestKeyCache(t *testing.T) {
 	var c keyCache
 	fs := make([]field, 8)
-	find := func(key string) (*field, int) {
+	// As walk has them: the key, its quote, a colon and a value.
+	words := func(key string) (uint64, uint64) {
 		b := []byte(key + `":"value and more bytes"}`)
-		return c.find(binary.LittleEndian.Uint64(b[0:8]), binary.LittleEndian.Uint64(b[8:16]), 0)
+		return binary.LittleEndian.Uint64(b[0:8]), binary.LittleEndian.Uint64(b[8:16])
 	}
+	find := func(key string) (*field, int) {
+		w1, w2 := words(key)
+		return c.find(w1, w2, 0)
+	}
+	add := func(key string, f *field) { c.add([]byte(key+`"`), f) }
 	var errs []string
 	check := func(key string, want *field, wantEnd int) {
 		if f, end := find(key); f != want || end != wantEnd {
 			errs = append(errs, fmt.Sprintf("%q: %p at %d, want %p at %d", key, f, end, want, wantEnd))
 		}
 	}
-	c.add([]byte(`ho"`), &fs[0])
-	c.add([]byte(`host"`), &fs[1])
+	add(`ho`, &fs[0])
+	add(`host`, &fs[1])
 	check("ho", &fs[0], 2)
 	check("host", &fs[1], 4)
 	check("hos", nil, -1)
 	check("hostx", nil, -1)
-	c.add([]byte(`hostname"`), &fs[2])
+	add(`hostname`, &fs[2])
 	check("hostname", &fs[2], 8)
 	check("hostnamex", nil, -1)
 	check("hostnam", nil, -1)
 	// Five keys from "hos": the fifth replaces host.
-	c.add([]byte(`hosta"`), &fs[3])
-	c.add([]byte(`hostb"`), &fs[4])
+	add(`hosta`, &fs[3])
+	add(`hostb`, &fs[4])
 	check("host", &fs[1], 4)
-	c.add([]byte(`hostc"`), &fs[5])
+	add(`hostc`, &fs[5])
 	check("host", nil, -1)
 	for i, k := range []string{"hostname", "hosta", "hostb", "hostc"} {
 		check(k, &fs[i+2], len(k))
 	}
 	check("ho", &fs[0], 2)
-	c.add([]byte(`exactly_15_byte"`), nil) // unknown keys are remembered too
+	add(`a`, &fs[6]) // one byte: its set is chosen with its quote and colon
+	check("a", &fs[6], 1)
+	check("b", nil, -1)
+	add(`exactly_15_byte`, nil) // unknown keys are remembered too
 	check("exactly_15_byte", nil, 15)
-	c.add([]byte(`a_key_of_16_byte"`), &fs[3]) // too long: not remembered
+	add(`a_key_of_16_byte`, &fs[3]) // too long: not remembered
 	check("a_key_of_16_byte", nil, -1)
-	c.add([]byte(`e\"x"`), &fs[3]) // escaped: not remembered
+	add(`e\"x`, &fs[3]) // escaped: not remembered
 	check(`e\"x`, nil, -1)
-	c.add([]byte(`"`), &fs[3]) // empty: not remembered
+	add(``, &fs[3]) // empty: not remembered
 	check(``, nil, -1)
 	if len(errs) > 0 {
 		t.Error(strings.Join(errs, "\n"))
