@@ -18,7 +18,7 @@ func TestFetchOptionsReachTheClient(t *testing.T) {
 		want map[string]any
 	}{
 		{"defaults", func(*config.Kafka) {}, map[string]any{
-			"FetchMinBytes": int32(64 << 10), "FetchMaxWait": 250 * time.Millisecond,
+			"FetchMinBytes": int32(128 << 10), "FetchMaxWait": 250 * time.Millisecond,
 			"FetchMaxBytes": int32(4 << 20), "FetchMaxPartitionBytes": int32(128 << 10),
 		}},
 		{"set", func(k *config.Kafka) {
