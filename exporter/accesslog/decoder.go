@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Rule chooses Format for the records whose envelope field Field matches
@@ -54,8 +55,13 @@ type Decoder struct {
 	rules     []rule
 	cacheSize int
 
-	wants []string   // envelope fields read, by index: the fixed ones, then rule fields
-	vals  [][]byte   // their raw values in the current record; nil when absent
+	wants []string // envelope fields read, by index: the fixed ones, then rule fields
+	// vals is where their raw values are in cur; absent when end is 0.
+	// Offsets, not slices: storing them needs no write barrier, and
+	// clearing them no pointer-aware clear.
+	vals  []span
+	cur   []byte     // the record value being decoded
+	msg   []byte     // the message, unescaped; nil when there is none
 	cache []ruleMemo // by want index; nil map for fields no rule reads
 	root  field      // wants as a tree of keys, which the walk follows
 	buf   []byte     // an unescaped rule field value
@@ -63,6 +69,12 @@ type Decoder struct {
 	// Record.lineBuf of the record being decoded.
 	line  []byte
 	tsDay isoDay // the date of the last @timestamp
+	// tsKey is the last @timestamp in Filebeat's form up to its seconds
+	// ("2025-10-10T11:55:36", then ".123Z"), whose instant is tsSec.
+	tsKey [19]byte
+	tsSec int64
+	// skipped remembers values skipped before (see skip).
+	skipped *[skipSets]skipSet
 	// msgAt is the offset of a top-level "message" whose value is not a
 	// string, or -1: such a record is a broken envelope, not a raw line.
 	msgAt int
@@ -148,7 +160,10 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 		d.root.add(w, i)
 	}
 	d.root.index()
-	d.vals = make([][]byte, len(d.wants))
+	d.root.markMoot()
+	d.root.setKeys()
+	d.skipped = new([skipSets]skipSet)
+	d.vals = make([]span, len(d.wants))
 	d.cache = make([]ruleMemo, len(d.wants))
 	for _, ru := range d.rules {
 		if d.cache[ru.want] == nil {
@@ -183,12 +198,13 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 	value = trimEOL(value)
 	if i := skipWS(value, 0); i < len(value) && value[i] == '{' {
 		clear(d.vals)
+		d.cur, d.msg = value, nil
 		d.msgAt = -1
 		d.line = r.lineBuf[:0]
-		end, ok := d.walk(value, i, &d.root, 0)
+		end, ok := d.walk(value, i, &d.root)
 		r.lineBuf, d.line = d.line[:0], nil // the record keeps what the message grew it to
 		if ok && skipWS(value, end) == len(value) {
-			if d.vals[wMessage] != nil {
+			if d.msg != nil {
 				return d.decodeEnvelope(r)
 			}
 			if d.msgAt >= 0 && !d.def.json {
@@ -203,12 +219,12 @@ func (d *Decoder) Decode(value []byte, r *Record) error {
 
 func (d *Decoder) decodeEnvelope(r *Record) error {
 	r.Enveloped, r.MessageAt = true, d.messageAt
-	line := d.vals[wMessage] // unescaped already, by the walk
+	line := d.msg // unescaped already, by the walk
 	r.Host = d.envString(r, wHostName, wBeatHost, wAgentHost, wHost)
 	r.File = d.envString(r, wFilePath, wSource, -1, -1)
 	f := d.choose()
-	if ts := d.vals[wTimestamp]; ts != nil {
-		t, ok := parseISO8601Day(ts, &d.tsDay)
+	if ts := d.val(wTimestamp); ts != nil {
+		t, ok := d.timestamp(ts)
 		if !ok {
 			// The shipper's clock is as suspect as nginx's: a time past
 			// 2262 would wrap wherever it is used as nanoseconds.
@@ -219,6 +235,28 @@ func (d *Decoder) decodeEnvelope(r *Record) error {
 		r.Timestamp = t
 	}
 	return f.parseLine(trimEOL(line), r)
+}
+
+// timestamp reads the @timestamp ts. Filebeat writes it as
+// "2025-10-10T11:55:36.123Z", and the lines of one second (most of a busy
+// stream's) share its first 19 bytes: their instant is read once, then
+// only the milliseconds.
+func (d *Decoder) timestamp(ts []byte) (time.Time, bool) {
+	if len(ts) == 24 && ts[19] == '.' && ts[23] == 'Z' {
+		if d.tsSec != 0 && [19]byte(ts) == d.tsKey {
+			a, b, c := ts[20]-'0', ts[21]-'0', ts[22]-'0'
+			if a <= 9 && b <= 9 && c <= 9 {
+				ms := int64(a)*100 + int64(b)*10 + int64(c)
+				return time.Unix(d.tsSec, ms*1e6).In(time.UTC), true
+			}
+		}
+		t, ok := parseISO8601Day(ts, &d.tsDay)
+		if ok && t.Unix() != 0 { // 0 marks tsKey unset
+			d.tsKey, d.tsSec = [19]byte(ts), t.Unix()
+		}
+		return t, ok
+	}
+	return parseISO8601Day(ts, &d.tsDay)
 }
 
 // EnvelopeLine returns the Line that Decode gave for an envelope value
@@ -236,13 +274,21 @@ func EnvelopeLine(value []byte, at int, dst []byte) (line []byte, ok bool) {
 	return trimEOL(text), true
 }
 
+// val is the raw value of want w, nil when absent.
+func (d *Decoder) val(w int) []byte {
+	if s := d.vals[w]; s.end != 0 {
+		return d.cur[s.start:s.end]
+	}
+	return nil
+}
+
 // envString returns the first present of up to four envelope fields, decoded.
 func (d *Decoder) envString(r *Record, ws ...int) []byte {
 	for _, w := range ws {
-		if w < 0 || d.vals[w] == nil {
+		if w < 0 || d.vals[w].end == 0 {
 			continue
 		}
-		v := d.vals[w]
+		v := d.val(w)
 		if !needsUnescape(v, EscapeJSON) {
 			return v
 		}
@@ -256,9 +302,9 @@ func (d *Decoder) envString(r *Record, ws ...int) []byte {
 // choose applies the rules to the current envelope's fields.
 func (d *Decoder) choose() *Format {
 	for i, ru := range d.rules {
-		v := d.vals[ru.want]
+		v := d.val(ru.want)
 		if v == nil && ru.alt >= 0 {
-			v = d.vals[ru.alt]
+			v = d.val(ru.alt)
 		}
 		if v == nil {
 			continue
@@ -295,11 +341,16 @@ func (d *Decoder) evaluate(w int, v []byte) uint64 {
 }
 
 // walk reads the object at b[i], whose keys are looked up among the
-// children of n: it keeps the raw values of wanted fields, descends only
-// into objects that hold one, and skips everything else without decoding
-// it. The message, the one long value, is unescaped in the same pass that
-// finds its end. It reports false for malformed JSON.
-func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
+// children of n: it keeps where the values of wanted fields are, descends
+// only into objects that hold one, and skips everything else without
+// decoding it. The message, the one long value, is unescaped in the same
+// pass that finds its end. It reports false for malformed JSON.
+//
+// An object it descends into is read by the same loop, not a call: n
+// becomes the field, and its parent again at the object's end (walk's
+// state is few values, but a call reloads them all).
+func (d *Decoder) walk(b []byte, i int, n *field) (int, bool) {
+	depth := 0
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
@@ -309,14 +360,22 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 			return 0, false
 		}
 		ks := i + 1
-		f, ke, known := n.match(b, ks)
+		var f *field
+		ke := -1
+		if ks+16 <= len(b) {
+			f, ke = n.keys.find(binary.LittleEndian.Uint64(b[ks:ks+8]), binary.LittleEndian.Uint64(b[ks+8:ks+16]), ks)
+		}
 		if ke < 0 {
-			if ke = jsonStringEnd(b, ks); ke < 0 {
-				return 0, false
+			var known bool
+			if f, ke, known = n.match(b, ks); ke < 0 {
+				if ke = jsonStringEnd(b, ks); ke < 0 {
+					return 0, false
+				}
+				if !known {
+					f = n.lookup(b[ks:ke])
+				}
 			}
-			if !known {
-				f = n.lookup(b[ks:ke])
-			}
+			n.keys.add(b[ks:ke+1], f)
 		}
 		// Shippers write "key":value, no whitespace: the colon and the
 		// value's first byte in one test, skipWS only when that fails.
@@ -338,16 +397,24 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 			i++
-		case f == nil:
-			if i = jsonSkip(b, i, depth); i < 0 {
-				return 0, false
-			}
-		case c == '{' && len(f.kids) > 0 && depth < maxJSONDepth:
-			end, ok := d.walk(b, i, f, depth+1)
-			if !ok {
+		case f == nil && c != '{' && c != '[':
+			// A number, true, false or null (Filebeat's log.offset).
+			end := jsonScalarEnd(b, i)
+			if end == i {
 				return 0, false
 			}
 			i = end
+		case f == nil || c == '{' && f.moot && d.vals[wHostName].end != 0:
+			if i = d.skip(b, i, depth); i < 0 {
+				return 0, false
+			}
+		case c == '{' && len(f.kids) > 0 && depth < maxJSONDepth:
+			if i = skipWS(b, i+1); i < len(b) && b[i] == '}' {
+				i++
+				break
+			}
+			n, depth = f, depth+1
+			continue // the object's first member
 		case c == '"' && f.want == wMessage:
 			if i = d.message(b, i); i < 0 {
 				return 0, false
@@ -358,7 +425,7 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 			if f.want >= 0 {
-				d.vals[f.want] = b[vs:ve]
+				d.vals[f.want] = span{vs, ve}
 			}
 			i = ve + 1
 		case c == '{' || c == '[':
@@ -373,17 +440,23 @@ func (d *Decoder) walk(b []byte, i int, n *field, depth int) (int, bool) {
 				return 0, false
 			}
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return 0, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
+		// After a value: the next member, or the end of this object and
+		// maybe of those it is in.
+		for {
+			if i = skipWS(b, i); i >= len(b) {
+				return 0, false
+			}
+			if c := b[i]; c == ',' {
+				i = skipWS(b, i+1)
+				break
+			} else if c != '}' {
+				return 0, false
+			}
+			i++
+			if depth == 0 {
+				return i, true
+			}
+			n, depth = n.parent, depth-1
 		}
 	}
 }
@@ -406,7 +479,186 @@ type field struct {
 	plain bool
 	// first has bit i set in the entry of the low 4 bits of kid i's first
 	// byte: a key is compared with the one or two kids it may be, not all.
-	first [16]uint64
+	first  [16]uint64
+	parent *field // nil for the root
+	// keys remembers the keys met among the kids (see keyCache).
+	keys *keyCache
+	// moot: every field below is an older name of the host, read only
+	// when host.name is absent (agent.hostname, beat.hostname), so once
+	// host.name is read the object is skipped, not walked.
+	moot bool
+}
+
+// keyCache remembers the keys a walk met in an object, with what match
+// and lookup found for them: a shipper writes the same few keys on every
+// line, and one known is recognised by its first 16 bytes (masked to the
+// key and its closing quote), without match's search among the kids or
+// the search for its end. keySets sets of keyWays, by the key's first 3
+// bytes (with its quote and colon, for a key shorter than that).
+type keyCache struct {
+	set [keySets]keySet
+}
+
+const (
+	keySets = 16
+	keyWays = 4
+)
+
+// keySet holds the keys whose first 3 bytes chose it; next is the way
+// replaced next.
+type keySet struct {
+	e    [keyWays]cachedKey
+	next int
+}
+
+// cachedKey is a key of up to 15 bytes followed by its quote: the bytes
+// under m1 and m2 of the first two words at the key are w1 and w2.
+type cachedKey struct {
+	m1, w1, m2, w2 uint64
+	f              *field
+	n              int // the key's length
+}
+
+// find returns the field of the key whose first two words (from its first
+// byte) are w1 and w2, and the index of its closing quote, the key
+// starting at b[ks]; ke is -1 when the key is not in the cache.
+func (c *keyCache) find(w1, w2 uint64, ks int) (f *field, ke int) {
+	s := &c.set[keySetOf(w1)]
+	for k := range s.e {
+		e := &s.e[k]
+		if w1&e.m1 == e.w1 && w2&e.m2 == e.w2 && e.m1 != 0 {
+			return e.f, ks + e.n
+		}
+	}
+	return nil, -1
+}
+
+// add remembers key (its bytes and closing quote) as naming f, when it is
+// short enough and holds no escape.
+func (c *keyCache) add(key []byte, f *field) {
+	n := len(key) - 1
+	if n < 1 || n > 15 || bytes.IndexByte(key[:n], '\\') >= 0 {
+		return
+	}
+	var w [16]byte
+	copy(w[:], key)
+	e := cachedKey{m1: ^uint64(0), f: f, n: n}
+	if n < 7 {
+		e.m1 = 1<<(8*(n+1)) - 1
+	} else {
+		e.m2 = 1<<(8*(n-7)) - 1
+	}
+	e.w1 = binary.LittleEndian.Uint64(w[:8]) & e.m1
+	e.w2 = binary.LittleEndian.Uint64(w[8:]) & e.m2
+	set := e.w1
+	if n == 1 {
+		set |= ':' << 16 // as find sees a key of 1 byte: with the colon after its quote
+	}
+	s := &c.set[keySetOf(set)]
+	s.e[s.next] = e
+	s.next = (s.next + 1) % keyWays
+}
+
+// keySetOf is a key's set, from the first 3 bytes at it: a key of 2
+// bytes is followed by its quote, one of 1 byte by its quote and, as
+// shippers write it, a colon (after a space, it misses the cache).
+func keySetOf(w1 uint64) uint64 {
+	return ((w1 & 0xffffff) * 0x9e3779b97f4a7c15) >> 60
+}
+
+// markMoot sets moot on the root's kids whose fields are all older names
+// of host.name.
+func (n *field) markMoot() {
+	for i := range n.kids {
+		k := &n.kids[i]
+		k.moot = len(k.kids) > 0 && k.onlyWants(wBeatHost, wAgentHost)
+	}
+}
+
+// setKeys gives n and every field below with kids a keyCache, and their
+// parent to the kids.
+func (n *field) setKeys() {
+	if len(n.kids) == 0 {
+		return
+	}
+	n.keys = new(keyCache)
+	for i := range n.kids {
+		n.kids[i].parent = n
+		n.kids[i].setKeys()
+	}
+}
+
+// onlyWants reports whether every field at or below n is one of a or b.
+func (n *field) onlyWants(a, b int) bool {
+	if n.want >= 0 && n.want != a && n.want != b {
+		return false
+	}
+	for i := range n.kids {
+		if !n.kids[i].onlyWants(a, b) {
+			return false
+		}
+	}
+	return true
+}
+
+// skipSets and skippedMax size the memory of skipped values: 8 sets of
+// 2 values of up to 256 bytes, 4 KiB a Decoder.
+const (
+	skipSets   = 8
+	skippedMax = 256
+)
+
+// skippedValue is an object or array jsonSkip read whole at nesting
+// depth: the same bytes at a nesting no deeper are that same value again.
+// key is the words that chose its set, compared before the bytes.
+type skippedValue struct {
+	key      uint64
+	n, depth int
+	text     [skippedMax]byte
+}
+
+// skipSet holds two skipped values; old is the one replaced next.
+type skipSet struct {
+	v   [2]skippedValue
+	old int
+}
+
+// skip returns the index after the value at b[i], which no field wants.
+// A shipper repeats the objects an envelope carries beside the message
+// (Filebeat's @metadata, input, ecs, and agent once host.name is read)
+// byte for byte on every line: an object or array met before is
+// recognised by one comparison instead of being read again. JSON's grammar
+// decides where a value ends from its own bytes alone, so equal bytes are
+// an equal, well-formed value.
+func (d *Decoder) skip(b []byte, i, depth int) int {
+	if c := b[i]; c != '{' && c != '[' || len(b)-i < 16 {
+		return jsonSkip(b, i, depth)
+	}
+	// The key is the value's first and third words (or second, at the
+	// end of b): objects of one shipper differ in their first key, those
+	// of different hosts (the agent's ids) by what follows it.
+	key := binary.LittleEndian.Uint64(b[i:])
+	if len(b)-i >= 24 {
+		key ^= binary.LittleEndian.Uint64(b[i+16:]) << 1
+	} else {
+		key ^= binary.LittleEndian.Uint64(b[i+8:]) << 1
+	}
+	set := &d.skipped[(key*0x9e3779b97f4a7c15)>>61]
+	for k := range set.v {
+		m := &set.v[k]
+		if n := m.n; m.key == key && n > 0 && n <= len(b)-i && depth <= m.depth && string(b[i:i+n]) == string(m.text[:n]) {
+			set.old = 1 - k
+			return i + n
+		}
+	}
+	end := jsonSkip(b, i, depth)
+	if n := end - i; end > 0 && n <= skippedMax {
+		m := &set.v[set.old]
+		set.old = 1 - set.old
+		m.key, m.n, m.depth = key, n, depth
+		copy(m.text[:], b[i:end])
+	}
+	return end
 }
 
 // message unescapes the message string at b[i] into the line buffer as it
@@ -420,7 +672,7 @@ func (d *Decoder) message(b []byte, i int) int {
 	if copied {
 		d.line = text // unescaped into the buffer: keep its growth
 	}
-	d.vals[wMessage] = text
+	d.msg = text
 	return end + 1
 }
 
@@ -437,7 +689,7 @@ func (d *Decoder) scalar(b []byte, i int, f *field) int {
 	case f.want == wMessage:
 		d.msgAt = i
 	case f.want > wMessage && string(v) != "null":
-		d.vals[f.want] = v
+		d.vals[f.want] = span{i, end}
 	}
 	return end
 }

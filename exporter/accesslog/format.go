@@ -32,6 +32,12 @@ type Format struct {
 type textOps struct {
 	ops  []op
 	tail literal // the literal after the last variable
+	// combined: the first ops are nginx's combined format with default
+	// escaping, in slots 0-7, read by parseCombined.
+	combined bool
+	// timed, main: all of t is main_timed's, or main's, read by
+	// parseTimedTail or parseMainTail after parseCombined.
+	timed, main bool
 }
 
 // op matches lit, then reads one variable's value.
@@ -109,7 +115,7 @@ func (r *Record) Var(i int) []byte {
 	if i < 0 || i >= len(r.vars) {
 		return nil
 	}
-	return r.vars[i]
+	return r.val(i)
 }
 
 // The preset formats.
@@ -198,6 +204,11 @@ func Compile(name, format string, escape Escape) (*Format, error) {
 		err = f.compileJSON(t)
 	} else {
 		f.text, err = f.compileText(format)
+		f.text.combined = err == nil && f.startsAs(f.text, FormatCombined, combinedOps)
+		f.text.timed = f.text.combined && len(f.text.ops) == timedOps && len(f.text.tail.b) == 0 &&
+			f.startsAs(f.text, FormatMainTimed, timedOps)
+		f.text.main = f.text.combined && len(f.text.ops) == mainOps && string(f.text.tail.b) == `"` &&
+			f.startsAs(f.text, FormatMain, mainOps)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("accesslog: format %q: %w", name, err)
@@ -329,6 +340,39 @@ func (f *Format) compileText(s string) (textOps, error) {
 		t.ops = append(t.ops, o)
 	}
 	return t, nil
+}
+
+// startsAs reports whether t's first n ops are those of the preset
+// format, compiled with default escaping, in slots 0 to n-1: what the
+// straight-line readers (parseCombined, parseTimedTail) read.
+func (f *Format) startsAs(t textOps, format string, n int) bool {
+	if f.escape != EscapeDefault || len(t.ops) < n {
+		return false
+	}
+	var c Format
+	for i := range c.slotOf {
+		c.slotOf[i] = -1
+	}
+	ct, err := c.compileText(format)
+	if err != nil {
+		panic(err)
+	}
+	for _, o := range t.ops[n:] {
+		if o.slot < n {
+			return false // a value read again later is the later one
+		}
+	}
+	for i, o := range ct.ops[:n] {
+		p := t.ops[i]
+		if p.slot != i || f.vars[i] != c.vars[i] || string(p.lit.b) != string(o.lit.b) || p.found != o.found {
+			return false
+		}
+		// The last value read ends where its scan ends, whatever follows.
+		if p.scan != o.scan || i < n-1 && string(p.delim) != string(o.delim) {
+			return false
+		}
+	}
+	return true
 }
 
 // shortVars are the variables whose values are nearly always under 8

@@ -90,7 +90,7 @@ func renderLine(f *Format, r *Record) []byte {
 	var out []byte
 	for _, o := range f.text.ops {
 		out = append(out, o.lit.b...)
-		out = append(out, r.vars[o.slot]...)
+		out = append(out, r.val(o.slot)...)
 	}
 	return append(out, f.text.tail.b...)
 }

@@ -116,15 +116,15 @@ func jsonStringAt(b []byte, i int) (start, end int, ok bool) {
 
 // jsonScalarEnd finds the end of a number, true, false or null.
 func jsonScalarEnd(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r', ':', '"', '{', '[':
-			return i
-		}
+	for i < len(b) && !scalarEnds[b[i]] {
 		i++
 	}
 	return i
 }
+
+// scalarEnds holds the bytes that end a number, true, false or null: one
+// load a byte instead of eleven compares.
+var scalarEnds = [256]bool{',': true, '}': true, ']': true, ' ': true, '\t': true, '\n': true, '\r': true, ':': true, '"': true, '{': true, '[': true}
 
 // jsonSkip returns the index after the value starting at b[i], or -1.
 func jsonSkip(b []byte, i, depth int) int {

@@ -23,14 +23,12 @@ func parseStatus(b []byte) (int, bool) {
 	if len(b) != 3 {
 		return 0, false
 	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
+	// A byte below '0' wraps past 9.
+	d0, d1, d2 := b[0]-'0', b[1]-'0', b[2]-'0'
+	if d0 > 9 || d1 > 9 || d2 > 9 {
+		return 0, false
 	}
-	return n, true
+	return int(d0)*100 + int(d1)*10 + int(d2), true
 }
 
 // parseCount reads a byte count; "-" is -1.
@@ -49,6 +47,20 @@ func parseCount(b []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// shortNanos reads the shape of nearly every duration nginx writes,
+// "%d.%03d" seconds under ten, as nanoseconds; ok is false for any other
+// text, which the general readers then take.
+func shortNanos(b []byte) (ns int64, ok bool) {
+	if len(b) != 5 || b[1] != '.' {
+		return 0, false
+	}
+	d0, d1, d2, d3 := b[0]-'0', b[2]-'0', b[3]-'0', b[4]-'0'
+	if d0 > 9 || d1 > 9 || d2 > 9 || d3 > 9 {
+		return 0, false
+	}
+	return int64((((int(d0)*10+int(d1))*10+int(d2))*10 + int(d3)) * 1e6), true
 }
 
 // parseNanos reads a plain decimal number of seconds ("0.123", "12", "5.")
@@ -118,6 +130,9 @@ func seconds(ns int64) float64 { return float64(ns) / 1e9 }
 
 // parseSeconds reads a single duration; "-" is -1.
 func parseSeconds(b []byte) (float64, bool) {
+	if ns, ok := shortNanos(b); ok {
+		return seconds(ns), true
+	}
 	if isDash(b) {
 		return -1, true
 	}
@@ -154,6 +169,9 @@ func upstreamSep(b []byte, i int) int {
 func upstreamSum(b []byte) (sum float64, n int, ok bool) {
 	if isDash(b) {
 		return -1, 1, true // no upstream: the common case
+	}
+	if ns, ok := shortNanos(b); ok {
+		return seconds(ns), 1, true // one try
 	}
 	var total int64
 	numeric := false

@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 )
@@ -307,12 +308,18 @@ func (r *Record) parseTime(b []byte) (time.Time, bool) {
 		*c = dateCache{key: key, days: daysFromCivil(y, monthIndex(b[3:6]), d), off: off, loc: t.Location()}
 		return t, true
 	}
-	// hh:mm:ss digit by digit: a byte below '0' wraps past 9.
-	h1, h2, m1, m2, s1, s2 := b[12]-'0', b[13]-'0', b[15]-'0', b[16]-'0', b[18]-'0', b[19]-'0'
-	if h1 > 9 || h2 > 9 || m1 > 9 || m2 > 9 || s1 > 9 || s2 > 9 || b[11] != ':' || b[14] != ':' || b[17] != ':' || b[20] != ' ' {
+	// "hh:mm:ss" in one word: a digit is 0x30-0x39 (high nibble 3, low
+	// nibble at most 9, so that adding 6 does not carry into the high
+	// nibble), a colon 0x3a.
+	w := binary.LittleEndian.Uint64(b[12:20])
+	if w&0xf0f0_f0f0_f0f0_f0f0 != 0x3030_3030_3030_3030 || w&0x0000_ff00_00ff_0000 != 0x0000_3a00_003a_0000 ||
+		(w&0x0f0f_0f0f_0f0f_0f0f+0x0606_0606_0606_0606)&0xf0f0_00f0_f000_f0f0 != 0 || b[11] != ':' || b[20] != ' ' {
 		return time.Time{}, false
 	}
-	hh, mm, ss := int(h1)*10+int(h2), int(m1)*10+int(m2), int(s1)*10+int(s2)
+	// Each digit times ten plus the next: hh, mm and ss in bytes 0, 3, 6.
+	d := w & 0x0f0f_0f0f_0f0f_0f0f
+	p := d*10 + d>>8
+	hh, mm, ss := int(p&0xff), int(p>>24&0xff), int(p>>48&0xff)
 	if hh > 23 || mm > 59 || ss > 59 {
 		return time.Time{}, false
 	}

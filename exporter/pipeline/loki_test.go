@@ -44,6 +44,15 @@ func unacknowledgedStored(r *lokitest.Receiver, timeout time.Duration) int {
 	return n
 }
 
+// largestPush is the most entries the store kept from one push.
+func largestPush(r *lokitest.Receiver) int {
+	n := 0
+	for _, q := range r.Requests() {
+		n = max(n, q.Stored)
+	}
+	return n
+}
+
 // lokiRun is one exporter run inside the test process.
 type lokiRun struct {
 	cluster *kfake.Cluster
@@ -377,14 +386,21 @@ func TestLokiOutageHoldsCommitsPausesAndLosesNothing(t *testing.T) {
 		}
 	}
 
+	timeouts := map[string]string{"reason": "timeout"}
+	timedOut := s.sum("accesslog_exporter_loki_retries_total", timeouts)
 	store.SetFault(lokitest.NoFault)
 	waitCommitted(t, r, n, 2*time.Minute)
 	// Nothing lost; duplicates only from pushes stored without an answer
 	// the client saw (the LoseAnswer phase), which it had to send again.
+	// On a loaded machine a push of the healthy store can also time out on
+	// the client's side (1 s here) while the store, which starts its clock
+	// only when the handler runs, answered it quickly: each such timeout
+	// the client counts may leave one push's entries behind twice.
+	stray := parse(t, get(t, r.metrics)).sum("accesslog_exporter_loki_retries_total", timeouts) - timedOut
 	missing := store.Missing(lines)
-	dups, dupBound := store.Duplicates(), unacknowledgedStored(store, cfg.Loki.Timeout)
+	dups, dupBound := store.Duplicates(), unacknowledgedStored(store, cfg.Loki.Timeout)+int(stray)*largestPush(store)
 	if len(missing) > 0 || store.DistinctLines() != n || dups > dupBound {
-		t.Errorf("the store holds %d distinct lines of %d, %d missing; %d duplicates, bound %d", store.DistinctLines(), n, len(missing), dups, dupBound)
+		t.Errorf("the store holds %d distinct lines of %d, %d missing; %d duplicates, bound %d (%v timeouts on the healthy store)", store.DistinctLines(), n, len(missing), dups, dupBound, stray)
 	}
 	t.Logf("after the outage: %d entries for %d lines (%d duplicates); %v retries; max in flight %v record bytes",
 		store.Len(), n, dups, s.sum("accesslog_exporter_loki_retries_total", nil), maxInflight)

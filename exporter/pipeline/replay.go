@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -101,10 +100,12 @@ func replayReader(h *handler, name string, r io.Reader, sum *ReplaySummary) erro
 		if refill || n%replayClockLines == 0 {
 			now = time.Now()
 		}
-		if errors.Is(err, bufio.ErrBufferFull) {
+		// ReadSlice returns its sentinel as is: a comparison, not
+		// errors.Is, whose call was about 30 instructions a line.
+		if err == bufio.ErrBufferFull {
 			// A line longer than the buffer: gather it whole, rarely.
 			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
+			for err == bufio.ErrBufferFull {
 				line, err = br.ReadSlice('\n')
 				long = append(long, line...)
 			}
