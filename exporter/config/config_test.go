@@ -27,7 +27,7 @@ func TestDefault(t *testing.T) {
 		"client_id":    d.Kafka.ClientID == "accesslog-exporter",
 		"start_offset": d.Kafka.StartOffset == "earliest",
 		"fetch":        d.Kafka.FetchMaxBytes == 4<<20 && d.Kafka.FetchMaxPartitionBytes == 128<<10,
-		"fetch_wait":   d.Kafka.FetchMinBytes == 64<<10 && d.Kafka.FetchMaxWait == 250*time.Millisecond,
+		"fetch_wait":   d.Kafka.FetchMinBytes == 128<<10 && d.Kafka.FetchMinBytes <= d.Kafka.FetchMaxPartitionBytes && d.Kafka.FetchMaxWait == 250*time.Millisecond,
 		"commit":       d.Kafka.CommitInterval == time.Second,
 		"workers":      d.Kafka.Workers == 0,
 		"format":       d.Input.Format == "main_timed" && d.Input.Escape == "default",

@@ -38,8 +38,15 @@ func consumeOpts(cfg config.Kafka) ([]kgo.Opt, error) {
 	if cfg.FetchMaxPartitionBytes > 0 {
 		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(cfg.FetchMaxPartitionBytes)))
 	}
-	if cfg.FetchMinBytes > 0 {
-		opts = append(opts, kgo.FetchMinBytes(int32(cfg.FetchMinBytes)))
+	if n := cfg.FetchMinBytes; n > 0 {
+		// A broker counts at most fetch_max_partition_bytes of a partition
+		// towards the minimum. A member that owns a single partition on a
+		// broker (after a rebalance, say) could never fill more, and every
+		// fetch of its backlog would wait out fetch_max_wait.
+		if p := cfg.FetchMaxPartitionBytes; p > 0 && n > p {
+			n = p
+		}
+		opts = append(opts, kgo.FetchMinBytes(int32(n)))
 	}
 	if cfg.FetchMaxWait > 0 {
 		opts = append(opts, kgo.FetchMaxWait(cfg.FetchMaxWait))

@@ -18,7 +18,7 @@ func TestFetchOptionsReachTheClient(t *testing.T) {
 		want map[string]any
 	}{
 		{"defaults", func(*config.Kafka) {}, map[string]any{
-			"FetchMinBytes": int32(64 << 10), "FetchMaxWait": 250 * time.Millisecond,
+			"FetchMinBytes": int32(128 << 10), "FetchMaxWait": 250 * time.Millisecond,
 			"FetchMaxBytes": int32(4 << 20), "FetchMaxPartitionBytes": int32(128 << 10),
 		}},
 		{"set", func(k *config.Kafka) {
@@ -27,6 +27,17 @@ func TestFetchOptionsReachTheClient(t *testing.T) {
 		}, map[string]any{
 			"FetchMinBytes": int32(1), "FetchMaxWait": 2 * time.Second,
 			"FetchMaxBytes": int32(8 << 20), "FetchMaxPartitionBytes": int32(256 << 10),
+		}},
+		// A partition's backlog must be able to fill the minimum on its own.
+		{"minimum above a partition's bytes", func(k *config.Kafka) {
+			k.FetchMaxPartitionBytes = 64 << 10
+		}, map[string]any{
+			"FetchMinBytes": int32(64 << 10), "FetchMaxPartitionBytes": int32(64 << 10),
+		}},
+		{"minimum set above a partition's bytes", func(k *config.Kafka) {
+			k.FetchMinBytes, k.FetchMaxPartitionBytes = 1<<20, 256<<10
+		}, map[string]any{
+			"FetchMinBytes": int32(256 << 10), "FetchMaxPartitionBytes": int32(256 << 10),
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
