@@ -2,10 +2,8 @@ package metrics
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,39 +54,5 @@ func TestGoldenSingleHistogram(t *testing.T) {
 			}
 			compareGathered(t, "at the end", want, got, true)
 		})
-	}
-}
-
-// ObserveMany is Observe of each value: the same exposition in every
-// format, with values past the bucket limit (a schema reduction) and a
-// reset on the way.
-func TestObserveManyIsObserveEach(t *testing.T) {
-	clock := newFakeClock()
-	opts := prometheus.HistogramOpts{
-		Name:                            "accesslog_exporter_event_delay_seconds",
-		Help:                            "Time from a line's own timestamp to its processing here.",
-		Buckets:                         []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
-		NativeHistogramBucketFactor:     1.1,
-		NativeHistogramMaxBucketNumber:  20,
-		NativeHistogramMinResetDuration: time.Hour,
-	}
-	each, many := newHistogram(opts, clock.clock()), newHistogram(opts, clock.clock())
-	want, got := prometheus.NewPedanticRegistry(), prometheus.NewPedanticRegistry()
-	want.MustRegister(each)
-	got.MustRegister(many)
-	r := rand.New(rand.NewPCG(3, 4))
-	for batch := range 50 {
-		vs := make([]float64, r.IntN(300))
-		for i := range vs {
-			vs[i] = math.Exp(r.NormFloat64()*3) - 0.01
-		}
-		for _, v := range vs {
-			each.Observe(v)
-		}
-		many.ObserveMany(vs)
-		clock.advance(time.Duration(r.IntN(600))*time.Second, true)
-		if !compareGathered(t, fmt.Sprintf("after batch %d", batch), want, got, batch%10 == 0) {
-			return
-		}
 	}
 }

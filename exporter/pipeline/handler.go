@@ -17,19 +17,10 @@ type handler struct {
 	rec   accesslog.Record
 	reqs  *metrics.Requests
 	self  *selfMetrics
-
-	// What handle counted and flush has not published yet: a lock for the
-	// delay histogram and an atomic add for the parsed lines once a batch
-	// rather than once a line (both workers share them).
-	delays []float64
-	parsed int
 }
 
-// handlerPending is the most delays a handler keeps before it flushes.
-const handlerPending = 1024
-
 func newHandler(r *rules, self *selfMetrics) *handler {
-	h := &handler{self: self, delays: make([]float64, 0, handlerPending)}
+	h := &handler{self: self}
 	h.use(r)
 	return h
 }
@@ -49,20 +40,13 @@ func (h *handler) use(r *rules) {
 func (h *handler) decode(value []byte) error { return h.dec.Decode(value, &h.rec) }
 
 // handle processes one record value. now is taken once per batch by the
-// caller: the delay histogram does not need nanoseconds per line. The
-// caller flushes at the end of the batch, before the batch counts as
-// counted (a commit waits for a scrape that shows it).
+// caller: the delay histogram does not need nanoseconds per line.
 func (h *handler) handle(value []byte, now time.Time) *accesslog.ParseError {
 	err := h.dec.Decode(value, &h.rec)
-	ts := h.rec.Time
-	if ts.IsZero() {
-		ts = h.rec.Timestamp
-	}
-	if !ts.IsZero() {
-		if len(h.delays) == cap(h.delays) {
-			h.flush()
-		}
-		h.delays = append(h.delays, delaySeconds(now, ts))
+	if ts := h.rec.Time; !ts.IsZero() {
+		h.self.delay.Observe(delaySeconds(now, ts))
+	} else if ts := h.rec.Timestamp; !ts.IsZero() {
+		h.self.delay.Observe(delaySeconds(now, ts))
 	}
 	if err != nil {
 		h.self.failed.Inc()
@@ -74,21 +58,9 @@ func (h *handler) handle(value []byte, now time.Time) *accesslog.ParseError {
 		h.self.reason(0).Inc()
 		return &accesslog.ParseError{}
 	}
-	h.parsed++
+	h.self.parsed.Inc()
 	h.reqs.Observe(&h.rec)
 	return nil
-}
-
-// flush publishes what handle counted since the last flush.
-func (h *handler) flush() {
-	if len(h.delays) > 0 {
-		h.self.delay.ObserveMany(h.delays)
-		h.delays = h.delays[:0]
-	}
-	if h.parsed > 0 {
-		h.self.parsed.Add(float64(h.parsed))
-		h.parsed = 0
-	}
 }
 
 // maxDelaySeconds bounds the seconds between two times whose difference in

@@ -63,7 +63,6 @@ func (f *reloadFixture) feed(lines ...string) {
 	for _, l := range lines {
 		f.p.h.handle([]byte(l), time.Now())
 	}
-	f.p.h.flush()
 }
 
 func (f *reloadFixture) exposition() string {

@@ -91,7 +91,6 @@ const replayBuffer = 1 << 20
 
 func replayReader(h *handler, name string, r io.Reader, sum *ReplaySummary) error {
 	lr := newLineReader(r, replayBuffer)
-	defer h.flush()
 	var n int64
 	var now time.Time
 	for {
@@ -101,7 +100,6 @@ func replayReader(h *handler, name string, r io.Reader, sum *ReplaySummary) erro
 		// replay's CPU. A read may have waited (a pipe), so the clock is
 		// read again after one.
 		if read || n%replayClockLines == 0 {
-			h.flush()
 			now = time.Now()
 		}
 		if len(line) > 0 {

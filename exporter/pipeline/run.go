@@ -559,7 +559,6 @@ func (p *processor) countBatch(b *kafka.Batch, now time.Time) (failed int) {
 			w.put(r, &p.line, &p.h.rec, p.h.rules)
 		}
 	}
-	p.h.flush()
 	return failed
 }
 
