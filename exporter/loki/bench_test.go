@@ -216,3 +216,38 @@ func BenchmarkCompress(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecompressEnvelopes is the other codec on the production path:
+// franz-go's s2 decode of the record batches a fetch brings, here loggen's
+// Filebeat envelopes snappy-compressed 64 KiB at a time as a producer
+// batches them. With BenchmarkCompress it is the part of a line's CPU no
+// change of ours can take away (docs/performance.md, issue 18).
+func BenchmarkDecompressEnvelopes(b *testing.B) {
+	g, err := loggen.New(loggen.Seed(7), loggen.WithFormat(loggen.MainTimed), loggen.Envelope(true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 64 << 10
+	var blocks [][]byte
+	raw, lines, in := make([]byte, 0, batch), 0, 0
+	for len(blocks) < 32 {
+		e := g.Next(nil)
+		if len(raw)+len(e) > batch {
+			blocks = append(blocks, s2.EncodeSnappy(nil, raw))
+			raw, lines, in = raw[:0], lines+in, 0
+		}
+		raw = append(raw, e...)
+		in++
+	}
+	dst := make([]byte, batch)
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for range b.N {
+		for _, c := range blocks {
+			if _, err := s2.Decode(dst, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/float64(lines), "cpu-ns/line")
+}
