@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Format is a compiled nginx log_format (or JSON template). It is immutable
@@ -349,14 +350,8 @@ func (f *Format) startsAs(t textOps, format string, n int) bool {
 	if f.escape != EscapeDefault || len(t.ops) < n {
 		return false
 	}
-	var c Format
-	for i := range c.slotOf {
-		c.slotOf[i] = -1
-	}
-	ct, err := c.compileText(format)
-	if err != nil {
-		panic(err)
-	}
+	c := referenceTexts()[format]
+	ct := c.text
 	for _, o := range t.ops[n:] {
 		if o.slot < n {
 			return false // a value read again later is the later one
@@ -374,6 +369,25 @@ func (f *Format) startsAs(t textOps, format string, n int) bool {
 	}
 	return true
 }
+
+// referenceTexts are the presets startsAs compares a format with, by
+// their format string: compiled once, not three times for every Compile.
+var referenceTexts = sync.OnceValue(func() map[string]*Format {
+	m := make(map[string]*Format)
+	for _, s := range []string{FormatCombined, FormatMain, FormatMainTimed} {
+		c := &Format{}
+		for i := range c.slotOf {
+			c.slotOf[i] = -1
+		}
+		t, err := c.compileText(s)
+		if err != nil {
+			panic(err)
+		}
+		c.text = t
+		m[s] = c
+	}
+	return m
+})
 
 // shortVars are the variables whose values are nearly always under 8
 // bytes ("-", a status, a byte count, a duration): a byte loop finds the
