@@ -262,7 +262,16 @@ func TestWriteTimeoutFreesAStalledReadersSlot(t *testing.T) {
 	reg := bigRegistry(t, 8)
 	const writeTimeout = 5 * time.Second
 	_, addr := startServer(t, Config{Limits: Limits{MaxRequestsInFlight: 1, WriteTimeout: writeTimeout}}, reg)
-	slowReader(t, addr, "/metrics")
+	// The stalled reader must hold the slot before our scrapes start: on a
+	// loaded machine our first scrape could reach the server first, take
+	// the slot and leave the stalled reader a 503 (one failure: answers
+	// [200] for a minute). Its status line says it has the slot.
+	c := slowReader(t, addr, "/metrics")
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	status := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(c, status); err != nil || string(status) != "HTTP/1.1 200" {
+		t.Fatalf("the stalled reader's answer begins %q (%v), want HTTP/1.1 200", status, err)
+	}
 	var codes []int
 	var refused, freed time.Time
 	testbed.Eventually(t, 60*time.Second, func() []string {
